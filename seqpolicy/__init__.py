@@ -1,0 +1,57 @@
+"""seqpolicy: Decision Transformer and Trajectory Transformer as drop-in Gymnasium agents.
+
+Importing the package is cheap: heavy optional dependencies (Stable-Baselines3, Minari, matplotlib,
+imageio) are imported only by the functions that need them. Public names are resolved lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved on first attribute access (PEP 562).
+_LAZY = {
+    "DecisionTransformerAgent": "seqpolicy.agents.dt",
+    "RandomAgent": "seqpolicy.agents.base",
+    "Agent": "seqpolicy.agents.base",
+    "Trajectories": "seqpolicy.data.trajectories",
+    "Episode": "seqpolicy.data.trajectories",
+    "train_dt": "seqpolicy.training.dt",
+    "DTTrainConfig": "seqpolicy.training.dt",
+    "evaluate": "seqpolicy.evaluation.evaluate",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from seqpolicy.agents.base import Agent, RandomAgent
+    from seqpolicy.agents.dt import DecisionTransformerAgent
+    from seqpolicy.data.trajectories import Episode, Trajectories
+    from seqpolicy.evaluation.evaluate import evaluate
+    from seqpolicy.training.dt import DTTrainConfig, train_dt
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'seqpolicy' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
+
+def _register_envs() -> None:
+    """Register seqpolicy's own small environments with Gymnasium (ids start with ``seqpolicy/``)."""
+    import gymnasium
+
+    if "seqpolicy/PointReach-v0" not in gymnasium.registry:
+        gymnasium.register(
+            id="seqpolicy/PointReach-v0",
+            entry_point="seqpolicy.toy:PointReachEnv",
+            max_episode_steps=50,
+        )
+
+
+_register_envs()

@@ -1,0 +1,1 @@
+"""Agents: one reset()/act(obs, reward) protocol around every policy."""

@@ -1,0 +1,1 @@
+"""Offline datasets: the trajectory container, its statistics and its sources."""

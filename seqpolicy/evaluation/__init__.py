@@ -1,0 +1,1 @@
+"""One evaluation loop for every agent."""

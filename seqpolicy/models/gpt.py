@@ -1,0 +1,87 @@
+"""GPT building blocks shared by the Decision Transformer and the Trajectory Transformer.
+
+Pre-LayerNorm blocks (x + attn(ln1 x); x + mlp(ln2 x)) with a fused query/key/value projection and
+``torch.nn.functional.scaled_dot_product_attention``. Masks are boolean with **True = may attend** (the
+SDPA convention); callers build them by meaning (causal, padding, value columns) and pass them in.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,  # exact erf GELU (minGPT / the TT reference)
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),  # GPT-2's tanh approximation
+    "tanh": nn.Tanh,
+}
+
+KVCache = tuple[torch.Tensor, torch.Tensor]
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention; the caller supplies the (causal and any other) mask."""
+
+    def __init__(self, n_embd: int, n_head: int, attn_pdrop: float = 0.0, resid_pdrop: float = 0.0):
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}.")
+        self.n_head, self.head_dim = n_head, n_embd // n_head
+        self.qkv = nn.Linear(n_embd, 3 * n_embd)
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.attn_pdrop = attn_pdrop
+        self.resid_drop = nn.Dropout(resid_pdrop)
+
+    def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
+                ) -> tuple[torch.Tensor, KVCache]:
+        """x: (B, L, E); allow: bool, broadcastable to (B, heads, L, L_past + L); returns (y, (k, v))."""
+        b, n, e = x.shape
+        q, k, v = self.qkv(x).split(e, dim=2)
+        # (B, L, E) -> (B, heads, L, head_dim)
+        q = q.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
+        k = k.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
+        v = v.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow,
+                                           dropout_p=self.attn_pdrop if self.training else 0.0,
+                                           scale=1.0 / math.sqrt(self.head_dim))
+        y = y.transpose(1, 2).reshape(b, n, e)  # (B, heads, L, hd) -> (B, L, E)
+        return self.resid_drop(self.proj(y)), (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, n_embd: int, n_inner: int, activation: str = "gelu", resid_pdrop: float = 0.0):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"Unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}.")
+        self.fc = nn.Linear(n_embd, n_inner)
+        self.act = ACTIVATIONS[activation]()
+        self.proj = nn.Linear(n_inner, n_embd)
+        self.drop = nn.Dropout(resid_pdrop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.proj(self.act(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block."""
+
+    def __init__(self, n_embd: int, n_head: int, n_inner: int | None = None, activation: str = "gelu",
+                 attn_pdrop: float = 0.0, resid_pdrop: float = 0.0, layer_norm_eps: float = 1e-5):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd, eps=layer_norm_eps)
+        self.attn = CausalSelfAttention(n_embd, n_head, attn_pdrop, resid_pdrop)
+        self.ln_2 = nn.LayerNorm(n_embd, eps=layer_norm_eps)
+        self.mlp = MLP(n_embd, n_inner or 4 * n_embd, activation, resid_pdrop)
+
+    def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
+                ) -> tuple[torch.Tensor, KVCache]:
+        a, kv = self.attn(self.ln_1(x), allow, past)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), kv

@@ -1,0 +1,1 @@
+"""Trainers that turn trajectories into agents."""
