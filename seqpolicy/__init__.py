@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "DecisionTransformerAgent": "seqpolicy.agents.dt",
     "RandomAgent": "seqpolicy.agents.base",
+    "FunctionAgent": "seqpolicy.agents.base",
     "Agent": "seqpolicy.agents.base",
     "Trajectories": "seqpolicy.data.trajectories",
     "Episode": "seqpolicy.data.trajectories",

@@ -193,3 +193,18 @@ class RandomAgent(ContextAgent):
         if self._scaler.identity and not self._scaler.clip:
             raise ValueError("RandomAgent needs a bounded action Box.")
         return self._rng.uniform(-1.0, 1.0, size=(n, self.act_dim)).astype(np.float32)
+
+
+class FunctionAgent(ContextAgent):
+    """Wraps a plain function ``policy(obs_batch) -> actions_batch`` (env units) as an agent.
+
+    Used for scripted policies such as PointReach's expert (``seqpolicy.toy.ScriptedPolicy``).
+    """
+
+    def __init__(self, policy, observation_space: gym.spaces.Box, action_space: gym.spaces.Box):
+        super().__init__(observation_space, action_space)
+        self.policy = policy
+
+    def _act_batch(self, obs: np.ndarray, rewards: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        actions = np.asarray(self.policy(obs), dtype=np.float32).reshape(obs.shape[0], self.act_dim)
+        return self._scaler.to_unit(actions)  # act() maps back to env units and clips
