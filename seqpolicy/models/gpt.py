@@ -21,6 +21,9 @@ ACTIVATIONS = {
 }
 
 KVCache = tuple[torch.Tensor, torch.Tensor]
+# Preallocated (keys, values, n_past): buffers of shape (B, heads, capacity, head_dim) whose first n_past
+# positions are filled; new keys/values are written in place after them instead of concatenated.
+KVBuffer = tuple[torch.Tensor, torch.Tensor, int]
 
 
 class CausalSelfAttention(nn.Module):
@@ -37,8 +40,11 @@ class CausalSelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(resid_pdrop)
 
     def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
-                ) -> tuple[torch.Tensor, KVCache]:
-        """x: (B, L, E); allow: bool, broadcastable to (B, heads, L, L_past + L); returns (y, (k, v))."""
+                buffer: KVBuffer | None = None) -> tuple[torch.Tensor, KVCache]:
+        """x: (B, L, E); allow: bool, broadcastable to (B, heads, L, L_past + L); returns (y, (k, v)).
+
+        ``past`` (concatenated) and ``buffer`` (written in place, no copy of the past) are alternatives.
+        """
         b, n, e = x.shape
         q, k, v = self.qkv(x).split(e, dim=2)
         # (B, L, E) -> (B, heads, L, head_dim)
@@ -48,6 +54,11 @@ class CausalSelfAttention(nn.Module):
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
+        elif buffer is not None:
+            k_buf, v_buf, n_past = buffer
+            k_buf[:, :, n_past:n_past + n] = k
+            v_buf[:, :, n_past:n_past + n] = v
+            k, v = k_buf[:, :, :n_past + n], v_buf[:, :, :n_past + n]  # (B, heads, L_past + L, head_dim)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow,
                                            dropout_p=self.attn_pdrop if self.training else 0.0,
                                            scale=1.0 / math.sqrt(self.head_dim))
@@ -81,7 +92,7 @@ class Block(nn.Module):
         self.mlp = MLP(n_embd, n_inner or 4 * n_embd, activation, resid_pdrop)
 
     def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
-                ) -> tuple[torch.Tensor, KVCache]:
-        a, kv = self.attn(self.ln_1(x), allow, past)
+                buffer: KVBuffer | None = None) -> tuple[torch.Tensor, KVCache]:
+        a, kv = self.attn(self.ln_1(x), allow, past, buffer)
         x = x + a
         return x + self.mlp(self.ln_2(x)), kv
