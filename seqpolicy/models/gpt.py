@@ -40,15 +40,23 @@ class CausalSelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(resid_pdrop)
 
     def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
-                buffer: KVBuffer | None = None) -> tuple[torch.Tensor, KVCache]:
-        """x: (B, L, E); allow: bool, broadcastable to (B, heads, L, L_past + L); returns (y, (k, v)).
+                buffer: KVBuffer | None = None, n_query: int | None = None) -> tuple[torch.Tensor, KVCache]:
+        """x: (B, L, E); allow: bool, broadcastable to (B, heads, Lq, L_past + L); returns (y, (k, v)).
 
         ``past`` (concatenated) and ``buffer`` (written in place, no copy of the past) are alternatives.
+        With ``n_query``, only the last ``n_query`` tokens are queries and y is (B, n_query, E); keys and
+        values still cover every token (inference uses it when only the last outputs are read).
         """
         b, n, e = x.shape
-        q, k, v = self.qkv(x).split(e, dim=2)
+        if n_query is None:
+            q, k, v = self.qkv(x).split(e, dim=2)
+        else:
+            w, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, n - n_query:], w[:e], bias[:e])
+            k, v = F.linear(x, w[e:], bias[e:]).split(e, dim=2)
+        nq = q.shape[1]
         # (B, L, E) -> (B, heads, L, head_dim)
-        q = q.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
+        q = q.view(b, nq, self.n_head, self.head_dim).transpose(1, 2)
         k = k.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
         v = v.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
         if past is not None:
@@ -62,7 +70,7 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow,
                                            dropout_p=self.attn_pdrop if self.training else 0.0,
                                            scale=1.0 / math.sqrt(self.head_dim))
-        y = y.transpose(1, 2).reshape(b, n, e)  # (B, heads, L, hd) -> (B, L, E)
+        y = y.transpose(1, 2).reshape(b, nq, e)  # (B, heads, Lq, hd) -> (B, Lq, E)
         return self.resid_drop(self.proj(y)), (k, v)
 
 
@@ -92,7 +100,8 @@ class Block(nn.Module):
         self.mlp = MLP(n_embd, n_inner or 4 * n_embd, activation, resid_pdrop)
 
     def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
-                buffer: KVBuffer | None = None) -> tuple[torch.Tensor, KVCache]:
-        a, kv = self.attn(self.ln_1(x), allow, past, buffer)
-        x = x + a
+                buffer: KVBuffer | None = None, n_query: int | None = None) -> tuple[torch.Tensor, KVCache]:
+        """See :meth:`CausalSelfAttention.forward`; with ``n_query`` only the last tokens come out."""
+        a, kv = self.attn(self.ln_1(x), allow, past, buffer, n_query)
+        x = (x if n_query is None else x[:, x.shape[1] - n_query:]) + a
         return x + self.mlp(self.ln_2(x)), kv
