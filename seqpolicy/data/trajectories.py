@@ -20,13 +20,18 @@ from seqpolicy.common.spaces import space_from_json, space_to_json
 
 @dataclass
 class Episode:
-    """One episode: ``observations`` (T, obs_dim), ``actions`` (T, act_dim), ``rewards`` (T,)."""
+    """One episode: ``observations`` (T, obs_dim), ``actions`` (T, act_dim), ``rewards`` (T,).
+
+    ``final_observation`` (obs_dim,), when known, is the observation the last action led to (Minari stores
+    T + 1 observations per episode; D4RL's ``next_observations`` hold it too).
+    """
 
     observations: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
     terminated: bool = False
     truncated: bool = True
+    final_observation: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.observations = np.asarray(self.observations, dtype=np.float32)
@@ -40,6 +45,11 @@ class Episode:
                              f"{self.actions.shape}, rewards {self.rewards.shape}; expected (T, obs_dim), "
                              f"(T, act_dim) and (T,) with the same T.")
         self.terminated, self.truncated = bool(self.terminated), bool(self.truncated)
+        if self.final_observation is not None:
+            self.final_observation = np.asarray(self.final_observation, dtype=np.float32).reshape(-1)
+            if self.final_observation.shape != self.observations.shape[1:]:
+                raise ValueError(f"final_observation has shape {self.final_observation.shape}, expected "
+                                 f"{self.observations.shape[1:]} like the other observations.")
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
@@ -160,9 +170,10 @@ class Trajectories:
 
     @classmethod
     def from_arrays(cls, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-                    terminals: np.ndarray, timeouts: np.ndarray, **kwargs) -> Trajectories:
+                    terminals: np.ndarray, timeouts: np.ndarray, next_observations: np.ndarray | None = None,
+                    **kwargs) -> Trajectories:
         """Split flat arrays into episodes at terminals or timeouts; a trailing partial episode is kept as
-        truncated."""
+        truncated. With ``next_observations``, each episode's ``final_observation`` is filled in."""
         terminals = np.asarray(terminals, dtype=bool).reshape(-1)
         timeouts = np.asarray(timeouts, dtype=bool).reshape(-1)
         ends = np.flatnonzero(terminals | timeouts)
@@ -173,7 +184,9 @@ class Trajectories:
             if e <= s:
                 continue
             episodes.append(Episode(observations[s:e], actions[s:e], rewards[s:e],
-                                    terminated=bool(terminals[e - 1]), truncated=not bool(terminals[e - 1])))
+                                    terminated=bool(terminals[e - 1]), truncated=not bool(terminals[e - 1]),
+                                    final_observation=None if next_observations is None
+                                    else next_observations[e - 1]))
         return cls(episodes, **kwargs)
 
     # -- seqpolicy's own file format: one .npz of flat arrays plus JSON metadata -----------------------

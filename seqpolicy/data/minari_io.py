@@ -1,0 +1,160 @@
+"""Minari datasets: read them into :class:`Trajectories` and write them, without ``minari[create]`` or jax.
+
+Minari 0.5's ``DataCollector`` needs jax (``EpisodeBuffer.add_step_data`` maps over pytrees with it), but
+``minari.create_dataset_from_buffers`` does not when its ``EpisodeBuffer`` s are built from whole arrays, which
+is what :func:`write_minari` does. The result is an ordinary local Minari dataset (HDF5 storage) that
+``minari.load_dataset`` reads, in the folder ``minari`` uses: ``$MINARI_DATASETS_PATH`` or
+``~/.minari/datasets``. Nothing here downloads.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from seqpolicy.data.trajectories import Episode, Trajectories
+
+MAKE_ONE = ("Make one with seqpolicy-collect (e.g. `seqpolicy-collect --env seqpolicy/PointReach-v0 --policy "
+            "pointreach-expert --episodes 100 --dataset-id pointreach/expert-v0`), or copy a downloaded Minari "
+            "dataset folder into that directory.")
+
+
+def require_minari():
+    """Import minari, or explain which extra installs it."""
+    try:
+        import minari
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("Minari datasets need minari and h5py: pip install 'seqpolicy[datasets]'") from e
+    return minari
+
+
+def minari_root() -> Path:
+    """The local Minari dataset folder (``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
+    require_minari()
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    return get_dataset_path()
+
+
+def local_minari_ids() -> list[str]:
+    """Ids of the Minari datasets on this machine."""
+    minari = require_minari()
+    return sorted(minari.list_local_datasets())
+
+
+def load_minari(dataset_id: str) -> Trajectories:
+    """Read a local Minari dataset (never downloads).
+
+    Raises:
+        FileNotFoundError: the id is not in the local store; the message lists the local datasets.
+        ValueError: the dataset's spaces are not flat Boxes.
+    """
+    minari = require_minari()
+    try:
+        ds = minari.load_dataset(dataset_id, download=False)
+    except FileNotFoundError:
+        local = local_minari_ids()
+        listing = ", ".join(local) if local else "none"
+        raise FileNotFoundError(
+            f"No Minari dataset {dataset_id!r} on this machine (looked in {minari_root()}; set "
+            f"MINARI_DATASETS_PATH to look elsewhere). Local datasets: {listing}. {MAKE_ONE}") from None
+    return minari_to_trajectories(ds, dataset_id)
+
+
+def minari_to_trajectories(ds, dataset_id: str | None = None) -> Trajectories:
+    """Convert an open ``MinariDataset`` (flat Box spaces) into :class:`Trajectories`."""
+    for name, space in (("observation", ds.observation_space), ("action", ds.action_space)):
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ValueError(f"Minari dataset {dataset_id} has a {name} space {space}; seqpolicy reads flat "
+                             f"Box spaces only (flatten Dict observations before collecting).")
+    episodes = []
+    for ep in ds.iterate_episodes():
+        obs = np.asarray(ep.observations, dtype=np.float32)  # (T + 1, obs_dim): Minari keeps the last one
+        terminated = bool(np.asarray(ep.terminations)[-1]) if len(ep.rewards) else False
+        episodes.append(Episode(obs[:-1], ep.actions, ep.rewards, terminated=terminated,
+                                truncated=not terminated, final_observation=obs[-1]))
+    meta = dict(ds.storage.metadata)
+    spec = ds.spec.env_spec
+    return Trajectories(episodes, env_id=spec.id if spec is not None else None,
+                        dataset_id=dataset_id or meta.get("dataset_id"), observation_space=ds.observation_space,
+                        action_space=ds.action_space,
+                        metadata={"source": "minari", "minari": _jsonable(meta)})
+
+
+def _jsonable(meta: dict) -> dict:
+    out = {}
+    for k, v in meta.items():
+        if k in ("observation_space", "action_space", "env_spec", "eval_env_spec"):
+            continue  # big serialised blobs; the spaces are kept on the Trajectories itself
+        out[k] = sorted(v) if isinstance(v, set) else v
+    return out
+
+
+def write_minari(data: Trajectories | Iterable[Episode], dataset_id: str, env_id: str,
+                 metadata: dict[str, Any] | None = None, description: str | None = None,
+                 algorithm_name: str | None = None, seeds: list[int | None] | None = None,
+                 ref_min_score: float | None = None, ref_max_score: float | None = None,
+                 overwrite: bool = False):
+    """Write episodes as a local Minari dataset that ``minari.load_dataset(dataset_id)`` reads.
+
+    Args:
+        data: episodes; each needs ``final_observation`` (Minari stores T + 1 observations). Where it is
+            missing the last observation is repeated, with a warning.
+        dataset_id: Minari id ``[namespace/]name-vN``, e.g. ``seqpolicy/hopper-v4/medium-v0``.
+        env_id: Gymnasium id of the env the data comes from (stored as the dataset's env spec).
+        metadata: extra JSON-serialisable metadata, stored under the key ``seqpolicy``.
+        description, algorithm_name: Minari's own metadata fields.
+        seeds: the reset seed of each episode, stored per episode (None where unknown).
+        ref_min_score, ref_max_score: reference returns for ``minari.get_normalized_score`` (both or neither).
+        overwrite: replace an existing dataset with this id instead of refusing.
+
+    Returns:
+        The ``minari.MinariDataset`` as written.
+    """
+    minari = require_minari()
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    episodes = list(data)
+    if not episodes:
+        raise ValueError(f"Nothing to write to {dataset_id}: no episodes.")
+    path = minari_root() / dataset_id
+    if (path / "data").exists():
+        if not overwrite:
+            raise FileExistsError(f"Minari dataset {dataset_id!r} already exists at {path}. Pick another id "
+                                  "(bump the -vN version) or pass overwrite=True / --overwrite.")
+        minari.delete_dataset(dataset_id)
+    if (ref_min_score is None) != (ref_max_score is None):
+        raise ValueError("Pass both ref_min_score and ref_max_score, or neither.")
+    repeated = 0
+    buffers = []
+    for i, ep in enumerate(episodes):
+        final = ep.final_observation
+        if final is None:
+            final, repeated = ep.observations[-1], repeated + 1
+        terms = np.zeros(len(ep), dtype=bool)
+        truncs = np.zeros(len(ep), dtype=bool)
+        terms[-1], truncs[-1] = ep.terminated, not ep.terminated
+        buffers.append(EpisodeBuffer(
+            id=i, seed=None if seeds is None else seeds[i],
+            observations=np.concatenate([ep.observations, final[None]]), actions=ep.actions,
+            rewards=ep.rewards.astype(np.float64), terminations=terms, truncations=truncs, infos={}))
+    if repeated:
+        warnings.warn(f"{repeated} episode(s) have no final observation; Minari needs T + 1 observations, so "
+                      f"their last observation was repeated.", stacklevel=2)
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Minari warns about every optional field left out
+        ds = minari.create_dataset_from_buffers(
+            dataset_id=dataset_id, buffer=buffers, env=env_id, algorithm_name=algorithm_name,
+            author="seqpolicy", description=description, ref_min_score=ref_min_score,
+            ref_max_score=ref_max_score, observation_space=env.observation_space,
+            action_space=env.action_space, requirements=None)
+    env.close()
+    if metadata:
+        ds.storage.update_metadata({"seqpolicy": metadata})
+    return ds
