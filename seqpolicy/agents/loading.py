@@ -1,0 +1,68 @@
+"""Load any saved agent from its folder: the one place that maps an artifact's ``kind`` to its class."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from seqpolicy.common.artifact import CONFIG_FILE, ArtifactError
+
+# agent.json "kind" -> (module, class). Each class has a ``load(path, ...)`` classmethod.
+AGENT_KINDS: dict[str, tuple[str, str]] = {
+    "dt": ("seqpolicy.agents.dt", "DecisionTransformerAgent"),
+    "tt": ("seqpolicy.agents.tt", "TrajectoryTransformerAgent"),
+    "sb3": ("seqpolicy.agents.sb3", "SB3Agent"),
+}
+
+
+def agent_kind(path: str | os.PathLike) -> str:
+    """The ``kind`` of the agent saved at ``path`` (a folder with agent.json, or an SB3 ``.zip``).
+
+    Raises:
+        ArtifactError: nothing loadable is there, with what was expected.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".zip":
+        return "sb3"
+    cfg = path / CONFIG_FILE
+    if not path.exists():
+        raise ArtifactError(f"No agent at {path}: the path does not exist. Pass a folder written by agent.save() "
+                            "or seqpolicy-train, or an SB3 model .zip.")
+    if not cfg.is_file():
+        raise ArtifactError(f"No agent at {path}: {CONFIG_FILE} is missing. Pass a folder written by agent.save() "
+                            "or seqpolicy-train, or an SB3 model .zip.")
+    try:
+        kind = json.loads(cfg.read_text()).get("kind")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise ArtifactError(f"Corrupt agent artifact: {cfg} is not a valid agent description ({e}).") from e
+    if kind not in AGENT_KINDS:
+        raise ArtifactError(f"{cfg} names agent kind {kind!r}, which this seqpolicy cannot load "
+                            f"(known: {', '.join(sorted(AGENT_KINDS))}). Upgrade seqpolicy?")
+    return kind
+
+
+def load_agent(path: str | os.PathLike, device: str = "auto", **kwargs: Any) -> Any:
+    """Load the agent saved at ``path``, whatever its kind.
+
+    Args:
+        path: an agent folder (``agent.json`` + weights) or an SB3 model ``.zip``.
+        device: torch device for agents that run a network (``"auto"``, ``"cpu"``, ``"cuda"``...).
+        **kwargs: passed to the agent class's ``load``.
+
+    Example:
+        >>> agent = load_agent("envs/Hopper-v4/dt")  # doctest: +SKIP
+    """
+    kind = agent_kind(path)
+    module, name = AGENT_KINDS[kind]
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ImportError as e:
+        hint = " (pip install 'seqpolicy[sb3]')" if kind == "sb3" else ""
+        raise ImportError(f"Cannot load a {kind!r} agent: {e}{hint}") from e
+    if "device" in inspect.signature(cls.load).parameters:
+        kwargs["device"] = device
+    return cls.load(path, **kwargs)

@@ -1,0 +1,97 @@
+"""Compare agents with the same harness and the same seeds: markdown table, JSON and a bar chart with CIs."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json
+from seqpolicy.evaluation.evaluate import EnvLike, EvalResult, evaluate
+
+
+@dataclass
+class Comparison:
+    """Evaluation results of several agents on one env, episode for episode on the same seeds."""
+
+    env_id: str
+    results: dict[str, EvalResult]
+
+    def markdown(self) -> str:
+        """A markdown table: one row per agent."""
+        return results_table(self.results)
+
+    def to_dict(self) -> dict:
+        return {"env_id": self.env_id, "results": {k: r.to_dict() for k, r in self.results.items()}}
+
+    def plot(self, path: str | os.PathLike) -> Path:
+        """Bar chart of mean scores with 95% CI error bars (D4RL-normalised when available)."""
+        try:
+            from matplotlib.figure import Figure
+        except ImportError as e:
+            raise ImportError("The comparison chart needs matplotlib: pip install 'seqpolicy[plot]'.") from e
+        names = list(self.results)
+        normalised = all(r.normalized for r in self.results.values())
+        means, lows, highs = [], [], []
+        for r in self.results.values():
+            mean, ci = (r.normalized["mean"], r.normalized["ci95"]) if normalised else (r.mean, r.ci95)
+            means.append(mean)
+            lows.append(mean - ci[0])
+            highs.append(ci[1] - mean)
+        fig = Figure(figsize=(max(4.0, 1.2 * len(names) + 2), 3.6), dpi=100)
+        ax = fig.add_subplot()
+        ax.bar(names, means, yerr=[lows, highs], capsize=6, color="#4c72b0")
+        n_eps = sorted({r.n_episodes for r in self.results.values()})
+        ax.set_ylabel("D4RL-normalised score" if normalised else "episode return")
+        ax.set_title(f"{self.env_id}: mean and 95% bootstrap CI over {', '.join(map(str, n_eps))} episodes",
+                     fontsize=9)
+        ax.axhline(0, color="black", linewidth=0.6)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        atomic_write_bytes(path, buf.getvalue())
+        return Path(path)
+
+    def save(self, folder: str | os.PathLike, stem: str = "comparison") -> dict[str, Path]:
+        """Write ``<stem>.md``, ``<stem>.json`` and ``<stem>.png`` into ``folder``; returns their paths."""
+        folder = Path(folder)
+        md, js, png = (folder / f"{stem}{ext}" for ext in (".md", ".json", ".png"))
+        atomic_write_bytes(md, (f"# {self.env_id}\n\n" + self.markdown() + "\n").encode())
+        atomic_write_json(js, self.to_dict())
+        self.plot(png)
+        return {"markdown": md, "json": js, "png": png}
+
+
+def results_table(results: Mapping[str, EvalResult]) -> str:
+    """Markdown table of results: return mean +- std, its 95% CI, and the D4RL score where known."""
+    with_norm = any(r.normalized for r in results.values())
+    head = ["agent", "env", "episodes", "return (mean +- std)", "95% CI"]
+    if with_norm:
+        head += ["D4RL score", "D4RL 95% CI"]
+    rows = [head, ["---"] * len(head)]
+    for name, r in results.items():
+        row = [name, r.env_id, str(r.n_episodes), f"{r.mean:.1f} +- {r.std:.1f}",
+               f"{r.ci95[0]:.1f} to {r.ci95[1]:.1f}"]
+        if with_norm:
+            n = r.normalized
+            row += [f"{n['mean']:.1f}", f"{n['ci95'][0]:.1f} to {n['ci95'][1]:.1f}"] if n else ["-", "-"]
+        rows.append(row)
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def compare(agents: Mapping[str, Any], env: EnvLike, n_episodes: int = 10, seed: int = 0, n_envs: int = 1,
+            **kwargs: Any) -> Comparison:
+    """Evaluate every agent on the same env and seeds (``kwargs`` go to :func:`~seqpolicy.evaluate`).
+
+    Example:
+        >>> cmp = compare({"dt": dt_agent, "random": random_agent}, "Hopper-v4", n_episodes=20)  # doctest: +SKIP
+        >>> cmp.save("comparisons/hopper")                                                    # doctest: +SKIP
+    """
+    if not agents:
+        raise ValueError("compare needs at least one agent.")
+    results = {name: evaluate(agent, env, n_episodes, seed, n_envs, **kwargs) for name, agent in agents.items()}
+    env_id = next(iter(results.values())).env_id
+    return Comparison(env_id=env_id, results=results)

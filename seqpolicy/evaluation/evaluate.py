@@ -1,0 +1,429 @@
+"""One evaluation loop for every agent: single env or Gymnasium vector envs, honest per-episode scores.
+
+Rules the loop keeps (SB3's ``evaluate_policy`` is the counter-example):
+
+- Episode ``i`` is reset with seed ``seed + i``, whichever env runs it, so results repeat and a vector run
+  scores exactly the episodes a single-env run scores.
+- Returns are the env's own rewards, read from :class:`~seqpolicy.wrappers.RecordRawReward` placed directly
+  around the made env, beneath any wrapper the caller adds.
+- With ``n_envs > 1`` episodes are dealt to envs up front (env ``j`` runs episodes ``j, j + n_envs, ...``), so
+  exactly ``n_episodes`` are counted and short episodes are not over-represented, as they are when the
+  first ``n_episodes`` to finish are kept.
+
+Example:
+    >>> import seqpolicy
+    >>> from seqpolicy.toy import ScriptedPolicy
+    >>> env = gymnasium.make("seqpolicy/PointReach-v0")
+    >>> agent = seqpolicy.FunctionAgent(ScriptedPolicy(), env.observation_space, env.action_space)
+    >>> result = evaluate(agent, "seqpolicy/PointReach-v0", n_episodes=4, seed=0, n_envs=2)
+    >>> len(result.returns)
+    4
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium
+import numpy as np
+
+from seqpolicy.common.artifact import atomic_write_json
+from seqpolicy.common.spaces import space_to_json, spaces_match
+from seqpolicy.evaluation.scores import bootstrap_ci, d4rl_normalized, env_name_and_version
+from seqpolicy.wrappers import RecordRawReward
+
+EnvLike = str | Callable[..., gymnasium.Env] | gymnasium.Env
+Wrapper = Callable[[gymnasium.Env], gymnasium.Env]
+
+
+@dataclass
+class EvalResult:
+    """Per-episode results and their summary; ``to_dict()`` / ``save_json()`` give the JSON form."""
+
+    env_id: str
+    """Env id including its version, e.g. ``"Hopper-v4"``."""
+    env_version: int | None
+    agent: str
+    """A short description of the agent (its class, and its kind when it has one)."""
+    seed: int
+    seeds: list[int]
+    """Reset seed of each episode (``seed + i``)."""
+    returns: list[float]
+    """Undiscounted sum of the env's raw rewards, per episode, in episode order."""
+    lengths: list[int]
+    mean: float
+    std: float
+    """Sample standard deviation (ddof=1; 0 for one episode)."""
+    ci95: tuple[float, float]
+    """95% percentile-bootstrap confidence interval of the mean return."""
+    normalized: dict | None
+    """D4RL-normalised scores (mean, ci95, per episode, reference used) for Hopper/HalfCheetah/Walker2d."""
+    n_envs: int
+    vectorization: str
+    env_steps: int
+    wall_time_s: float
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_episodes(self) -> int:
+        return len(self.returns)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.env_steps / self.wall_time_s if self.wall_time_s > 0 else float("inf")
+
+    def summary(self) -> str:
+        """One line: mean return with its CI, and the normalised score when there is one."""
+        line = (f"{self.env_id}: return {self.mean:.1f} +- {self.std:.1f} "
+                f"(95% CI {self.ci95[0]:.1f} to {self.ci95[1]:.1f}) over {self.n_episodes} episodes")
+        if self.normalized:
+            n = self.normalized
+            line += f", D4RL-normalised {n['mean']:.1f} (95% CI {n['ci95'][0]:.1f} to {n['ci95'][1]:.1f})"
+        return line
+
+    def to_dict(self) -> dict:
+        doc = asdict(self)
+        doc["ci95"] = list(self.ci95)
+        doc["n_episodes"] = self.n_episodes
+        doc["steps_per_second"] = self.steps_per_second
+        return doc
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as JSON (atomically; parent folders are created)."""
+        atomic_write_json(path, self.to_dict())
+        return Path(path)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> EvalResult:
+        keep = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
+        keep["ci95"] = tuple(keep["ci95"])
+        return cls(**keep)
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> EvalResult:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# -- making envs -----------------------------------------------------------------------------------------
+
+def make_env(env: EnvLike, *, env_kwargs: dict | None = None, wrappers: Sequence[Wrapper] = (),
+             max_episode_steps: int | None = None, render_mode: str | None = None,
+             render_size: tuple[int, int] | None = None) -> gymnasium.Env:
+    """Make one env the way :func:`evaluate` does: raw-reward recorder innermost, then ``wrappers``.
+
+    Args:
+        env: a registered env id, a function returning a new env (it may accept ``render_mode``), or an env.
+        env_kwargs: keyword arguments for ``gymnasium.make`` (env ids only).
+        wrappers: functions ``env -> wrapped env`` applied in order, outside the raw-reward recorder.
+        max_episode_steps: cut episodes after this many steps (overrides the registered limit for ids).
+        render_mode: e.g. ``"rgb_array"`` for video.
+        render_size: (width, height) of rendered frames, for envs that accept ``width``/``height``.
+
+    Raises:
+        ValueError: the env id is unknown or the env cannot be made, with the reason.
+    """
+    if isinstance(env, gymnasium.Env):
+        if render_mode is not None and env.render_mode != render_mode:
+            raise ValueError(f"The env instance has render_mode={env.render_mode!r}, {render_mode!r} is needed: "
+                             "pass an env id or a make-function instead of an env instance.")
+        base = env
+    elif isinstance(env, str):
+        kwargs = dict(env_kwargs or {})
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        if max_episode_steps is not None:
+            kwargs["max_episode_steps"] = max_episode_steps
+        base = _make_by_id(env, kwargs, render_size)
+    elif callable(env):
+        if env_kwargs:
+            raise ValueError("env_kwargs apply to env ids only; put them inside your make-function.")
+        base = _make_by_function(env, render_mode)
+        if max_episode_steps is not None:
+            base = gymnasium.wrappers.TimeLimit(base, max_episode_steps)
+    else:
+        raise TypeError(f"env must be an env id, a make-function or a gymnasium.Env, got {type(env).__name__}.")
+    if not _has_wrapper(base, RecordRawReward):
+        hidden = _reward_wrappers(base)
+        if hidden:
+            warnings.warn(f"The env is already wrapped by {', '.join(hidden)}, which may change rewards: the scores "
+                          "will be in the wrapped units. Pass such wrappers through wrappers=[...] instead, so "
+                          "raw rewards are recorded beneath them.", stacklevel=3)
+        base = RecordRawReward(base)
+    for wrap in wrappers:
+        base = wrap(base)
+    return base
+
+
+def _make_by_id(env_id: str, kwargs: dict, render_size: tuple[int, int] | None) -> gymnasium.Env:
+    try:
+        if render_size is not None:
+            try:
+                return gymnasium.make(env_id, **kwargs, width=render_size[0], height=render_size[1])
+            except TypeError:  # this env does not take a frame size: use its own
+                pass
+        return gymnasium.make(env_id, **kwargs)
+    except gymnasium.error.Error as e:
+        raise ValueError(f"Cannot make env {env_id!r}: {e}") from e
+
+
+def _make_by_function(fn: Callable[..., gymnasium.Env], render_mode: str | None) -> gymnasium.Env:
+    if render_mode is None:
+        made = fn()
+    else:
+        try:
+            made = fn(render_mode=render_mode)
+        except TypeError:
+            made = fn()
+        if getattr(made, "render_mode", None) != render_mode:
+            raise ValueError(f"The make-function returned an env with render_mode={made.render_mode!r}; video "
+                             f"needs {render_mode!r}: let the function accept a render_mode keyword.")
+    if not isinstance(made, gymnasium.Env):
+        raise TypeError(f"The make-function returned {type(made).__name__}, not a gymnasium.Env.")
+    return made
+
+
+def _has_wrapper(env: gymnasium.Env, cls: type) -> bool:
+    while True:
+        if isinstance(env, cls):
+            return True
+        if not isinstance(env, gymnasium.Wrapper):
+            return False
+        env = env.env
+
+
+def _reward_wrappers(env: gymnasium.Env) -> list[str]:
+    found = []
+    while isinstance(env, gymnasium.Wrapper):
+        if isinstance(env, (gymnasium.RewardWrapper, gymnasium.wrappers.NormalizeReward)):
+            found.append(type(env).__name__)
+        env = env.env
+    return found
+
+
+def env_label(env: gymnasium.Env, fallback: str) -> str:
+    """The id (with version) of a made env, or ``fallback`` when it was not made from the registry."""
+    spec = env.spec
+    return spec.id if spec is not None and spec.id else fallback
+
+
+def check_agent_spaces(agent: Any, observation_space: gymnasium.Space, action_space: gymnasium.Space,
+                       env_id: str) -> None:
+    """Raise a clear ValueError when an agent's spaces do not match the env's."""
+    for what, env_space in (("observation", observation_space), ("action", action_space)):
+        agent_space = getattr(agent, f"{what}_space", None)
+        if agent_space is None:
+            continue
+        if not spaces_match(agent_space, env_space):
+            raise ValueError(f"The agent's {what} space {_brief(agent_space)} does not match {env_id}'s "
+                             f"{_brief(env_space)}: the agent was made for another env (or another version).")
+
+
+def _brief(space: gymnasium.Space) -> str:
+    doc = space_to_json(space) if isinstance(space, (gymnasium.spaces.Box, gymnasium.spaces.Discrete)) else None
+    if doc and doc["type"] == "Box":
+        lo, hi = np.min(space.low), np.max(space.high)
+        return f"Box(shape={tuple(doc['shape'])}, bounds {lo:g}..{hi:g})"
+    return str(space)
+
+
+def describe_agent(agent: Any) -> str:
+    kind = getattr(agent, "kind", None) or getattr(agent, "name", None)
+    name = type(agent).__name__
+    return f"{name} ({kind})" if isinstance(kind, str) else name
+
+
+# -- the loop ----------------------------------------------------------------------------------------------
+
+def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_envs: int = 1, *,
+             vectorization: Literal["sync", "async"] = "sync", wrappers: Sequence[Wrapper] = (),
+             env_kwargs: dict | None = None, max_episode_steps: int | None = None,
+             check_spaces: bool = True) -> EvalResult:
+    """Run ``n_episodes`` episodes of ``agent`` and score them.
+
+    Args:
+        agent: anything with ``reset(seed=None, envs=None)`` and ``act(obs, reward)`` (see
+            :mod:`seqpolicy.agents.base`); with ``n_envs > 1`` it must accept batched observations.
+        env: a registered env id (``"Hopper-v4"``), a function returning a new env, or (``n_envs=1`` only)
+            an env instance, which is not closed afterwards.
+        n_episodes: number of episodes, >= 1; exactly this many are scored.
+        seed: episode ``i`` is reset with ``seed + i``. With one env the agent is also reseeded with
+            ``seed + i`` at each episode, so a stochastic agent's episode can be replayed; with several envs
+            it is seeded once with ``seed``.
+        n_envs: number of envs stepped together (a Gymnasium vector env when > 1).
+        vectorization: ``"sync"`` (one process) or ``"async"`` (one subprocess per env).
+        wrappers: functions ``env -> env`` applied outside the raw-reward recorder (e.g. normalisation).
+        env_kwargs: keyword arguments for ``gymnasium.make``.
+        max_episode_steps: cut episodes after this many steps.
+        check_spaces: refuse an agent whose observation/action spaces differ from the env's.
+
+    Returns:
+        An :class:`EvalResult` with per-episode returns and lengths, mean, std, bootstrap CI and the
+        D4RL-normalised score when the env has reference scores.
+    """
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
+        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}.")
+    if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}.")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    if vectorization not in ("sync", "async"):
+        raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}.")
+    n_episodes, n_envs, seed = int(n_episodes), int(min(n_envs, n_episodes)), int(seed)
+    fallback = env if isinstance(env, str) else getattr(env, "__name__", type(env).__name__)
+
+    def make() -> gymnasium.Env:
+        return make_env(env, env_kwargs=env_kwargs, wrappers=wrappers, max_episode_steps=max_episode_steps)
+
+    start = time.perf_counter()
+    if n_envs == 1:
+        one = make()
+        env_id = env_label(one, fallback)
+        try:
+            if check_spaces:
+                check_agent_spaces(agent, one.observation_space, one.action_space, env_id)
+            returns, lengths = _run_single(agent, one, n_episodes, seed)
+        finally:
+            if not isinstance(env, gymnasium.Env):
+                one.close()
+    else:
+        if isinstance(env, gymnasium.Env):
+            raise ValueError("n_envs > 1 needs an env id or a make-function, not an env instance.")
+        venv = _make_vector(make, n_envs, vectorization)
+        try:
+            env_id = _vector_env_id(venv, fallback)
+            if check_spaces:
+                check_agent_spaces(agent, venv.single_observation_space, venv.single_action_space, env_id)
+            returns, lengths = _run_vector(agent, venv, n_episodes, seed)
+        finally:
+            venv.close()
+    wall = time.perf_counter() - start
+    return _summarise(agent, env_id, seed, returns, lengths, n_envs, vectorization if n_envs > 1 else "none",
+                      wall)
+
+
+def run_episode(agent: Any, env: gymnasium.Env, seed: int,
+                on_step: Callable[[int, float], None] | None = None) -> tuple[float, int]:
+    """Play one episode reset with ``seed`` (agent reseeded too); return its raw return and length.
+
+    ``on_step(steps, return_so_far)`` is called after the reset and after every step (e.g. to render).
+    """
+    agent.reset(seed=seed)
+    obs, _ = env.reset(seed=seed)
+    reward, total, steps = None, 0.0, 0
+    if on_step is not None:
+        on_step(steps, total)
+    while True:
+        action = agent.act(obs, reward)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += info.get("raw_reward", reward)
+        steps += 1
+        if on_step is not None:
+            on_step(steps, total)
+        if terminated or truncated:
+            return float(total), steps
+
+
+def _run_single(agent: Any, env: gymnasium.Env, n_episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    returns = np.zeros(n_episodes)
+    lengths = np.zeros(n_episodes, dtype=np.int64)
+    for i in range(n_episodes):
+        returns[i], lengths[i] = run_episode(agent, env, seed + i)
+    return returns, lengths
+
+
+def _make_vector(make: Callable[[], gymnasium.Env], n_envs: int, vectorization: str):
+    from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
+
+    try:
+        from gymnasium.vector import AutoresetMode
+    except ImportError as e:  # Gymnasium 1.0 cannot reset single envs of a vector env with a seed
+        raise RuntimeError(f"Vector evaluation needs gymnasium>=1.1 (found {gymnasium.__version__}): "
+                           "pip install -U 'gymnasium>=1.1', or use n_envs=1.") from e
+    # Gymnasium 1.x's default NEXT_STEP autoreset resets a finished env during the *next* step() (ignoring
+    # the action, returning reward 0) and without a seed. We disable autoreset and reset finished envs
+    # ourselves with their next episode's seed, so every episode starts exactly as in a single-env run.
+    cls = SyncVectorEnv if vectorization == "sync" else AsyncVectorEnv
+    return cls([make] * n_envs, autoreset_mode=AutoresetMode.DISABLED)
+
+
+def _vector_env_id(venv, fallback: str) -> str:
+    try:
+        specs = venv.get_attr("spec")
+        return specs[0].id if specs and specs[0] is not None else fallback
+    except Exception:
+        return fallback
+
+
+def _run_vector(agent: Any, venv, n_episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n = venv.num_envs
+    returns = np.zeros(n_episodes)
+    lengths = np.zeros(n_episodes, dtype=np.int64)
+    # Episodes are dealt up front: env j runs episodes j, j + n, j + 2n, ... (no bias to short episodes).
+    episode = np.arange(n)                    # (n,) episode index each env is running; -1 when idle
+    running_return = np.zeros(n)
+    running_length = np.zeros(n, dtype=np.int64)
+    n_done = 0
+    agent.reset(seed=seed)
+    obs, _ = venv.reset(seed=[seed + j for j in range(n)])
+    rewards = None
+    while n_done < n_episodes:
+        actions = agent.act(obs, rewards)
+        obs, rewards, terminated, truncated, info = venv.step(actions)
+        raw = _raw_rewards(info, rewards)
+        running_return += raw
+        running_length += 1
+        ended = np.logical_or(terminated, truncated)
+        if not ended.any():
+            continue
+        seeds: list[int | None] = [None] * n
+        for j in np.flatnonzero(ended):
+            if episode[j] >= 0:
+                returns[episode[j]], lengths[episode[j]] = running_return[j], running_length[j]
+                n_done += 1
+                nxt = episode[j] + n
+                episode[j] = nxt if nxt < n_episodes else -1
+            if episode[j] >= 0:
+                seeds[j] = seed + int(episode[j])
+            # an idle env is still reset (unseeded) because a vector env steps all envs; its results are ignored
+        running_return[ended] = 0.0
+        running_length[ended] = 0
+        if n_done == n_episodes:
+            break
+        obs, _ = venv.reset(seed=seeds, options={"reset_mask": ended})
+        agent.reset(envs=ended)  # the agent ignores these envs' entries of `rewards` at its next act()
+    return returns, lengths
+
+
+def _raw_rewards(info: dict, rewards: np.ndarray) -> np.ndarray:
+    raw = info.get("raw_reward")
+    if raw is None:
+        return np.asarray(rewards, dtype=np.float64)
+    present = info.get("_raw_reward")
+    raw = np.asarray(raw, dtype=np.float64)
+    return raw if present is None else np.where(present, raw, rewards)
+
+
+def _summarise(agent: Any, env_id: str, seed: int, returns: np.ndarray, lengths: np.ndarray, n_envs: int,
+               vectorization: str, wall: float) -> EvalResult:
+    ci = bootstrap_ci(returns, seed=seed)
+    norm = d4rl_normalized(env_id, returns, ci)
+    return EvalResult(
+        env_id=env_id, env_version=env_name_and_version(env_id)[1], agent=describe_agent(agent), seed=seed,
+        seeds=[seed + i for i in range(len(returns))], returns=[float(r) for r in returns],
+        lengths=[int(n) for n in lengths], mean=float(np.mean(returns)),
+        std=float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0, ci95=ci,
+        normalized=norm.to_dict() if norm else None, n_envs=n_envs, vectorization=vectorization,
+        env_steps=int(np.sum(lengths)), wall_time_s=wall, versions=_versions(),
+    )
+
+
+def _versions() -> dict[str, str]:
+    import seqpolicy
+
+    return {"seqpolicy": seqpolicy.__version__, "gymnasium": gymnasium.__version__, "numpy": np.__version__}

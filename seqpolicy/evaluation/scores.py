@@ -1,0 +1,90 @@
+"""Score statistics: bootstrap confidence intervals and D4RL-normalised scores."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# D4RL reference returns (REFERENCE.md, "Scores"): random and expert policies on gym MuJoCo v3, 1000-step
+# episodes. Keyed by the env name without version: the same references are applied to any version, and the
+# score is labelled with the version it was measured on.
+D4RL_REFERENCE = {
+    "Hopper": (-20.272305, 3234.3),
+    "HalfCheetah": (-280.178953, 12135.0),
+    "Walker2d": (1.629008, 4592.3),
+}
+
+
+@dataclass(frozen=True)
+class NormalizedScore:
+    """D4RL-normalised scores: ``100 * (return - min) / (max - min)``."""
+
+    env_id: str
+    """The env id (with version) the returns were measured on."""
+    reference: str
+    """Where min and max come from."""
+    min_return: float
+    max_return: float
+    mean: float
+    ci95: tuple[float, float]
+    per_episode: list[float]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ci95": list(self.ci95)}
+
+
+def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 10_000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean (deterministic for a given ``seed``).
+
+    Args:
+        values: per-episode values, shape (n,), n >= 1. With n == 1 the interval is the single value.
+        confidence: coverage of the interval, in (0, 1).
+        n_resamples: number of bootstrap resamples.
+        seed: seed of the resampling generator, so a result file is reproducible.
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value.")
+    if x.size == 1 or np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // x.size)  # bounds memory for many episodes
+    for start in range(0, n_resamples, chunk):
+        stop = min(start + chunk, n_resamples)
+        means[start:stop] = x[rng.integers(0, x.size, size=(stop - start, x.size))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def env_name_and_version(env_id: str) -> tuple[str, int | None]:
+    """``"Hopper-v4"`` -> ``("Hopper", 4)``; ``"ns/Name"`` -> ``("Name", None)``."""
+    from gymnasium.envs.registration import parse_env_id
+
+    try:
+        _, name, version = parse_env_id(env_id)
+    except Exception:  # not a registry-style id (e.g. a make-function's name)
+        return env_id, None
+    return name, version
+
+
+def d4rl_normalized(env_id: str, returns: np.ndarray, ci95: tuple[float, float]) -> NormalizedScore | None:
+    """D4RL-normalised scores for Hopper, HalfCheetah and Walker2d (any version), else None."""
+    name, _ = env_name_and_version(env_id)
+    if name not in D4RL_REFERENCE:
+        return None
+    lo, hi = D4RL_REFERENCE[name]
+
+    def norm(r):
+        return 100.0 * (np.asarray(r, dtype=np.float64) - lo) / (hi - lo)
+
+    return NormalizedScore(
+        env_id=env_id,
+        reference=f"D4RL v2 min/max for {name} (gym MuJoCo v3, 1000-step episodes), applied to {env_id}",
+        min_return=lo, max_return=hi, mean=float(norm(np.mean(returns))),
+        ci95=(float(norm(ci95[0])), float(norm(ci95[1]))),
+        per_episode=[float(v) for v in norm(returns)],
+    )

@@ -1,0 +1,158 @@
+"""The agent zoo: per-env presets and shipped agents under ``envs/<EnvId>/``.
+
+An env folder holds ``preset.json``::
+
+    {
+      "env_id": "Hopper-v4",
+      "default_agent": "dt",
+      "agents": {"dt": "dt", "tt": "tt", "sac": "sb3/sac_expert.zip"},
+      "eval": {"episodes": 10, "seed": 0}
+    }
+
+Agent paths are relative to the env folder (an agent folder with ``agent.json``, or an SB3 ``.zip``). An
+agent named ``NAME`` that the preset does not list is looked up as the folder ``envs/<EnvId>/NAME/``.
+
+Env folders are searched in, in order: the folders in ``$SEQPOLICY_ENVS`` (``os.pathsep``-separated), the
+``envs/`` folder next to the package (a source checkout or editable install) and
+``<sys.prefix>/share/seqpolicy/envs`` (where a wheel's data files go). Env ids containing ``/`` use ``__``
+in the folder name (``seqpolicy/PointReach-v0`` -> ``seqpolicy__PointReach-v0``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRESET_FILE = "preset.json"
+
+
+class ZooError(LookupError):
+    """An env folder, preset or agent the zoo was asked for does not exist (the message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class EnvPreset:
+    """An env's folder and what its ``preset.json`` says."""
+
+    env_id: str
+    folder: Path
+    default_agent: str | None = None
+    agents: dict[str, str] = field(default_factory=dict)
+    eval: dict = field(default_factory=dict)
+
+
+def search_paths() -> list[Path]:
+    """The folders searched for ``<EnvId>/`` env folders, in order."""
+    paths = [Path(p) for p in os.environ.get("SEQPOLICY_ENVS", "").split(os.pathsep) if p]
+    paths.append(Path(__file__).resolve().parent.parent / "envs")
+    paths.append(Path(sys.prefix) / "share" / "seqpolicy" / "envs")
+    return paths
+
+
+def folder_name(env_id: str) -> str:
+    return env_id.replace("/", "__")
+
+
+def find_env_folder(env_id: str) -> Path | None:
+    """The first ``<search path>/<EnvId>/`` folder that exists, or None."""
+    for root in search_paths():
+        candidate = root / folder_name(env_id)
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def load_preset(env_id: str) -> EnvPreset:
+    """Read ``envs/<EnvId>/preset.json`` (an env folder without one gives an empty preset).
+
+    Raises:
+        ZooError: there is no folder for ``env_id``, or its preset is not valid JSON.
+    """
+    folder = find_env_folder(env_id)
+    if folder is None:
+        searched = ", ".join(str(p) for p in search_paths())
+        raise ZooError(f"No zoo folder for {env_id}: {folder_name(env_id)}/ is in none of {searched}.")
+    path = folder / PRESET_FILE
+    if not path.is_file():
+        return EnvPreset(env_id=env_id, folder=folder)
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ZooError(f"{path} is not valid JSON ({e}).") from e
+    return EnvPreset(env_id=env_id, folder=folder, default_agent=doc.get("default_agent"),
+                     agents=dict(doc.get("agents", {})), eval=dict(doc.get("eval", {})))
+
+
+def _train_hint(env_id: str) -> str:
+    return (f"Train one (see `seqpolicy-train --help`) and pass its folder with --agent PATH, "
+            f"or try --agent random for the random baseline on {env_id}.")
+
+
+def agent_path(env_id: str, name: str | None = None) -> Path:
+    """Path of the zoo agent ``name`` for ``env_id`` (the preset's default agent when ``name`` is None).
+
+    Raises:
+        ZooError: the env has no zoo folder, no default agent, or no agent called ``name``; the message
+            lists what exists and how to train one.
+    """
+    try:
+        preset = load_preset(env_id)
+    except ZooError as e:
+        what = "a default agent" if name is None else f"a {name!r} agent"
+        raise ZooError(f"No {what} for {env_id} in the zoo: {e} {_train_hint(env_id)}") from e
+    if name is None:
+        if not preset.default_agent:
+            raise ZooError(f"{preset.folder / PRESET_FILE} names no default agent for {env_id}. "
+                           + _train_hint(env_id))
+        name = preset.default_agent
+    rel = preset.agents.get(name, name)
+    path = preset.folder / rel
+    if not path.exists():
+        known = sorted(set(preset.agents) | {p.name for p in preset.folder.iterdir() if (p / "agent.json").is_file()})
+        listed = f" (available: {', '.join(known)})" if known else ""
+        raise ZooError(f"No {name!r} agent for {env_id}: {path} does not exist{listed}. " + _train_hint(env_id))
+    return path
+
+
+AGENT_NAMES = ("dt", "tt", "sac", "td3", "ppo", "random")
+
+
+def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: int | None = None) -> Any:
+    """The agent ``spec`` for ``env_id``: a zoo name, ``"random"``, or a path to a saved agent.
+
+    Args:
+        env_id: the env the agent will act in (used for zoo lookups and the random agent's spaces).
+        spec: None (the env's default zoo agent), one of :data:`AGENT_NAMES`, or a path (agent folder or SB3
+            ``.zip``).
+        device: torch device for network agents.
+        seed: seed of the random agent.
+
+    Raises:
+        ZooError: an unknown name or a missing zoo agent, with what exists and how to train one.
+    """
+    from seqpolicy.agents.loading import load_agent
+
+    if spec == "random":
+        import gymnasium
+
+        from seqpolicy.agents.base import RandomAgent
+
+        try:
+            env = gymnasium.make(env_id)
+        except gymnasium.error.Error as e:
+            raise ValueError(f"Cannot make env {env_id!r}: {e}") from e
+        env.close()
+        return RandomAgent(env.observation_space, env.action_space, seed=seed)
+    if spec is not None and (Path(spec).exists() or os.sep in spec or spec.endswith(".zip")):
+        return load_agent(spec, device=device)
+    if spec is not None and spec not in AGENT_NAMES:
+        raise ZooError(f"Unknown agent {spec!r}: expected one of {', '.join(AGENT_NAMES)} or the path of a saved "
+                       "agent (a folder with agent.json, or an SB3 .zip).")
+    path = agent_path(env_id, spec)
+    # SB3 zips unpickle; the zoo's own ones are shipped with seqpolicy and trusted
+    extra = {"trusted": True} if path.suffix == ".zip" else {}
+    return load_agent(path, device=device, **extra)

@@ -1,0 +1,154 @@
+"""evaluate(): exact episode counts, seeds, vector == single env, raw rewards, statistics, JSON, bad input."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import seqpolicy
+from seqpolicy.evaluation.evaluate import EvalResult, evaluate
+from seqpolicy.evaluation.scores import bootstrap_ci, d4rl_normalized
+from seqpolicy.toy import ScriptedPolicy, expert_returns
+
+TOY = "seqpolicy/PointReach-v0"
+
+
+class SeedLengthEnv(gym.Env):
+    """An episode reset with seed s lasts 1 + s % 5 steps and pays s per step: its return names its seed."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        assert seed is not None, "evaluate must seed every episode it counts"
+        self.seed_, self.t = seed, 0
+        return np.array([seed], dtype=np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([self.seed_], dtype=np.float32), float(self.seed_), self.t >= 1 + self.seed_ % 5, False, {}
+
+
+class UnseededOkEnv(SeedLengthEnv):
+    def reset(self, *, seed=None, options=None):  # idle envs of a vector env are reset without a seed
+        return super().reset(seed=0 if seed is None else seed, options=options)
+
+
+def toy_expert():
+    env = gym.make(TOY)
+    return seqpolicy.FunctionAgent(ScriptedPolicy(), env.observation_space, env.action_space)
+
+
+def hopper_linear():
+    """A deterministic (bad) Hopper policy: actions depend only on the observation."""
+    env = gym.make("Hopper-v4")
+    w = np.random.default_rng(0).normal(size=(11, 3)) * 0.5
+    return seqpolicy.FunctionAgent(lambda o: np.tanh(o @ w), env.observation_space, env.action_space)
+
+
+def test_episode_i_uses_seed_plus_i_and_counts_are_exact():
+    agent = seqpolicy.FunctionAgent(lambda o: np.zeros((len(o), 1)), SeedLengthEnv.observation_space,
+                                    SeedLengthEnv.action_space)
+    for n_envs in (1, 2, 3, 8):
+        r = evaluate(agent, UnseededOkEnv, n_episodes=7, seed=10, n_envs=n_envs)
+        seeds = np.arange(10, 17)
+        assert r.n_episodes == 7 and r.seeds == seeds.tolist()
+        assert r.lengths == (1 + seeds % 5).tolist(), n_envs  # short episodes are not over-represented
+        assert r.returns == (seeds * (1 + seeds % 5)).astype(float).tolist(), n_envs
+        assert r.env_steps == sum(r.lengths)
+
+
+def test_matches_the_scripted_reference_loop():
+    r = evaluate(toy_expert(), TOY, n_episodes=5, seed=3)
+    np.testing.assert_allclose(r.returns, expert_returns(5, seed=3), rtol=0, atol=1e-5)  # float32 actions
+    assert r.lengths == [50] * 5 and r.env_id == TOY and r.env_version == 0
+
+
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+def test_vector_equals_single_env_for_a_deterministic_agent(vectorization):
+    single = evaluate(toy_expert(), TOY, n_episodes=7, seed=1)
+    vec = evaluate(toy_expert(), TOY, n_episodes=7, seed=1, n_envs=3, vectorization=vectorization)
+    assert vec.returns == single.returns and vec.lengths == single.lengths
+    assert vec.n_envs == 3 and vec.vectorization == vectorization
+
+
+def test_vector_equals_single_env_on_hopper_with_early_terminations():
+    single = evaluate(hopper_linear(), "Hopper-v4", n_episodes=6, seed=0)
+    vec = evaluate(hopper_linear(), "Hopper-v4", n_episodes=6, seed=0, n_envs=4)
+    assert len(set(single.lengths)) > 1  # episodes of different lengths: the autoreset path is exercised
+    assert vec.returns == single.returns and vec.lengths == single.lengths
+
+
+def test_seeding_repeats_and_differs():
+    env = gym.make("Hopper-v4")
+    agent = seqpolicy.RandomAgent(env.observation_space, env.action_space)
+    a = evaluate(agent, "Hopper-v4", n_episodes=3, seed=5)
+    b = evaluate(agent, "Hopper-v4", n_episodes=3, seed=5)
+    c = evaluate(agent, "Hopper-v4", n_episodes=3, seed=6)
+    assert a.returns == b.returns and a.returns != c.returns
+    assert a.returns[1:] == c.returns[:2]  # episode i depends only on seed + i (agent reseeded per episode)
+    va = evaluate(agent, "Hopper-v4", n_episodes=5, seed=5, n_envs=2)
+    vb = evaluate(agent, "Hopper-v4", n_episodes=5, seed=5, n_envs=2)
+    assert va.returns == vb.returns
+
+
+def test_raw_rewards_are_recorded_beneath_wrappers():
+    plain = evaluate(toy_expert(), TOY, n_episodes=3, seed=0)
+    scaled = evaluate(toy_expert(), TOY, n_episodes=3, seed=0,
+                      wrappers=[lambda e: gym.wrappers.TransformReward(e, lambda r: 100.0 * r)])
+    assert scaled.returns == plain.returns and plain.mean > 1.0
+    vec = evaluate(toy_expert(), TOY, n_episodes=3, seed=0, n_envs=2,
+                   wrappers=[lambda e: gym.wrappers.TransformReward(e, lambda r: 100.0 * r)])
+    assert vec.returns == plain.returns
+
+
+def test_prewrapped_reward_env_warns():
+    def make():
+        return gym.wrappers.TransformReward(gym.make(TOY), lambda r: 2.0 * r)
+
+    with pytest.warns(UserWarning, match="may change rewards"):
+        evaluate(toy_expert(), make, n_episodes=1)
+
+
+def test_statistics_json_and_normalised_score(tmp_path):
+    r = evaluate(hopper_linear(), "Hopper-v4", n_episodes=4, seed=0)
+    x = np.array(r.returns)
+    assert r.mean == pytest.approx(x.mean()) and r.std == pytest.approx(x.std(ddof=1))
+    assert r.ci95[0] <= r.mean <= r.ci95[1]
+    norm = r.normalized
+    assert norm is not None and "Hopper-v4" in norm["reference"]
+    assert norm["mean"] == pytest.approx(100 * (x.mean() + 20.272305) / (3234.3 + 20.272305))
+    path = r.save_json(tmp_path / "sub" / "eval.json")
+    back = EvalResult.load_json(path)
+    assert back.returns == r.returns and back.ci95 == r.ci95 and back.normalized == r.normalized
+    toy = evaluate(toy_expert(), TOY, n_episodes=2)
+    assert toy.normalized is None
+
+
+def test_bootstrap_and_reference_scores():
+    assert bootstrap_ci([3.0]) == (3.0, 3.0)
+    x = np.random.default_rng(0).normal(10.0, 2.0, size=200)
+    lo, hi = bootstrap_ci(x)
+    assert lo < x.mean() < hi and hi - lo == pytest.approx(2 * 1.96 * x.std() / np.sqrt(200), rel=0.15)
+    assert bootstrap_ci(x, seed=1) == bootstrap_ci(x, seed=1)
+    for env_id in ("Hopper-v4", "Hopper-v5", "Walker2d-v4", "HalfCheetah-v5"):
+        n = d4rl_normalized(env_id, np.array([0.0]), (0.0, 0.0))
+        top = d4rl_normalized(env_id, np.array([n.max_return]), (0.0, 0.0))
+        assert top.per_episode == [pytest.approx(100.0)] and env_id in n.reference
+    assert d4rl_normalized("Ant-v4", np.array([1.0]), (1.0, 1.0)) is None
+
+
+def test_bad_input_is_refused_clearly():
+    agent = toy_expert()
+    with pytest.raises(ValueError, match="n_episodes must be a positive integer"):
+        evaluate(agent, TOY, n_episodes=0)
+    with pytest.raises(ValueError, match="n_envs must be a positive integer"):
+        evaluate(agent, TOY, n_episodes=2, n_envs=0)
+    with pytest.raises(ValueError, match="Cannot make env 'NoSuchEnv-v0'"):
+        evaluate(agent, "NoSuchEnv-v0", n_episodes=1)
+    with pytest.raises(ValueError, match="observation space .* does not match Hopper-v4"):
+        evaluate(agent, "Hopper-v4", n_episodes=1)
+    with pytest.raises(ValueError, match="vectorization must be"):
+        evaluate(agent, TOY, n_episodes=2, n_envs=2, vectorization="threads")
