@@ -19,6 +19,8 @@ _LAZY = {
     "Agent": "seqpolicy.agents.base",
     "Trajectories": "seqpolicy.data.trajectories",
     "Episode": "seqpolicy.data.trajectories",
+    "load_trajectories": "seqpolicy.data.sources",
+    "SB3Agent": "seqpolicy.agents.sb3",
     "train_dt": "seqpolicy.training.dt",
     "DTTrainConfig": "seqpolicy.training.dt",
     "evaluate": "seqpolicy.evaluation.evaluate",
@@ -27,6 +29,8 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from seqpolicy.agents.base import Agent, RandomAgent
     from seqpolicy.agents.dt import DecisionTransformerAgent
+    from seqpolicy.agents.sb3 import SB3Agent
+    from seqpolicy.data.sources import load_trajectories
     from seqpolicy.data.trajectories import Episode, Trajectories
     from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.training.dt import DTTrainConfig, train_dt
