@@ -104,3 +104,15 @@ def test_ppo_smoke(tmp_path):
     assert result.status == "finished" and result.steps == 128
     agent = SB3Agent.load(tmp_path / "final.zip", trusted=True)
     assert agent.name == "PPO"
+
+
+def test_pick_expert_and_medium_follows_d4rl():
+    from seqpolicy.training.baseline import pick_expert_and_medium
+
+    cks = [{"step": s, "eval_return_mean": r} for s, r in
+           [(10, 20.0), (20, 900.0), (30, 1150.0), (40, 3300.0), (50, 3000.0), (60, 1200.0)]]
+    expert, medium = pick_expert_and_medium(cks)
+    assert expert["step"] == 40
+    assert medium["step"] == 30  # closest to 3300 / 3 = 1100 among the checkpoints before the expert
+    with pytest.raises(ValueError, match="no earlier checkpoint"):
+        pick_expert_and_medium([{"step": 10, "eval_return_mean": 5.0}, {"step": 20, "eval_return_mean": 1.0}])

@@ -337,6 +337,31 @@ def train_baseline(cfg: BaselineConfig, out_dir: str | os.PathLike, progress: bo
     return BaselineResult(out, state["status"], int(model.num_timesteps), time.monotonic() - t0, state["checkpoints"])
 
 
+def pick_expert_and_medium(checkpoints: list[dict], fraction: float = 1 / 3) -> tuple[dict, dict]:
+    """D4RL's choice of policies from one training run's checkpoint cards.
+
+    The expert is the checkpoint with the highest mean evaluation return; the medium policy is the checkpoint
+    before it whose mean evaluation return is closest to ``fraction`` of the expert's (D4RL: "a policy stopped
+    at about one third of expert return"; its replay buffer up to there is medium-replay).
+
+    Returns:
+        (expert card, medium card).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
+    cks = sorted(checkpoints, key=lambda c: c["step"])
+    if not cks:
+        raise ValueError("No checkpoints to choose from: the run saved none (train longer than checkpoint_every).")
+    expert = max(cks, key=lambda c: c["eval_return_mean"])
+    earlier = [c for c in cks if c["step"] < expert["step"]]
+    if not earlier:
+        raise ValueError(f"The best checkpoint (step {expert['step']}) is the first one, so there is no earlier "
+                         "checkpoint to serve as the medium policy: train longer or checkpoint more often.")
+    target = fraction * expert["eval_return_mean"]
+    medium = min(earlier, key=lambda c: abs(c["eval_return_mean"] - target))
+    return expert, medium
+
+
 def load_run(out_dir: str | os.PathLike) -> dict:
     """Read a run's ``run.json`` (config, status and checkpoint scores)."""
     path = Path(out_dir) / "run.json"
