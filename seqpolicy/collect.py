@@ -1,11 +1,14 @@
 """Collect offline datasets by rolling out a policy in a Gymnasium env.
 
+This module sits above both ``seqpolicy.data`` and ``seqpolicy.agents`` (it drives agents to make data),
+so neither of those layers imports it.
+
 A policy is any seqpolicy agent, or one of these names: ``random``, ``pointreach-expert``,
 ``pointreach-noisy`` (PointReach's scripted policies), the path of an SB3 ``.zip``, or the path of a
 seqpolicy agent folder. Optional Gaussian action noise is added in units of the action range.
 
 Example:
-    >>> from seqpolicy.data.collect import collect
+    >>> from seqpolicy.collect import collect
     >>> data = collect("seqpolicy/PointReach-v0", "pointreach-expert", n_episodes=5, seed=0, progress=False)
     >>> len(data)
     5

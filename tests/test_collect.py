@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from seqpolicy.data.collect import collect, write_collected
+from seqpolicy.collect import collect, write_collected
 from seqpolicy.data.sources import load_trajectories
 
 ENV = "seqpolicy/PointReach-v0"

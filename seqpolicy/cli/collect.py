@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
-    from seqpolicy.data.collect import collect, write_collected
+    from seqpolicy.collect import collect, write_collected
 
     try:
         data = collect(args.env, args.policy, n_steps=args.steps, n_episodes=args.episodes, seed=args.seed,
