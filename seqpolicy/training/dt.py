@@ -1,0 +1,291 @@
+"""Decision Transformer training (the paper's recipe by default; every value can be overridden).
+
+Windows of K steps are sampled from trajectories with probability proportional to their length and a
+uniform start, left-padded to K, and the model regresses the dataset's actions (MSE on real steps only).
+States are normalised with the dataset's mean/std, returns-to-go are undiscounted sums to the episode end
+divided by ``return_scale``, timesteps count from 0. Actions are mapped to [-1, 1] from the env's Box.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seqpolicy.agents.dt import PAD_ACTION, PAD_RTG, PAD_STATE, DecisionTransformerAgent
+from seqpolicy.common.spaces import ActionScaler
+from seqpolicy.common.torch_utils import resolve_device, seed_everything
+from seqpolicy.data.trajectories import Trajectories
+from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
+from seqpolicy.training.common import (
+    MetricLogger,
+    find_checkpoint,
+    load_trainer_state,
+    replace_folder,
+    save_checkpoint,
+    warmup_constant,
+)
+
+
+@dataclass(frozen=True)
+class DTTrainConfig:
+    """Hyperparameters of a DT run; defaults are the paper's MuJoCo recipe."""
+
+    context_length: int = 20
+    """K: steps per training window and per acting context."""
+    hidden_size: int = 128
+    """Embedding width."""
+    n_layer: int = 3
+    """Transformer blocks."""
+    n_head: int = 1
+    """Attention heads."""
+    activation: str = "relu"
+    """MLP activation."""
+    dropout: float = 0.1
+    """Dropout on embeddings, attention and residuals."""
+    batch_size: int = 64
+    """Windows per gradient step."""
+    learning_rate: float = 1e-4
+    """AdamW learning rate after warm-up."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    warmup_steps: int = 10_000
+    """Linear learning-rate warm-up, then constant."""
+    grad_clip: float = 0.25
+    """Gradient-norm clip."""
+    max_steps: int = 100_000
+    """Gradient steps."""
+    return_scale: float = 1000.0
+    """Returns-to-go are divided by this."""
+    target_return: float | None = None
+    """Return the agent asks for; None means the dataset's best episode return."""
+    max_ep_len: int | None = None
+    """Timestep-embedding rows; None means the larger of the env's time limit and the longest episode."""
+    eval_every: int = 10_000
+    """Evaluate in the env every this many steps (0: never)."""
+    eval_episodes: int = 10
+    """Episodes per periodic evaluation."""
+    eval_seed: int = 10_000
+    """Seed of the first periodic-evaluation episode (episode i uses eval_seed + i)."""
+    checkpoint_every: int = 10_000
+    """Write a resumable checkpoint every this many steps (0: only at the end)."""
+    log_every: int = 100
+    """Write train metrics to log.csv every this many steps."""
+    seed: int = 0
+    """Seeds model init, window sampling and dropout (CPU runs repeat exactly)."""
+    device: str = "auto"
+    """Where to train: auto (a GPU if there is one), cpu, cuda, cuda:1, mps."""
+
+    def __post_init__(self) -> None:
+        positive = ("context_length", "hidden_size", "n_layer", "n_head", "batch_size", "max_steps", "eval_episodes",
+                    "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"DTTrainConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"DTTrainConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if self.learning_rate <= 0 or self.return_scale <= 0 or self.grad_clip <= 0:
+            raise ValueError("learning_rate, return_scale and grad_clip must be > 0.")
+        if self.hidden_size % self.n_head:
+            raise ValueError(f"hidden_size={self.hidden_size} must be divisible by n_head={self.n_head}.")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+class WindowSampler:
+    """Samples left-padded training windows from trajectories, all on the training device.
+
+    Episodes are concatenated into flat tensors; a window is a gather at (start + 0..K-1) with the steps
+    past the episode end turned into left padding.
+    """
+
+    def __init__(self, data: Trajectories, k: int, state_mean: np.ndarray, state_std: np.ndarray,
+                 scaler: ActionScaler, return_scale: float, max_ep_len: int, device: torch.device):
+        lengths = data.lengths
+        self.k, self.device, self.max_ep_len = k, device, max_ep_len
+        obs = np.concatenate([ep.observations for ep in data])
+        self.states = torch.as_tensor((obs - state_mean) / (state_std + 1e-6), dtype=torch.float32, device=device)
+        self.actions = torch.as_tensor(scaler.to_unit(np.concatenate([ep.actions for ep in data])), device=device)
+        # Return-to-go at t: sum of rewards from t to the end of its episode (r_t included), scaled.
+        rtg = np.concatenate([np.cumsum(ep.rewards[::-1].astype(np.float64))[::-1] for ep in data])
+        self.rtg = torch.as_tensor(rtg / return_scale, dtype=torch.float32, device=device)
+        self.timesteps = torch.as_tensor(np.concatenate([np.arange(n) for n in lengths]), device=device)
+        self.ep_start = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)[:-1]]), device=device)
+        self.ep_len = torch.as_tensor(lengths, device=device)
+        self.ep_prob = torch.as_tensor(lengths / lengths.sum(), dtype=torch.float32, device=device)
+        self.arange = torch.arange(k, device=device)
+
+    def sample(self, batch_size: int, generator: torch.Generator):
+        """Returns states, actions, returns_to_go, timesteps, keep (all (B, K, ...)) and the action targets."""
+        ep = torch.multinomial(self.ep_prob.cpu(), batch_size, replacement=True, generator=generator)
+        ep = ep.to(self.device)
+        start = (torch.rand(batch_size, generator=generator).to(self.device) * self.ep_len[ep]).long()
+        n_real = torch.clamp(self.ep_len[ep] - start, max=self.k)  # steps of the window inside the episode
+        pad = self.k - n_real  # left padding
+        offset = self.arange[None, :] - pad[:, None]  # (B, K): position in the episode relative to start
+        keep = offset >= 0
+        idx = self.ep_start[ep][:, None] + start[:, None] + offset.clamp(min=0)  # (B, K) flat indices
+        states = torch.where(keep[..., None], self.states[idx], PAD_STATE)
+        actions = torch.where(keep[..., None], self.actions[idx], PAD_ACTION)
+        rtg = torch.where(keep, self.rtg[idx], PAD_RTG)[..., None]
+        timesteps = torch.where(keep, self.timesteps[idx].clamp(max=self.max_ep_len - 1), 0)
+        return states, actions, rtg, timesteps, keep, self.actions[idx]
+
+
+def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | None = None, *,
+             env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
+             progress: bool = True, **overrides) -> DecisionTransformerAgent:
+    """Train a Decision Transformer on offline trajectories and return the agent.
+
+    Args:
+        data: a :class:`Trajectories`, or a dataset id/path understood by ``seqpolicy.data.load_trajectories``.
+        config: hyperparameters (default: the paper's); ``overrides`` replace single fields.
+        env_id: the Gymnasium env the data comes from (default: the dataset's); used for spaces, time limit
+            and periodic evaluation.
+        run_dir: folder for ``log.csv``, ``checkpoint/`` and the final ``agent/``; None keeps nothing on disk.
+        resume: continue from ``run_dir/checkpoint`` if it exists.
+        progress: show a progress bar.
+
+    Example:
+        >>> import seqpolicy
+        >>> from seqpolicy.toy import make_toy_dataset
+        >>> agent = seqpolicy.train_dt(make_toy_dataset(20), max_steps=5, eval_every=0, progress=False)
+        >>> agent.act(agent.observation_space.sample()).shape
+        (2,)
+    """
+    cfg = replace(config or DTTrainConfig(), **overrides)
+    # -- data and env --------------------------------------------------------------------------------
+    if not isinstance(data, Trajectories):
+        from seqpolicy.data import load_trajectories
+
+        data = load_trajectories(data, env_id=env_id)
+    env_id = env_id or data.env_id
+    time_limit = None
+    if env_id is not None:
+        env = gym.make(env_id)
+        obs_space, act_space = env.observation_space, env.action_space
+        time_limit = env.spec.max_episode_steps if env.spec else None
+        env.close()
+        data.check_env(obs_space, act_space)
+    elif data.observation_space is not None and data.action_space is not None:
+        obs_space, act_space = data.observation_space, data.action_space
+    else:
+        raise ValueError("train_dt needs the env's spaces: pass env_id= (or data carrying its spaces).")
+    stats = data.stats()
+    max_ep_len = cfg.max_ep_len or max(time_limit or 0, stats.length_max)
+    target = cfg.target_return if cfg.target_return is not None else stats.return_max
+    device = resolve_device(cfg.device)
+    run_path = Path(run_dir) if run_dir is not None else None
+
+    # -- model, optimiser, sampler -------------------------------------------------------------------
+    seed_everything(cfg.seed)
+    model_cfg = DTConfig(state_dim=data.obs_dim, act_dim=data.act_dim, hidden_size=cfg.hidden_size,
+                         max_ep_len=max_ep_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                         activation_function=cfg.activation, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                         attn_pdrop=cfg.dropout)
+    model = DecisionTransformer(model_cfg).to(device)
+    agent = DecisionTransformerAgent(
+        model, obs_space, act_space, state_mean=stats.obs_mean, state_std=stats.obs_std, target_return=target,
+        return_scale=cfg.return_scale, context_length=cfg.context_length, env_id=env_id,
+        dataset_id=data.dataset_id, device=device,
+        info={"trainer": "seqpolicy.train_dt", "train_config": asdict(cfg), "dataset_stats": stats.to_json()})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_steps))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    sampler = WindowSampler(data, cfg.context_length, stats.obs_mean, stats.obs_std, ActionScaler(act_space),
+                            cfg.return_scale, max_ep_len, device)
+
+    # -- resume --------------------------------------------------------------------------------------
+    step, wall_before = 0, 0.0
+    logger = MetricLogger(run_path) if run_path is not None else None
+    if resume:
+        ckpt = find_checkpoint(run_path) if run_path is not None else None
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {run_path}. Start without --resume.")
+        saved = DecisionTransformerAgent.load(ckpt, device=device)
+        model.load_state_dict(saved.model.state_dict())
+        state = load_trainer_state(ckpt, optimizer, scheduler, generator)
+        if state.get("train_config") != asdict(cfg):
+            diff = {k: (state["train_config"].get(k), v) for k, v in asdict(cfg).items()
+                    if state.get("train_config", {}).get(k) != v}
+            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now).")
+        step, wall_before = state["step"], state.get("wall_time_s", 0.0)
+        assert logger is not None
+        logger.drop_after(step)
+
+    def checkpoint(at_step: int, wall: float) -> None:
+        if run_path is not None:
+            save_checkpoint(run_path, agent.save, optimizer, scheduler, at_step,
+                            {"train_config": asdict(cfg), "wall_time_s": wall}, generator)
+
+    # -- training loop -------------------------------------------------------------------------------
+    t0, last_log_t, last_log_step = time.perf_counter(), time.perf_counter(), step
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="train dt", unit="step")
+    model.train()
+    eval_return = float("nan")
+    try:
+        while step < cfg.max_steps:
+            states, actions, rtg, timesteps, keep, target_actions = sampler.sample(cfg.batch_size, generator)
+            _, action_preds, _ = model(states, actions, rtg, timesteps, keep.long())
+            loss = ((action_preds - target_actions) ** 2)[keep].mean()  # MSE on real (unpadded) steps
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                now = time.perf_counter()
+                metrics = {"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0],
+                           "train/steps_per_s": (step - last_log_step) / max(now - last_log_t, 1e-9)}
+                last_log_t, last_log_step = now, step
+                if logger is not None:
+                    logger.log(step, metrics)
+                bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", ret=f"{eval_return:.1f}")
+            if cfg.eval_every and env_id is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                eval_return = _evaluate(agent, env_id, cfg, step, logger)
+                bar.set_postfix(loss=f"{loss.item():.4f}", ret=f"{eval_return:.1f}")
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
+                checkpoint(step, wall_before + time.perf_counter() - t0)
+            bar.update(1)
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
+    # -- final artifacts -----------------------------------------------------------------------------
+    model.eval()
+    wall = wall_before + time.perf_counter() - t0
+    agent.info.update({"train_steps": step, "train_wall_time_s": round(wall, 1), "device": str(device)})
+    if run_path is not None:
+        checkpoint(step, wall)
+        tmp = run_path / ".agent-tmp"
+        agent.save(tmp)
+        replace_folder(tmp, run_path / "agent")
+    return agent
+
+
+def _evaluate(agent: DecisionTransformerAgent, env_id: str, cfg: DTTrainConfig, step: int,
+              logger: MetricLogger | None) -> float:
+    from seqpolicy.evaluation.evaluate import evaluate
+
+    agent.model.eval()
+    result = evaluate(agent, env_id, n_episodes=cfg.eval_episodes, seed=cfg.eval_seed)
+    agent.model.train()
+    metrics = {"eval/return": float(np.mean(result.returns)), "eval/return_std": float(np.std(result.returns))}
+    if getattr(result, "normalized_score", None) is not None:
+        metrics["eval/normalized_score"] = float(result.normalized_score)
+    if logger is not None:
+        logger.log(step, metrics)
+    return metrics["eval/return"]

@@ -1,0 +1,47 @@
+"""Shared fixtures: the tiny PointReach env, a small toy dataset and small untrained agents."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import seqpolicy  # noqa: F401  (registers seqpolicy/PointReach-v0)
+
+TOY_ID = "seqpolicy/PointReach-v0"
+
+
+@pytest.fixture
+def toy_env():
+    env = gym.make(TOY_ID)
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="session")
+def toy_data():
+    from seqpolicy.toy import make_toy_dataset
+
+    return make_toy_dataset(n_episodes=40, seed=0)
+
+
+def make_dt_agent(env: gym.Env, context_length: int = 5, seed: int = 0, max_ep_len: int = 64):
+    """An untrained DT agent with random (non-trivial) weights for env's spaces."""
+    from seqpolicy.agents.dt import DecisionTransformerAgent
+    from seqpolicy.models import DecisionTransformer, DTConfig
+
+    torch.manual_seed(seed)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    model = DecisionTransformer(DTConfig(state_dim=obs_dim, act_dim=act_dim, hidden_size=32, n_layer=2, n_head=2,
+                                         max_ep_len=max_ep_len))
+    rng = np.random.default_rng(seed)
+    return DecisionTransformerAgent(model, env.observation_space, env.action_space,
+                                    state_mean=rng.normal(size=obs_dim), state_std=rng.uniform(0.5, 2, obs_dim),
+                                    target_return=30.0, return_scale=10.0, context_length=context_length,
+                                    env_id=TOY_ID)
+
+
+@pytest.fixture
+def dt_agent(toy_env):
+    return make_dt_agent(toy_env)

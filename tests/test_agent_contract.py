@@ -1,0 +1,98 @@
+"""The contract every agent keeps: shapes and bounds, reset, batched == loop of singles, save/load.
+
+New agent kinds add a factory to AGENT_FACTORIES.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from conftest import TOY_ID, make_dt_agent
+
+
+def _dt(env):
+    return make_dt_agent(env)
+
+
+def _dt_load(agent, folder):
+    from seqpolicy.agents.dt import DecisionTransformerAgent
+
+    return DecisionTransformerAgent.load(folder)
+
+
+AGENT_FACTORIES = {"dt": (_dt, _dt_load)}
+
+
+def _rollout(agent, env, seed, steps=30):
+    """Actions of ``agent`` on one episode of ``env`` (stops early at termination)."""
+    agent.reset()
+    obs, _ = env.reset(seed=seed)
+    reward, actions = None, []
+    for _ in range(steps):
+        a = agent.act(obs, reward)
+        actions.append(a)
+        obs, reward, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+    return np.array(actions)
+
+
+@pytest.fixture(params=sorted(AGENT_FACTORIES))
+def kind(request):
+    return request.param
+
+
+def test_actions_have_env_shape_dtype_and_bounds(kind, toy_env):
+    agent = AGENT_FACTORIES[kind][0](toy_env)
+    acts = _rollout(agent, toy_env, seed=0)
+    assert acts.dtype == np.float32 and acts.shape[1:] == toy_env.action_space.shape
+    assert np.all(acts >= toy_env.action_space.low) and np.all(acts <= toy_env.action_space.high)
+
+
+def test_reset_clears_context(kind, toy_env):
+    agent = AGENT_FACTORIES[kind][0](toy_env)
+    first = _rollout(agent, toy_env, seed=1)
+    _rollout(agent, toy_env, seed=2)
+    again = _rollout(agent, toy_env, seed=1)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_batched_equals_loop_of_singles_with_autoreset(kind, toy_env):
+    """A 3-env batch with per-env resets at different times gives each env's single-agent actions."""
+    n, steps = 3, 40
+    singles = [AGENT_FACTORIES[kind][0](toy_env) for _ in range(n)]
+    batched = AGENT_FACTORIES[kind][0](toy_env)
+    envs = [gym.make(TOY_ID) for _ in range(n)]
+    obs = np.stack([e.reset(seed=10 + i)[0] for i, e in enumerate(envs)])
+    rewards = None
+    single_rewards = [None] * n
+    episode_len = [7, 11, 40]  # envs 0 and 1 restart mid-run (like Gymnasium's autoreset)
+    t_in_ep = [0] * n
+    for _ in range(steps):
+        a_batch = batched.act(obs, rewards)
+        a_single = np.stack([singles[i].act(obs[i], single_rewards[i]) for i in range(n)])
+        np.testing.assert_allclose(a_batch, a_single, atol=1e-5)
+        new_obs, new_r, done = [], [], np.zeros(n, dtype=bool)
+        for i, e in enumerate(envs):
+            o, r, term, trunc, _ = e.step(a_batch[i])
+            t_in_ep[i] += 1
+            if term or trunc or t_in_ep[i] == episode_len[i]:
+                o, _ = e.reset(seed=100 + i)
+                done[i], t_in_ep[i] = True, 0
+                singles[i].reset()
+                single_rewards[i] = None
+            else:
+                single_rewards[i] = r
+            new_obs.append(o)
+            new_r.append(r)
+        batched.reset(envs=done)
+        obs, rewards = np.stack(new_obs), np.array(new_r)
+
+
+def test_save_load_gives_identical_actions(kind, toy_env, tmp_path):
+    factory, loader = AGENT_FACTORIES[kind]
+    agent = factory(toy_env)
+    agent.save(tmp_path / "agent")
+    loaded = loader(agent, tmp_path / "agent")
+    np.testing.assert_array_equal(_rollout(agent, toy_env, seed=3), _rollout(loaded, toy_env, seed=3))
