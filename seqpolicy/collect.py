@@ -31,8 +31,11 @@ from seqpolicy.data.trajectories import Episode, Trajectories
 POLICY_NAMES = ("random", "pointreach-expert", "pointreach-noisy")
 
 
-def make_policy(policy: str | os.PathLike | Agent, env: gym.Env, seed: int = 0) -> tuple[Agent, dict[str, Any]]:
+def make_policy(policy: str | os.PathLike | Agent, env: gym.Env, seed: int = 0,
+                trust_zip: bool = False) -> tuple[Agent, dict[str, Any]]:
     """Turn a policy name, path or agent into an :class:`Agent`, plus a JSON description of it.
+
+    ``trust_zip`` silences the warning that SB3 zips are unpickled (see :class:`seqpolicy.agents.sb3.SB3Agent`).
 
     Raises:
         ValueError: an unknown name, or a path that is neither an SB3 zip nor an agent folder.
@@ -53,7 +56,7 @@ def make_policy(policy: str | os.PathLike | Agent, env: gym.Env, seed: int = 0) 
     if path.is_file() and path.suffix == ".zip":
         from seqpolicy.agents.sb3 import SB3Agent, make_sb3_env_check
 
-        agent = SB3Agent.load(path, trusted=True)  # the CLI/documentation warns users about foreign zips
+        agent = SB3Agent.load(path, trusted=trust_zip)
         make_sb3_env_check(agent, env)
         return agent, {"kind": "sb3", "algo": agent.name, "path": str(path), "sha256": _sha256(path),
                        "deterministic": agent.deterministic}
@@ -67,7 +70,7 @@ def make_policy(policy: str | os.PathLike | Agent, env: gym.Env, seed: int = 0) 
 
 def collect(env_id: str, policy: str | os.PathLike | Agent, n_steps: int | None = None,
             n_episodes: int | None = None, seed: int = 0, action_noise: float = 0.0,
-            progress: bool = True) -> Trajectories:
+            progress: bool = True, trust_zip: bool = False) -> Trajectories:
     """Roll out ``policy`` in ``env_id`` for ``n_steps`` transitions or ``n_episodes`` episodes.
 
     Episode ``i`` is reset with seed ``seed + i``; the noise generator and the agent are seeded with ``seed``.
@@ -82,6 +85,7 @@ def collect(env_id: str, policy: str | os.PathLike | Agent, n_steps: int | None 
             (0.1 on Hopper's [-1, 1] Box is N(0, 0.1)); the noisy action is clipped to the Box and is what the
             dataset records.
         progress: show a tqdm bar.
+        trust_zip: load an SB3 zip without the unpickling warning (only for zips you made or trust).
 
     Returns:
         :class:`Trajectories` with every episode's final observation, and ``metadata`` describing the run
@@ -96,7 +100,7 @@ def collect(env_id: str, policy: str | os.PathLike | Agent, n_steps: int | None 
     env = gym.make(env_id)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise TypeError(f"{env_id} has a {env.action_space} action space; collect supports Box actions only.")
-    agent, policy_doc = make_policy(policy, env, seed=seed)
+    agent, policy_doc = make_policy(policy, env, seed=seed, trust_zip=trust_zip)
     rng = np.random.default_rng(seed)
     low, high = env.action_space.low, env.action_space.high
     half_range = np.where(np.isfinite(high - low), (high - low) / 2.0, 1.0)

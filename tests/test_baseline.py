@@ -55,7 +55,7 @@ def test_sb3_agent_matches_model_predict_single_and_batched(td3_run):
     _, out = td3_run
     with pytest.warns(UserWarning, match="unpickle"):
         agent = SB3Agent.load(out / "final.zip")
-    assert agent.name == "TD3"  # read from the JSON card next to the zip
+    assert agent.name == "TD3"  # read from the zip's JSON metadata, nothing unpickled
     env = gym.make(ENV)
     obs = np.stack([env.reset(seed=i)[0] for i in range(4)])
     expected = agent.model.predict(obs, deterministic=True)[0]

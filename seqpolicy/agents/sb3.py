@@ -55,8 +55,7 @@ class SB3Agent(ContextAgent):
 
         Args:
             path: the zip written by ``model.save`` or ``seqpolicy-baseline``.
-            algo: SB3 class name (``"TD3"``); by default read from the run's JSON card next to the zip, else
-                each known algorithm is tried.
+            algo: SB3 class name (``"TD3"``); by default read from the zip's JSON metadata.
             deterministic: see the class docstring.
             device: torch device for the policy.
             trusted: silence the warning about unpickling; pass True only for zips you made or trust.
@@ -66,7 +65,7 @@ class SB3Agent(ContextAgent):
             raise FileNotFoundError(f"No SB3 model at {path}. Train one with `seqpolicy-baseline train` or pass "
                                     "the path of a .zip written by model.save().")
         if not zipfile.is_zipfile(path):
-            raise ValueError(f"{path} is not an SB3 model zip.")
+            raise ValueError(f"{path} is not an SB3 model zip (not a zip file at all).")
         if not trusted:
             warnings.warn(f"Loading {path}: SB3 zips unpickle Python objects, which can run arbitrary code. "
                           "Load only zips you made or trust (pass trusted=True to silence this).", stacklevel=2)
@@ -74,23 +73,14 @@ class SB3Agent(ContextAgent):
             import stable_baselines3 as sb3
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError("SB3Agent needs Stable-Baselines3: pip install 'seqpolicy[sb3]'") from e
-        algo = algo or _algo_from_card(path)
-        candidates = [algo.upper()] if algo else list(ALGOS)
-        errors = []
-        for name in candidates:
-            cls_ = getattr(sb3, name, None)
-            if cls_ is None:
-                raise ValueError(f"Unknown SB3 algorithm {name!r}; known: {', '.join(ALGOS)}.")
-            try:
-                model = cls_.load(path, device=device)
-            except Exception as e:  # SB3 raises assorted errors for a zip of another algorithm
-                errors.append(f"{name}: {type(e).__name__}")
-                continue
-            agent = cls(model, deterministic=deterministic, name=name)
-            agent.source = str(path)
-            return agent
-        raise ValueError(f"Could not load {path} as any of {', '.join(candidates)} ({'; '.join(errors)}). "
-                         "Pass algo='td3' (or the right one) explicitly.")
+        algo = (algo or _algo_from_zip(path) or "").upper()
+        cls_ = getattr(sb3, algo, None) if algo else None
+        if cls_ is None:
+            raise ValueError(f"Cannot tell which SB3 algorithm {path} holds (got {algo or 'nothing'}); pass "
+                             f"algo= one of {', '.join(ALGOS)}.")
+        agent = cls(cls_.load(path, device=device), deterministic=deterministic, name=algo)
+        agent.source = str(path)
+        return agent
 
     def _act_batch(self, obs: np.ndarray, rewards: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         import torch
@@ -112,17 +102,23 @@ class SB3Agent(ContextAgent):
         return f"SB3Agent({self.name}, source={self.source!r}, deterministic={self.deterministic})"
 
 
-def _algo_from_card(path: Path) -> str | None:
-    """The algorithm recorded in a seqpolicy JSON card next to the zip (``x.zip`` -> ``x.json``), if any."""
+def _algo_from_zip(path: Path) -> str | None:
+    """The algorithm of an SB3 zip, read from its JSON ``data`` entry (the policy class's module), unpickling
+    nothing: ``stable_baselines3.td3.policies`` -> ``"TD3"`` (DDPG zips load as TD3, which is the same policy)."""
     import json
 
-    card = path.with_suffix(".json")
-    if card.is_file():
-        try:
-            return json.loads(card.read_text()).get("algo")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
-    return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = json.loads(z.read("data"))
+        module = data["policy_class"]["__module__"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    parts = module.split(".")
+    if len(parts) < 3 or parts[0] != "stable_baselines3":
+        return None
+    if parts[1] == "common":  # PPO and A2C share ActorCriticPolicy; only PPO has a clip range
+        return "PPO" if "clip_range" in data else "A2C"
+    return parts[1].upper()
 
 
 def make_sb3_env_check(agent: SB3Agent, env: gym.Env) -> None:
