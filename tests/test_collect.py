@@ -51,6 +51,14 @@ def test_collect_then_load_round_trip_through_minari(minari_dir):
     assert len(load_trajectories(minari_dir / "pointreach" / "expert-v0")) == 5
 
 
+def test_npz_keeps_final_observations(tmp_path):
+    data = collect(ENV, "pointreach-expert", n_steps=120, seed=2, progress=False)
+    data.save(tmp_path / "d.npz")
+    back = load_trajectories(tmp_path / "d.npz")
+    for a, b in zip(data.episodes, back.episodes, strict=True):
+        np.testing.assert_array_equal(a.final_observation, b.final_observation)
+
+
 def test_existing_dataset_is_not_overwritten_by_accident(minari_dir):
     data = collect(ENV, "random", n_episodes=2, progress=False)
     write_collected(data, "pointreach/random-v0")

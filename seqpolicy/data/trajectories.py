@@ -201,8 +201,11 @@ class Trajectories:
                 "metadata": self.metadata}
         import io
 
+        extra = {}
+        if all(ep.final_observation is not None for ep in self.episodes):  # (n_episodes, obs_dim)
+            extra["final_observations"] = np.stack([ep.final_observation for ep in self.episodes])
         buf = io.BytesIO()
-        np.savez_compressed(buf, **self.to_arrays(), meta=np.array(json.dumps(meta)))
+        np.savez_compressed(buf, **self.to_arrays(), **extra, meta=np.array(json.dumps(meta)))
         atomic_write_bytes(path, buf.getvalue())
         return path
 
@@ -214,11 +217,16 @@ class Trajectories:
                 raise ValueError(f"{path} is not a seqpolicy trajectories file (no 'meta' entry).")
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
-        return cls.from_arrays(
+            finals = z.get("final_observations")
+        data = cls.from_arrays(
             **arrays, env_id=meta.get("env_id"), dataset_id=meta.get("dataset_id"),
             observation_space=space_from_json(meta["observation_space"]) if meta.get("observation_space") else None,
             action_space=space_from_json(meta["action_space"]) if meta.get("action_space") else None,
             metadata=meta.get("metadata") or {})
+        if finals is not None and len(finals) == len(data.episodes):
+            for ep, final in zip(data.episodes, finals, strict=True):
+                ep.final_observation = final.astype(np.float32)
+        return data
 
     def subset(self, indices: Sequence[int]) -> Trajectories:
         return Trajectories([self.episodes[i] for i in indices], self.env_id, self.dataset_id,

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -313,7 +314,9 @@ def train_baseline(cfg: BaselineConfig, out_dir: str | os.PathLike, progress: bo
                 state["stop"] = "budget"
             return state["stop"] is None
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # stop gracefully (and save) on Ctrl-C or kill; signal handlers can only be set from the main thread
+    in_main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     bar = None
     if progress:
         from tqdm.auto import tqdm
