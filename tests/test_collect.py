@@ -51,6 +51,14 @@ def test_collect_then_load_round_trip_through_minari(minari_dir):
     assert len(load_trajectories(minari_dir / "pointreach" / "expert-v0")) == 5
 
 
+def test_other_env_version_warns(tmp_path):
+    data = collect(ENV, "random", n_episodes=2, progress=False)
+    data.env_id = "seqpolicy/PointReach-v9"
+    data.save(tmp_path / "d.npz")
+    with pytest.warns(UserWarning, match="collected on seqpolicy/PointReach-v9, not seqpolicy/PointReach-v0"):
+        load_trajectories(tmp_path / "d.npz", env_id=ENV)
+
+
 def test_npz_keeps_final_observations(tmp_path):
     data = collect(ENV, "pointreach-expert", n_steps=120, seed=2, progress=False)
     data.save(tmp_path / "d.npz")

@@ -75,6 +75,9 @@ def load_trajectories(source: str | os.PathLike, env_id: str | None = None) -> T
             env.close()
         if data.env_id is None:
             data.env_id = env_id
+        elif data.env_id != env_id:
+            warnings.warn(f"{source} was collected on {data.env_id}, not {env_id}: the sizes match, but the dynamics "
+                          "may differ (e.g. gym v3 vs Gymnasium v4/v5). Label scores with both.", stacklevel=2)
         if data.observation_space is None:
             data.observation_space, data.action_space = env.observation_space, env.action_space
     return data
