@@ -15,6 +15,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+TOY_DATASET_ID = "pointreach-mixed"  # built-in dataset: generated on demand by make_toy_dataset()
 ARENA = 1.5
 FORCE = 2.0
 

@@ -143,6 +143,30 @@ class WindowSampler:
         return states, actions, rtg, timesteps, keep, self.actions[idx]
 
 
+# Settings a resumed run may change (they do not alter what the model has learned so far).
+RESUMABLE_CHANGES = frozenset({"max_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "device"})
+
+PRESETS: dict[str, DTTrainConfig] = {
+    "paper": DTTrainConfig(),
+    # PointReach (seqpolicy/PointReach-v0): a small model that reaches ~95% of the expert in ~1500 steps.
+    "pointreach": DTTrainConfig(context_length=10, hidden_size=64, n_layer=2, batch_size=64, learning_rate=1e-3,
+                                warmup_steps=100, max_steps=1500, return_scale=50.0, eval_every=500,
+                                eval_episodes=10, checkpoint_every=500),
+}
+
+
+def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Trajectories:
+    """A dataset id/path as the trainers accept it: PointReach's built-in mixed data, or any source that
+    ``seqpolicy.data.sources.load_trajectories`` reads (Minari id, D4RL HDF5, seqpolicy .npz)."""
+    from seqpolicy.toy import TOY_DATASET_ID, make_toy_dataset
+
+    if str(source) == TOY_DATASET_ID:
+        return make_toy_dataset()
+    from seqpolicy.data.sources import load_trajectories
+
+    return load_trajectories(source, env_id=env_id)
+
+
 def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | None = None, *,
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
              progress: bool = True, **overrides) -> DecisionTransformerAgent:
@@ -167,9 +191,7 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     cfg = replace(config or DTTrainConfig(), **overrides)
     # -- data and env --------------------------------------------------------------------------------
     if not isinstance(data, Trajectories):
-        from seqpolicy.data import load_trajectories
-
-        data = load_trajectories(data, env_id=env_id)
+        data = resolve_dataset(data, env_id)
     env_id = env_id or data.env_id
     time_limit = None
     if env_id is not None:
@@ -216,10 +238,11 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
         saved = DecisionTransformerAgent.load(ckpt, device=device)
         model.load_state_dict(saved.model.state_dict())
         state = load_trainer_state(ckpt, optimizer, scheduler, generator)
-        if state.get("train_config") != asdict(cfg):
-            diff = {k: (state["train_config"].get(k), v) for k, v in asdict(cfg).items()
-                    if state.get("train_config", {}).get(k) != v}
-            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now).")
+        diff = {k: (state["train_config"].get(k), v) for k, v in asdict(cfg).items()
+                if k not in RESUMABLE_CHANGES and state["train_config"].get(k) != v}
+        if diff:
+            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
+                             f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change on resume.")
         step, wall_before = state["step"], state.get("wall_time_s", 0.0)
         assert logger is not None
         logger.drop_after(step)

@@ -1,0 +1,97 @@
+"""train_dt and seqpolicy-train: reproducibility, resume, crash-safe checkpoints, CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import seqpolicy
+from conftest import TOY_ID
+from seqpolicy.agents.dt import DecisionTransformerAgent
+from seqpolicy.training import common
+
+TINY = dict(context_length=4, hidden_size=16, n_layer=1, n_head=1, batch_size=8, warmup_steps=5,
+            learning_rate=1e-3, return_scale=50.0, eval_every=0, device="cpu", progress=False)
+
+
+def _weights(agent):
+    return {k: v.clone() for k, v in agent.model.state_dict().items()}
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_weights_other_seed_differs(toy_data):
+    a = _weights(seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=15, seed=1, **TINY))
+    b = _weights(seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=15, seed=1, **TINY))
+    c = _weights(seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=15, seed=2, **TINY))
+    assert _same(a, b) and not _same(a, c)
+
+
+def test_resume_continues_exactly(toy_data, tmp_path):
+    straight = seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=20, seed=0, run_dir=tmp_path / "a", **TINY)
+    seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=10, seed=0, run_dir=tmp_path / "b", **TINY)
+    resumed = seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=20, seed=0, run_dir=tmp_path / "b",
+                                 resume=True, **TINY)
+    assert _same(_weights(straight), _weights(resumed))
+    with open(tmp_path / "b" / "log.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == sorted(set(steps)) and steps[-1] == 20
+
+
+def test_resume_refuses_changed_recipe(toy_data, tmp_path):
+    seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=5, run_dir=tmp_path, **TINY)
+    with pytest.raises(ValueError, match="different settings than the checkpoint.*learning_rate"):
+        seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=10, run_dir=tmp_path, resume=True,
+                           **{**TINY, "learning_rate": 5e-4})
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=5, run_dir=tmp_path / "empty", resume=True, **TINY)
+
+
+def test_a_crash_while_checkpointing_keeps_the_previous_checkpoint(toy_data, tmp_path):
+    agent = seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=5, run_dir=tmp_path, **TINY)
+    before = (tmp_path / "checkpoint" / "model.safetensors").read_bytes()
+    opt = torch.optim.AdamW(agent.model.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+    def dies_halfway(folder):
+        agent.save(folder)
+        (folder / "model.safetensors").write_bytes(b"partial")
+        raise KeyboardInterrupt  # killed before the checkpoint was complete
+
+    with pytest.raises(KeyboardInterrupt):
+        common.save_checkpoint(tmp_path, dies_halfway, opt, sched, 99, {})
+    assert (tmp_path / "checkpoint" / "model.safetensors").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".checkpoint-")]
+    DecisionTransformerAgent.load(tmp_path / "checkpoint")  # still loads
+
+
+def test_cli_trains_evaluates_logs_and_saves(tmp_path, capsys):
+    from seqpolicy.cli.train import main
+
+    out = tmp_path / "run"
+    code = main(["dt", "--dataset", "pointreach-mixed", "--env", TOY_ID, "--preset", "pointreach", "--out", str(out),
+                 "--steps", "20", "--eval-every", "10", "--eval-episodes", "2", "--log-every", "10",
+                 "--checkpoint-every", "10", "--device", "cpu", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    agent = DecisionTransformerAgent.load(out / "agent")
+    assert agent.info["train_steps"] == 20 and agent.env_id == TOY_ID
+    with open(out / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    evals = [float(r["eval/return"]) for r in rows if r.get("eval/return")]
+    assert len(evals) == 2 and all(np.isfinite(evals))
+    assert main(["dt", "--dataset", "pointreach-mixed", "--out", str(tmp_path / "x"), "--resume", "--quiet",
+                 "--env", TOY_ID]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_cli_bad_dataset_is_one_clear_line(tmp_path, capsys):
+    from seqpolicy.cli.train import main
+
+    assert main(["dt", "--dataset", str(tmp_path / "missing.hdf5"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("seqpolicy-train: error:") and "missing.hdf5" in err and "\n" not in err
