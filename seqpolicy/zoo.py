@@ -10,7 +10,8 @@ An env folder holds ``preset.json``::
     }
 
 Agent paths are relative to the env folder (an agent folder with ``agent.json``, or an SB3 ``.zip``). An
-agent named ``NAME`` that the preset does not list is looked up as the folder ``envs/<EnvId>/NAME/``.
+agent named ``NAME`` that the preset does not list is looked up as ``envs/<EnvId>/NAME/`` (a folder), then
+``NAME.zip`` and ``NAME-expert.zip`` (SB3 policies such as ``td3-expert.zip``).
 
 Env folders are searched in, in order: the folders in ``$SEQPOLICY_ENVS`` (``os.pathsep``-separated), the
 ``envs/`` folder next to the package (a source checkout or editable install) and
@@ -87,9 +88,12 @@ def load_preset(env_id: str) -> EnvPreset:
                      agents=dict(doc.get("agents", {})), eval=dict(doc.get("eval", {})))
 
 
-def _train_hint(env_id: str) -> str:
-    return (f"Train one (see `seqpolicy-train --help`) and pass its folder with --agent PATH, "
-            f"or try --agent random for the random baseline on {env_id}.")
+def _train_hint(env_id: str, name: str | None = None) -> str:
+    if name in ("sac", "td3", "ppo"):
+        how = f"Train one with `seqpolicy-baseline train --algo {name} --env {env_id}` and pass its .zip"
+    else:
+        how = "Train one (see `seqpolicy-train --help`) and pass its folder"
+    return f"{how} with --agent PATH, or try --agent random for the random baseline on {env_id}."
 
 
 def agent_path(env_id: str, name: str | None = None) -> Path:
@@ -102,19 +106,25 @@ def agent_path(env_id: str, name: str | None = None) -> Path:
     try:
         preset = load_preset(env_id)
     except ZooError as e:
-        what = "a default agent" if name is None else f"a {name!r} agent"
-        raise ZooError(f"No {what} for {env_id} in the zoo: {e} {_train_hint(env_id)}") from e
+        what = "default agent" if name is None else f"{name!r} agent"
+        raise ZooError(f"No {what} for {env_id} in the zoo: {e} {_train_hint(env_id, name)}") from e
     if name is None:
         if not preset.default_agent:
-            raise ZooError(f"{preset.folder / PRESET_FILE} names no default agent for {env_id}. "
-                           + _train_hint(env_id))
+            preset_file = preset.folder / PRESET_FILE
+            why = (f"{preset_file} names none" if preset_file.is_file()
+                   else f"{preset.folder} has no {PRESET_FILE} naming one")
+            raise ZooError(f"No default agent for {env_id} in the zoo: {why}. " + _train_hint(env_id))
         name = preset.default_agent
-    rel = preset.agents.get(name, name)
-    path = preset.folder / rel
+    if name in preset.agents:
+        path = preset.folder / preset.agents[name]
+    else:  # conventions: an agent folder NAME/, or an SB3 zip NAME.zip / NAME-expert.zip (e.g. td3-expert.zip)
+        candidates = [preset.folder / c for c in (name, f"{name}.zip", f"{name}-expert.zip")]
+        path = next((c for c in candidates if c.exists()), candidates[0])
     if not path.exists():
         known = sorted(set(preset.agents) | {p.name for p in preset.folder.iterdir() if (p / "agent.json").is_file()})
         listed = f" (available: {', '.join(known)})" if known else ""
-        raise ZooError(f"No {name!r} agent for {env_id}: {path} does not exist{listed}. " + _train_hint(env_id))
+        raise ZooError(f"No {name!r} agent for {env_id}: {path} does not exist{listed}. "
+                       + _train_hint(env_id, name))
     return path
 
 

@@ -75,6 +75,11 @@ class EvalResult:
         return len(self.returns)
 
     @property
+    def normalized_score(self) -> float | None:
+        """Mean D4RL-normalised score, or None for envs without reference scores."""
+        return self.normalized["mean"] if self.normalized else None
+
+    @property
     def steps_per_second(self) -> float:
         return self.env_steps / self.wall_time_s if self.wall_time_s > 0 else float("inf")
 

@@ -1,7 +1,7 @@
 """Headless episode videos: frames stream to mp4 through imageio-ffmpeg, one episode or several agents side by side.
 
-- Headless by default: :func:`setup_headless` picks ``MUJOCO_GL`` (EGL, else OSMesa) before MuJoCo is
-  imported; a ``MUJOCO_GL`` the user set wins.
+- Headless by default: :func:`setup_headless` picks ``MUJOCO_GL`` (EGL, else OSMesa) before MuJoCo
+  renders (and before PyOpenGL is imported); a ``MUJOCO_GL`` the user set wins.
 - Memory stays flat: each frame goes to ffmpeg as soon as it is rendered.
 - A video is written under a temporary name and moved to a fresh, unique final name only when complete, so an
   interrupted recording never leaves a truncated file under the final name and nothing is overwritten.
@@ -53,16 +53,19 @@ class RenderError(RuntimeError):
 
 
 def setup_headless() -> str | None:
-    """Choose a headless OpenGL backend for MuJoCo by setting ``MUJOCO_GL``; call before MuJoCo is imported.
+    """Choose a headless OpenGL backend for MuJoCo by setting ``MUJOCO_GL``; call before MuJoCo renders.
 
     Returns:
         The backend in use: the user's own ``MUJOCO_GL`` if set, else ``"egl"`` or ``"osmesa"`` (the first
-        whose library loads), or None when nothing was chosen (macOS/Windows use their native backend, MuJoCo
-        was already imported, or no headless library was found; rendering then reports what went wrong).
+        whose library loads), or None when nothing was chosen (macOS/Windows use their native backend, an
+        OpenGL platform was already loaded, or no headless library was found; rendering then says what went
+        wrong).
     """
     if os.environ.get("MUJOCO_GL"):
         return os.environ["MUJOCO_GL"]
-    if not sys.platform.startswith("linux") or "mujoco" in sys.modules:
+    # MuJoCo's renderer reads MUJOCO_GL when a context is first made, but PyOpenGL fixes its platform when it
+    # is first imported: after that, choosing a backend here would not take effect.
+    if not sys.platform.startswith("linux") or "OpenGL" in sys.modules:
         return None
     for backend, libs in _HEADLESS_LIBS:
         for lib in libs:

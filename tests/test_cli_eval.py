@@ -1,0 +1,121 @@
+"""seqpolicy-eval and seqpolicy-compare end to end on tiny budgets, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import seqpolicy
+from seqpolicy.cli import compare as compare_cli
+from seqpolicy.cli import eval as eval_cli
+from seqpolicy.evaluation.video import video_stats
+
+pytest.importorskip("imageio_ffmpeg", reason="CLI video tests need the video extra: pip install -e .[video]")
+
+TOY = "seqpolicy/PointReach-v0"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models run several times faster on one thread when the cores are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dt_folder(tmp_path_factory):
+    """A Decision Transformer trained for a few hundred steps on PointReach data, saved to a tmp folder."""
+    from seqpolicy.toy import make_toy_dataset
+
+    agent = seqpolicy.train_dt(make_toy_dataset(60, seed=0), max_steps=200, batch_size=32, hidden_size=32,
+                               n_layer=1, n_head=1, context_length=5, warmup_steps=20, learning_rate=1e-3,
+                               eval_every=10**9, checkpoint_every=10**9, progress=False, device="cpu")
+    folder = tmp_path_factory.mktemp("zoo") / "seqpolicy__PointReach-v0" / "dt"
+    agent.save(folder)
+    return folder
+
+
+def run(cli, capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_random_agent_on_hopper_end_to_end(tmp_path, capsys):
+    pytest.importorskip("mujoco")
+    code, out, err = run(eval_cli, capsys, "--env", "Hopper-v4", "--agent", "random", "--episodes", "3",
+                         "--n-envs", "2", "--video-dir", str(tmp_path / "videos"), "--video-size", "64x64",
+                         "--max-episode-steps", "30", "--json", str(tmp_path / "eval.json"))
+    assert code == 0, err
+    doc = json.loads((tmp_path / "eval.json").read_text())
+    assert len(doc["evaluation"]["returns"]) == 3 and doc["evaluation"]["normalized"]["env_id"] == "Hopper-v4"
+    assert "| random | Hopper-v4 | 3 |" in out and "D4RL score" in out
+    (video,) = doc["videos"]
+    assert video_stats(video["path"])["frames"] == video["frames"] > 1
+    assert f"video: {video['path']}" in out
+
+
+def test_trained_dt_from_the_zoo_by_default(dt_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SEQPOLICY_ENVS", str(dt_folder.parent.parent))
+    (dt_folder.parent / "preset.json").write_text(json.dumps({"env_id": TOY, "default_agent": "dt",
+                                                               "eval": {"episodes": 4, "seed": 7}}))
+    code, out, err = run(eval_cli, capsys, "--env", TOY, "--record", "best", "--video-dir", str(tmp_path),
+                         "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    doc = json.loads((tmp_path / "e.json").read_text())
+    ev = doc["evaluation"]
+    assert ev["agent"] == "DecisionTransformerAgent (dt)" and ev["seeds"] == [7, 8, 9, 10]  # preset used
+    (video,) = doc["videos"]
+    assert video["matches_evaluation"] and video["episode"] == max(range(4), key=ev["returns"].__getitem__)
+    assert video_stats(video["path"])["frames"] == 51
+    # the same agent by path, vectorised, without video
+    code, out, err = run(eval_cli, capsys, "--env", TOY, "--agent", str(dt_folder), "--episodes", "4",
+                         "--seed", "7", "--n-envs", "2", "--no-video", "--json", str(tmp_path / "v.json"))
+    assert code == 0, err
+    vec = json.loads((tmp_path / "v.json").read_text())["evaluation"]
+    assert vec["returns"] == pytest.approx(ev["returns"], abs=1e-3)  # batched matmuls differ in the last bits
+
+
+def test_compare_writes_table_json_chart_and_side_by_side_video(dt_folder, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out_dir = tmp_path / "cmp"
+    code, out, err = run(compare_cli, capsys, "--env", TOY, "--agents", str(dt_folder), "random",
+                         "--episodes", "3", "--out", str(out_dir), "--video", "--video-dir", str(tmp_path / "v"))
+    assert code == 0, err
+    doc = json.loads((out_dir / "comparison.json").read_text())
+    assert set(doc["results"]) == {str(dt_folder), "random"}
+    assert all(r["seeds"] == [0, 1, 2] for r in doc["results"].values())
+    assert (out_dir / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| random |" in (out_dir / "comparison.md").read_text()
+    (video,) = list((tmp_path / "v").iterdir())
+    assert video_stats(video)["frames"] == 51
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "NoSuchEnv-v3", "--agent", "random", "--no-video"], "Cannot make env 'NoSuchEnv-v3'"),
+    (["--env", TOY, "--agent", "alphazero", "--no-video"], "Unknown agent 'alphazero'"),
+    (["--env", TOY, "--agent", "random", "--episodes", "0"], "--episodes: must be at least 1"),
+    (["--env", TOY, "--no-video"], "No default agent for seqpolicy/PointReach-v0 in the zoo"),
+])
+def test_bad_input_exits_nonzero_with_one_line(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("SEQPOLICY_ENVS", str(tmp_path))  # an empty zoo
+    try:
+        code = eval_cli.main(argv)
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("seqpolicy-eval: error:") and message in err, err
+
+
+def test_unwritable_video_folder_and_mismatched_agent(dt_folder, tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, _, err = run(eval_cli, capsys, "--env", TOY, "--agent", "random", "--video-dir", str(blocker / "v"))
+    assert code == 2 and "Cannot write videos to" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(eval_cli, capsys, "--env", "Hopper-v4", "--agent", str(dt_folder), "--no-video")
+    assert code == 2 and "does not match Hopper-v4" in err
