@@ -24,6 +24,9 @@ _LAZY = {
     "train_dt": "seqpolicy.training.dt",
     "DTTrainConfig": "seqpolicy.training.dt",
     "evaluate": "seqpolicy.evaluation.evaluate",
+    "compare": "seqpolicy.evaluation.compare",
+    "record_video": "seqpolicy.evaluation.video",
+    "load_agent": "seqpolicy.agents.loading",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

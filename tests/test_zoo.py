@@ -50,6 +50,9 @@ def test_load_agent_dispatches_by_kind(tmp_path):
     (tmp_path / "odd" / "agent.json").write_text(json.dumps({"kind": "mystery"}))
     with pytest.raises(ArtifactError, match="agent kind 'mystery'.*known: dt, sb3, tt"):
         load_agent(tmp_path / "odd")
+    (tmp_path / "run" / "agent").mkdir(parents=True)  # a seqpolicy-train run folder
+    (tmp_path / "run" / "agent" / "agent.json").write_text(json.dumps({"kind": "tt"}))
+    assert agent_kind(tmp_path / "run") == "tt"
     with pytest.raises(ArtifactError, match="agent.json is missing"):
         load_agent(tmp_path)
     with pytest.raises(ArtifactError, match="does not exist"):

@@ -19,13 +19,21 @@ AGENT_KINDS: dict[str, tuple[str, str]] = {
 }
 
 
+def resolve_agent_path(path: str | os.PathLike) -> Path:
+    """``path`` itself, or ``path/agent`` for a training run folder (``seqpolicy-train --out``) that holds one."""
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file() and (path / "agent" / CONFIG_FILE).is_file():
+        return path / "agent"
+    return path
+
+
 def agent_kind(path: str | os.PathLike) -> str:
     """The ``kind`` of the agent saved at ``path`` (a folder with agent.json, or an SB3 ``.zip``).
 
     Raises:
         ArtifactError: nothing loadable is there, with what was expected.
     """
-    path = Path(path)
+    path = resolve_agent_path(path)
     if path.is_file() and path.suffix == ".zip":
         return "sb3"
     cfg = path / CONFIG_FILE
@@ -49,13 +57,15 @@ def load_agent(path: str | os.PathLike, device: str = "auto", **kwargs: Any) -> 
     """Load the agent saved at ``path``, whatever its kind.
 
     Args:
-        path: an agent folder (``agent.json`` + weights) or an SB3 model ``.zip``.
+        path: an agent folder (``agent.json`` + weights), a training run folder holding one in ``agent/``, or
+            an SB3 model ``.zip``.
         device: torch device for agents that run a network (``"auto"``, ``"cpu"``, ``"cuda"``...).
         **kwargs: passed to the agent class's ``load``.
 
     Example:
         >>> agent = load_agent("envs/Hopper-v4/dt")  # doctest: +SKIP
     """
+    path = resolve_agent_path(path)
     kind = agent_kind(path)
     module, name = AGENT_KINDS[kind]
     try:

@@ -17,7 +17,7 @@ examples:
   seqpolicy-compare --env Hopper-v4 --agents dt tt sac random --episodes 20
 
   # your own agents (folders written by seqpolicy-train), 8 envs at a time, plus a side-by-side video
-  seqpolicy-compare --env Hopper-v4 --agents runs/dt-a runs/dt-b random --n-envs 8 --video
+  seqpolicy-compare --env Hopper-v4 --agents runs/hopper-dt/agent runs/hopper-dt2/agent random --n-envs 8 --video
 
 Writes comparison.md, comparison.json and comparison.png (mean and 95% bootstrap CI per agent) into --out.
 """

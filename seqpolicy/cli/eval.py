@@ -19,8 +19,8 @@ examples:
   seqpolicy-eval --env Hopper-v4 --agent random --episodes 100 --n-envs 8 --no-video --json random.json
 
   # an agent you trained, recording its best and worst episodes
-  seqpolicy-eval --env Hopper-v4 --agent runs/dt-hopper --record best --episodes 20
-  seqpolicy-eval --env Hopper-v4 --agent runs/dt-hopper --record worst --video-size 320x320
+  seqpolicy-eval --env Hopper-v4 --agent runs/hopper-dt/agent --record best --episodes 20
+  seqpolicy-eval --env Hopper-v4 --agent runs/hopper-dt/agent --record worst --video-size 320x320
 
 Episode i is reset with seed SEED + i, so two runs with the same options score the same episodes.
 Videos are rendered headless (MUJOCO_GL=egl, else osmesa; a MUJOCO_GL you set wins).
@@ -29,7 +29,7 @@ Videos are rendered headless (MUJOCO_GL=egl, else osmesa; a MUJOCO_GL you set wi
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Evaluate an agent on a Gymnasium env: per-episode returns, mean, "
-                      "95%% bootstrap CI, D4RL-normalised score, and a video.", epilog=EXAMPLES,
+                      "95% bootstrap CI, D4RL-normalised score, and a video.", epilog=EXAMPLES,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v4")
     p.add_argument("--agent", default=None, metavar="dt|tt|sac|td3|ppo|random|PATH",

@@ -263,7 +263,7 @@ def _overlay_lines(step: int, total: float, target: float | None, title: str | N
     lines = [title] if title else []
     lines += [f"step {step}", f"return {total:.1f}"]
     if target is not None:
-        lines.append(f"RTG target {target:.0f}, to go {target - total:.1f}")
+        lines.append(f"RTG target {target:.1f}, to go {target - total:.1f}")
     return lines
 
 
