@@ -8,7 +8,7 @@
    at the default video size (480x480), overlay on, headless.
 
 Run:  python benchmarks/bench_eval.py [--episodes 16] [--episode-steps 200] [--threads 1] [--json out.json]
-      python benchmarks/bench_eval.py --skip-eval --video-size 240x240   # video only, another size
+      python benchmarks/bench_eval.py --skip-eval --fast-render   # video only, no shadows/reflections
 """
 
 from __future__ import annotations
@@ -74,15 +74,17 @@ def bench_video(args) -> dict:
     agent = seqpolicy.RandomAgent(env.observation_space, env.action_space)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        (info,) = record_video(agent, "Hopper-v4", tmp, seed=0, size=args.video_size,
+        (info,) = record_video(agent, "Hopper-v4", tmp, seed=0, size=args.video_size, fast=args.fast_render,
                                env_kwargs={"terminate_when_unhealthy": False}, max_episode_steps=1000)
         seconds = time.perf_counter() - start
         stats = video_stats(info.path)
         size_mb = os.path.getsize(info.path) / 1e6
     row = {"backend": backend or os.environ.get("MUJOCO_GL"), "size": list(args.video_size), "steps": 1000,
+           "fast_render": args.fast_render,
            "frames": stats["frames"], "blank_frames": stats["blank_frames"], "seconds": seconds,
            "frames_per_s": stats["frames"] / seconds, "file_mb": size_mb}
-    print(f"video {args.video_size[0]}x{args.video_size[1]} ({row['backend']}): {stats['frames']} frames in "
+    print(f"video {args.video_size[0]}x{args.video_size[1]} ({row['backend']}, fast_render={args.fast_render}): "
+          f"{stats['frames']} frames in "
           f"{seconds:.1f} s = {row['frames_per_s']:.1f} frames/s, {size_mb:.2f} MB, blank {stats['blank_frames']}")
     return row
 
@@ -93,6 +95,7 @@ def main() -> None:
     p.add_argument("--episode-steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--video-size", default="480x480")
+    p.add_argument("--fast-render", action="store_true", help="no MuJoCo shadows/reflections")
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--skip-video", action="store_true")
     p.add_argument("--json", default=None)

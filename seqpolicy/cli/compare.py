@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-dir", default="videos", help="folder for the video (default: videos/)")
     p.add_argument("--video-size", type=frame_size, default=None, metavar="WxH",
                    help="frame size of each panel (default 480x480)")
+    p.add_argument("--fast-render", action="store_true",
+                   help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL)")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
     return p
 
@@ -69,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{kind}: {path}")
     if args.video:
         video = record_side_by_side(agents, args.env, args.video_dir, seed=args.seed,
-                                    size=args.video_size or DEFAULT_SIZE, max_episode_steps=args.max_episode_steps)
+                                    size=args.video_size or DEFAULT_SIZE, fast=args.fast_render,
+                                    max_episode_steps=args.max_episode_steps)
         print(f"video: {video.path} ({video.frames} frames; returns "
               + ", ".join(f"{k} {v:.1f}" for k, v in video.returns.items()) + ")")
     return 0

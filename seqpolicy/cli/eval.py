@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
                    help="draw step, return so far and the DT return-to-go target on the video (default: on)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON to PATH")
+    p.add_argument("--fast-render", action="store_true",
+                   help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL)")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
     return p
 
@@ -89,7 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     videos = []
     if args.video:
         videos = record_video(agent, args.env, args.video_dir, result=result, record=args.record,
-                              size=args.video_size or DEFAULT_SIZE, overlay=args.overlay, label=label,
+                              size=args.video_size or DEFAULT_SIZE, overlay=args.overlay,
+                              fast=args.fast_render, label=label,
                               max_episode_steps=args.max_episode_steps)
         for v in videos:
             print(f"video: {v.path} (episode {v.episode}, seed {v.seed}, {v.frames} frames)")
