@@ -306,9 +306,9 @@ def _evaluate(agent: DecisionTransformerAgent, env_id: str, cfg: DTTrainConfig, 
     agent.model.eval()
     result = evaluate(agent, env_id, n_episodes=cfg.eval_episodes, seed=cfg.eval_seed)
     agent.model.train()
-    metrics = {"eval/return": float(np.mean(result.returns)), "eval/return_std": float(np.std(result.returns))}
-    if getattr(result, "normalized_score", None) is not None:
-        metrics["eval/normalized_score"] = float(result.normalized_score)
+    metrics = {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
+    if result.normalized is not None:
+        metrics["eval/normalized_score"] = float(result.normalized["mean"])
     if logger is not None:
         logger.log(step, metrics)
     return metrics["eval/return"]
