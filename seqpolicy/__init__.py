@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # name -> module that defines it; resolved on first attribute access (PEP 562).
 _LAZY = {
     "DecisionTransformerAgent": "seqpolicy.agents.dt",
+    "TrajectoryTransformerAgent": "seqpolicy.agents.tt",
     "RandomAgent": "seqpolicy.agents.base",
     "FunctionAgent": "seqpolicy.agents.base",
     "Agent": "seqpolicy.agents.base",
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from seqpolicy.agents.base import Agent, RandomAgent
     from seqpolicy.agents.dt import DecisionTransformerAgent
     from seqpolicy.agents.sb3 import SB3Agent
+    from seqpolicy.agents.tt import TrajectoryTransformerAgent
     from seqpolicy.data.sources import load_trajectories
     from seqpolicy.data.trajectories import Episode, Trajectories
     from seqpolicy.evaluation.evaluate import evaluate

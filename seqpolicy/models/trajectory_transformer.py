@@ -100,8 +100,8 @@ class KVCache:
 
     def reindex(self, rows: torch.Tensor) -> None:
         """Keep/repeat/reorder rows (beam selection): the cache follows the token sequences it belongs to."""
-        self.k = self.k[:, rows]
-        self.v = self.v[:, rows]
+        self.k = self.k.index_select(1, rows)  # much faster than k[:, rows] on CPU
+        self.v = self.v.index_select(1, rows)
 
 
 class TrajectoryTransformer(nn.Module):
@@ -301,6 +301,9 @@ class EinLinear(nn.Module):
         """x (B, L, E) at window positions start..start+L-1 -> (B, L, out)."""
         t = self.weight.shape[0]
         b, n, e = x.shape
+        if n < t:  # a few tokens (the planner's cache): gather just their matrices
+            w = self.weight[(torch.arange(start, start + n, device=x.device) % t)]  # (L, out, E)
+            return torch.einsum("bni,noi->bno", x, w)
         lead, trail = start % t, (-(start + n)) % t
         x = F.pad(x, (0, 0, lead, trail))  # (B, lead + L + trail, E): whole transitions
         y = torch.einsum("bnti,toi->bnto", x.view(b, -1, t, e), self.weight)  # (B, n_trans, T, out)

@@ -1,0 +1,367 @@
+"""Trajectory Transformer training (the authors' recipe by default; every value can be overridden).
+
+Data preparation as in the authors' ``DiscretizedDataset``: on a real termination the last reward is replaced
+by ``termination_penalty``; the value target is V_t = sum_j discount^j r_{t+1+j} (no bootstrap past the
+episode end); rows [obs, act, r, V] are discretised per dimension (edges fitted on all rows); a training
+sequence is ``seq_transitions`` rows from any start but the last step, rows past the episode end become stop
+tokens, and rows at or past ``max_path_length`` are left out of the loss. The loss is cross-entropy per token
+weighted by kind (action 5, others 1). Actions stay in env units, as the authors' thresholds expect.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seqpolicy.agents.tt.agent import TrajectoryTransformerAgent
+from seqpolicy.agents.tt.discretizer import KINDS, Discretizer
+from seqpolicy.agents.tt.planner import PRESETS, PlannerConfig
+from seqpolicy.common.torch_utils import resolve_device, seed_everything
+from seqpolicy.data.trajectories import Trajectories
+from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
+from seqpolicy.training.common import (
+    MetricLogger,
+    find_checkpoint,
+    load_trainer_state,
+    replace_folder,
+    save_checkpoint,
+)
+
+
+@dataclass(frozen=True)
+class TTTrainConfig:
+    """Hyperparameters of a TT run; defaults are the authors' D4RL locomotion recipe."""
+
+    n_bins: int = 100
+    """N: tokens per dimension."""
+    discretizer: str = "quantile"
+    """Bin edges: quantile (the authors') or uniform."""
+    discount: float = 0.99
+    """Discount of the value targets (and of the planner's beam score)."""
+    termination_penalty: float | None = -100.0
+    """Replaces the reward of a real termination (None keeps it)."""
+    seq_transitions: int = 10
+    """Transitions per training sequence (block_size = seq_transitions * T - 1)."""
+    max_path_length: int | None = None
+    """Rows at or past this step are left out of the loss; None means the env's time limit (or 1000)."""
+    n_layer: int = 4
+    """Transformer blocks."""
+    n_head: int = 4
+    """Attention heads."""
+    n_embd: int = 128
+    """Embedding width (the authors' 32 per head x 4 heads)."""
+    dropout: float = 0.1
+    """Dropout on embeddings, attention and residuals."""
+    action_weight: float = 5.0
+    """Loss weight of action tokens."""
+    reward_weight: float = 1.0
+    """Loss weight of reward tokens."""
+    value_weight: float = 1.0
+    """Loss weight of value tokens."""
+    batch_size: int = 256
+    """Sequences per gradient step."""
+    learning_rate: float = 6e-4
+    """AdamW learning rate after warm-up."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    weight_decay: float = 0.1
+    """AdamW weight decay, on matmul weights only."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    warmup_steps: int | None = None
+    """Linear warm-up; None means one epoch of sequences (the authors' warmup_tokens)."""
+    decay_steps: int | None = None
+    """Cosine decay to 10% ends here; None means 20 epochs (the authors' final_tokens)."""
+    max_steps: int = 195_312
+    """Gradient steps (the authors train ~50M sequences: 50 epochs of a 1M-step dataset at batch 256)."""
+    planner: str = "cpu"
+    """Planner preset of the returned agent and of periodic evaluation."""
+    eval_every: int = 10_000
+    """Evaluate in the env every this many steps (0: never)."""
+    eval_episodes: int = 5
+    """Episodes per periodic evaluation (run as one batch of envs)."""
+    eval_seed: int = 10_000
+    """Seed of the first periodic-evaluation episode (episode i uses eval_seed + i)."""
+    checkpoint_every: int = 5_000
+    """Write a resumable checkpoint every this many steps (0: only at the end)."""
+    log_every: int = 100
+    """Write train metrics to log.csv every this many steps."""
+    seed: int = 0
+    """Seeds model init, sequence sampling and dropout (CPU runs repeat exactly)."""
+    device: str = "auto"
+    """Where to train: auto (a GPU if there is one), cpu, cuda, cuda:1, mps."""
+
+    def __post_init__(self) -> None:
+        positive = ("n_bins", "seq_transitions", "n_layer", "n_head", "n_embd", "batch_size", "max_steps",
+                    "eval_episodes", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"TTTrainConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("eval_every", "checkpoint_every", "warmup_steps", "decay_steps", "max_path_length"):
+            if (getattr(self, name) or 0) < 0:
+                raise ValueError(f"TTTrainConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        if self.discretizer not in KINDS:
+            raise ValueError(f"discretizer must be one of {KINDS}, got {self.discretizer!r}.")
+        if self.planner not in PRESETS:
+            raise ValueError(f"planner must be one of {sorted(PRESETS)}, got {self.planner!r}.")
+        if not 0 < self.discount <= 1 or not 0 <= self.dropout < 1:
+            raise ValueError("discount must be in (0, 1] and dropout in [0, 1).")
+        if self.learning_rate <= 0 or self.grad_clip <= 0:
+            raise ValueError("learning_rate and grad_clip must be > 0.")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}.")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> TTTrainConfig:
+        """``paper`` (the authors' sizes and schedule) or ``cpu`` (a smaller model and ~2 h on 2 cores)."""
+        if name not in TRAIN_PRESETS:
+            raise ValueError(f"Unknown TT training preset {name!r}; choose one of {sorted(TRAIN_PRESETS)}.")
+        return replace(cls(**TRAIN_PRESETS[name]), **overrides)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+TRAIN_PRESETS: dict[str, dict] = {
+    "paper": {"planner": "paper"},
+    # Deviation for CPUs: 3 blocks of width 64, batch 64, a fixed 2-phase schedule (see README numbers).
+    "cpu": {"n_layer": 3, "n_embd": 64, "batch_size": 64, "learning_rate": 6e-4, "warmup_steps": 1_000,
+            "max_steps": 30_000, "decay_steps": 30_000, "eval_every": 0, "checkpoint_every": 2_000},
+}
+
+
+def joined_rows(data: Trajectories, discount: float, termination_penalty: float | None) -> list[np.ndarray]:
+    """Per episode, float64 rows [obs, act, r, V] of shape (L, T) (the authors' ``joined`` arrays)."""
+    out = []
+    for ep in data:
+        r = ep.rewards.astype(np.float64).copy()
+        if ep.terminated and termination_penalty is not None:
+            r[-1] = termination_penalty  # replaced, not added
+        v = np.zeros_like(r)
+        for t in range(len(r) - 2, -1, -1):  # V_t = r_{t+1} + discount * V_{t+1}; V_{L-1} = 0
+            v[t] = r[t + 1] + discount * v[t + 1]
+        out.append(np.concatenate([ep.observations.astype(np.float64), ep.actions.astype(np.float64),
+                                   r[:, None], v[:, None]], axis=1))
+    return out
+
+
+class SequenceSampler:
+    """Discretised episodes, each followed by ``seq_transitions - 1`` stop rows, in one flat tensor; a batch
+    gathers ``seq_transitions`` rows from uniformly drawn valid starts."""
+
+    def __init__(self, rows: list[np.ndarray], disc: Discretizer, seq_transitions: int, max_path_length: int,
+                 device: torch.device):
+        k, n = seq_transitions, disc.n_bins
+        tokens, steps, starts, offset = [], [], [], 0
+        for ep in rows:
+            length = len(ep)
+            tokens += [disc.encode(ep), np.full((k - 1, ep.shape[1]), n)]  # stop rows after the end
+            steps.append(np.arange(length + k - 1))
+            starts.append(offset + np.arange(length - 1))  # the authors never start at the last step
+            offset += length + k - 1
+        self.tokens = torch.as_tensor(np.concatenate(tokens).astype(np.uint8), device=device)  # (rows, T)
+        self.keep = torch.as_tensor(np.concatenate(steps) < max_path_length, device=device)  # (rows,)
+        self.starts = torch.as_tensor(np.concatenate(starts), device=device)
+        if len(self.starts) == 0:
+            raise ValueError("No training sequence: every episode has a single step.")
+        self.k, self.t = k, disc.dims
+        self.arange = torch.arange(k, device=device)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def sample(self, batch_size: int, generator: torch.Generator):
+        """(X, Y, loss_mask), each (B, k*T - 1): inputs, next-token targets and where the loss counts."""
+        # Deviation: starts drawn uniformly with replacement instead of shuffled epochs (resume stays exact).
+        pick = torch.randint(len(self.starts), (batch_size,), generator=generator).to(self.starts.device)
+        idx = self.starts[pick][:, None] + self.arange  # (B, k) row indices
+        seq = self.tokens[idx].long().reshape(batch_size, -1)  # (B, k, T) -> (B, k*T)
+        mask = self.keep[idx][..., None].expand(-1, -1, self.t).reshape(batch_size, -1)  # (B, k*T)
+        return seq[:, :-1], seq[:, 1:], mask[:, :-1]
+
+
+def lr_factor(warmup: int, decay: int):
+    """The authors' schedule in steps: linear warm-up, then cosine to 10% at ``decay`` (held there)."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        # Deviation: progress is clamped at 1; the authors' cosine rises again past final_tokens.
+        progress = min((step - warmup) / max(decay - warmup, 1), 1.0)
+        return max(0.1, 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return factor
+
+
+def make_optimizer(model: TrajectoryTransformer, cfg: TTTrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matmul weights only (not biases, LayerNorm, embeddings, pos_emb)."""
+    decay = [p for n, p in model.named_parameters() if n.endswith("weight") and p.ndim >= 2
+             and not n.startswith("tok_emb")]
+    ids = {id(p) for p in decay}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=cfg.learning_rate, betas=cfg.betas)
+
+
+def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | None = None, *,
+             env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
+             progress: bool = True, **overrides) -> TrajectoryTransformerAgent:
+    """Train a Trajectory Transformer on offline trajectories and return the agent.
+
+    Args:
+        data: a :class:`Trajectories`, or a dataset id/path understood by ``seqpolicy.data.load_trajectories``.
+        config: hyperparameters (default: the authors'; ``TTTrainConfig.preset("cpu")`` for CPUs);
+            ``overrides`` replace single fields.
+        env_id: the Gymnasium env the data comes from (default: the dataset's).
+        run_dir: folder for ``log.csv``, ``checkpoint/`` and the final ``agent/``; None keeps nothing on disk.
+        resume: continue from ``run_dir/checkpoint``.
+        progress: show a progress bar.
+
+    Example:
+        >>> import seqpolicy
+        >>> from seqpolicy.toy import make_toy_dataset
+        >>> from seqpolicy.training.tt import train_tt
+        >>> agent = train_tt(make_toy_dataset(10), n_embd=16, n_layer=1, max_steps=2, batch_size=4,
+        ...                  eval_every=0, progress=False, device="cpu")
+        >>> agent.act(agent.observation_space.sample()).shape
+        (2,)
+    """
+    cfg = replace(config or TTTrainConfig(), **overrides)
+    # -- data and env --------------------------------------------------------------------------------
+    if not isinstance(data, Trajectories):
+        from seqpolicy.data import load_trajectories
+
+        data = load_trajectories(data, env_id=env_id)
+    env_id = env_id or data.env_id
+    time_limit = None
+    if env_id is not None:
+        env = gym.make(env_id)
+        obs_space, act_space = env.observation_space, env.action_space
+        time_limit = env.spec.max_episode_steps if env.spec else None
+        env.close()
+        data.check_env(obs_space, act_space)
+    elif data.observation_space is not None and data.action_space is not None:
+        obs_space, act_space = data.observation_space, data.action_space
+    else:
+        raise ValueError("train_tt needs the env's spaces: pass env_id= (or data carrying its spaces).")
+    max_path_length = cfg.max_path_length or time_limit or 1000
+    device = resolve_device(cfg.device)
+    run_path = Path(run_dir) if run_dir is not None else None
+    rows = joined_rows(data, cfg.discount, cfg.termination_penalty)
+    disc = Discretizer.fit(np.concatenate(rows), cfg.n_bins, cfg.discretizer)
+    sampler = SequenceSampler(rows, disc, cfg.seq_transitions, max_path_length, device)
+    epoch_steps = max(len(sampler) // cfg.batch_size, 1)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else epoch_steps
+    decay = cfg.decay_steps if cfg.decay_steps is not None else 20 * epoch_steps
+
+    # -- model, optimiser ----------------------------------------------------------------------------
+    seed_everything(cfg.seed)
+    model_cfg = TTConfig(observation_dim=data.obs_dim, action_dim=data.act_dim, vocab_size=cfg.n_bins,
+                         block_size=cfg.seq_transitions * (data.obs_dim + data.act_dim + 2) - 1,
+                         n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, embd_pdrop=cfg.dropout,
+                         resid_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, action_weight=cfg.action_weight,
+                         reward_weight=cfg.reward_weight, value_weight=cfg.value_weight)
+    model = TrajectoryTransformer(model_cfg).to(device)
+    agent = TrajectoryTransformerAgent(
+        model, disc, obs_space, act_space, planner=PlannerConfig.preset(cfg.planner, discount=cfg.discount),
+        env_id=env_id, dataset_id=data.dataset_id, device=device,
+        info={"trainer": "seqpolicy.train_tt", "train_config": asdict(cfg), "dataset_stats": data.stats().to_json()})
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(warmup, decay))
+    generator = torch.Generator().manual_seed(cfg.seed)
+
+    # -- resume --------------------------------------------------------------------------------------
+    step, wall_before = 0, 0.0
+    logger = MetricLogger(run_path) if run_path is not None else None
+    if resume:
+        ckpt = find_checkpoint(run_path) if run_path is not None else None
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {run_path}. Start without --resume.")
+        saved = TrajectoryTransformerAgent.load(ckpt, device=device)
+        model.load_state_dict(saved.model.state_dict())
+        state = load_trainer_state(ckpt, optimizer, scheduler, generator)
+        now_cfg = _json_roundtrip(asdict(cfg))
+        if state.get("train_config") != now_cfg:
+            diff = {k: (state.get("train_config", {}).get(k), v) for k, v in now_cfg.items()
+                    if state.get("train_config", {}).get(k) != v}
+            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now).")
+        step, wall_before = state["step"], state.get("wall_time_s", 0.0)
+        assert logger is not None
+        logger.drop_after(step)
+
+    def checkpoint(at_step: int, wall: float) -> None:
+        if run_path is not None:
+            save_checkpoint(run_path, agent.save, optimizer, scheduler, at_step,
+                            {"train_config": asdict(cfg), "wall_time_s": wall}, generator)
+
+    # -- training loop -------------------------------------------------------------------------------
+    t0, last_log_t, last_log_step = time.perf_counter(), time.perf_counter(), step
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="train tt", unit="step")
+    model.train()
+    eval_return = float("nan")
+    try:
+        while step < cfg.max_steps:
+            x, y, mask = sampler.sample(cfg.batch_size, generator)
+            _, loss = model(x, y, mask)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                now = time.perf_counter()
+                metrics = {"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0],
+                           "train/steps_per_s": (step - last_log_step) / max(now - last_log_t, 1e-9)}
+                last_log_t, last_log_step = now, step
+                if logger is not None:
+                    logger.log(step, metrics)
+                bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", ret=f"{eval_return:.1f}")
+            if cfg.eval_every and env_id is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                eval_return = _evaluate(agent, env_id, cfg, step, logger)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
+                checkpoint(step, wall_before + time.perf_counter() - t0)
+            bar.update(1)
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
+    # -- final artifacts -----------------------------------------------------------------------------
+    model.eval()
+    wall = wall_before + time.perf_counter() - t0
+    agent.info.update({"train_steps": step, "train_wall_time_s": round(wall, 1), "device": str(device)})
+    if run_path is not None:
+        checkpoint(step, wall)
+        tmp = run_path / ".agent-tmp"
+        agent.save(tmp)
+        replace_folder(tmp, run_path / "agent")
+    return agent
+
+
+def _json_roundtrip(d: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(d))
+
+
+def _evaluate(agent: TrajectoryTransformerAgent, env_id: str, cfg: TTTrainConfig, step: int,
+              logger: MetricLogger | None) -> float:
+    from seqpolicy.evaluation.evaluate import evaluate
+
+    agent.model.eval()
+    result = evaluate(agent, env_id, n_episodes=cfg.eval_episodes, seed=cfg.eval_seed, n_envs=cfg.eval_episodes)
+    agent.model.train()
+    metrics = {"eval/return": float(np.mean(result.returns)), "eval/return_std": float(np.std(result.returns))}
+    if getattr(result, "normalized_score", None) is not None:
+        metrics["eval/normalized_score"] = float(result.normalized_score)
+    if logger is not None:
+        logger.log(step, metrics)
+    return metrics["eval/return"]
