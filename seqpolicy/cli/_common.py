@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -49,7 +50,10 @@ def frame_size(text: str) -> tuple[int, int]:
 
 
 def run_cli(prog: str, body: Callable[[], int]) -> int:
-    """Run ``body``; user errors become one ``prog: error:`` line and exit status 2, Ctrl-C status 130."""
+    """Run ``body``; user errors become one ``prog: error:`` line and exit status 2, Ctrl-C status 130.
+
+    Set ``SEQPOLICY_DEBUG=1`` to get the full traceback instead.
+    """
 
     def show(message, category, filename, lineno, file=None, line=None):  # one line per warning
         print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
@@ -63,6 +67,8 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
             print(f"{prog}: interrupted", file=sys.stderr)
             return 130
         except USER_ERRORS as e:
+            if os.environ.get("SEQPOLICY_DEBUG"):
+                raise  # the full traceback, for bug reports
             print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
             return 2
 

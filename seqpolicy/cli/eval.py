@@ -24,6 +24,7 @@ examples:
 
 Episode i is reset with seed SEED + i, so two runs with the same options score the same episodes.
 Videos are rendered headless (MUJOCO_GL=egl, else osmesa; a MUJOCO_GL you set wins).
+Errors are one line; SEQPOLICY_DEBUG=1 shows the full traceback.
 """
 
 
