@@ -85,12 +85,13 @@ def _run(args: argparse.Namespace) -> int:
     label = args.agent if args.agent and "/" not in args.agent and "\\" not in args.agent else None
     label = label or getattr(agent, "kind", None) or type(agent).__name__
     result = evaluate(agent, args.env, episodes, seed, args.n_envs, vectorization=args.vectorization,
-                      max_episode_steps=args.max_episode_steps)
+                      max_episode_steps=args.max_episode_steps, progress=sys.stderr.isatty())
     print(results_table({label: result}))
     print(f"returns per episode: {', '.join(f'{r:.1f}' for r in result.returns)}")
     print(f"{result.env_steps} env steps in {result.wall_time_s:.1f} s ({result.steps_per_second:.0f} steps/s)")
     videos = []
     if args.video:
+        print(f"recording ({args.record}) into {args.video_dir}/ ...", flush=True)
         videos = record_video(agent, args.env, args.video_dir, result=result, record=args.record,
                               size=args.video_size or DEFAULT_SIZE, overlay=args.overlay,
                               fast=args.fast_render, label=label,

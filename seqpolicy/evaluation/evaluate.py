@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -248,7 +249,7 @@ def describe_agent(agent: Any) -> str:
 def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_envs: int = 1, *,
              vectorization: Literal["sync", "async"] = "sync", wrappers: Sequence[Wrapper] = (),
              env_kwargs: dict | None = None, max_episode_steps: int | None = None,
-             check_spaces: bool = True) -> EvalResult:
+             check_spaces: bool = True, progress: bool = False) -> EvalResult:
     """Run ``n_episodes`` episodes of ``agent`` and score them.
 
     Args:
@@ -266,6 +267,7 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         env_kwargs: keyword arguments for ``gymnasium.make``.
         max_episode_steps: cut episodes after this many steps.
         check_spaces: refuse an agent whose observation/action spaces differ from the env's.
+        progress: show a progress bar of finished episodes on stderr (tqdm).
 
     Returns:
         An :class:`EvalResult` with per-episode returns and lengths, mean, std, bootstrap CI and the
@@ -292,7 +294,8 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         try:
             if check_spaces:
                 check_agent_spaces(agent, one.observation_space, one.action_space, env_id)
-            returns, lengths = _run_single(agent, one, n_episodes, seed)
+            with _progress_bar(n_episodes, progress) as bar:
+                returns, lengths = _run_single(agent, one, n_episodes, seed, bar)
         finally:
             if not isinstance(env, gymnasium.Env):
                 one.close()
@@ -304,7 +307,8 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
             env_id = _vector_env_id(venv, fallback)
             if check_spaces:
                 check_agent_spaces(agent, venv.single_observation_space, venv.single_action_space, env_id)
-            returns, lengths = _run_vector(agent, venv, n_episodes, seed)
+            with _progress_bar(n_episodes, progress) as bar:
+                returns, lengths = _run_vector(agent, venv, n_episodes, seed, bar)
         finally:
             venv.close()
     wall = time.perf_counter() - start
@@ -334,12 +338,23 @@ def run_episode(agent: Any, env: gymnasium.Env, seed: int,
             return float(total), steps
 
 
-def _run_single(agent: Any, env: gymnasium.Env, n_episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _run_single(agent: Any, env: gymnasium.Env, n_episodes: int, seed: int,
+                bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
     returns = np.zeros(n_episodes)
     lengths = np.zeros(n_episodes, dtype=np.int64)
     for i in range(n_episodes):
         returns[i], lengths[i] = run_episode(agent, env, seed + i)
+        if bar is not None:
+            bar.update(1)
     return returns, lengths
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="episode", desc="evaluating", leave=False)
 
 
 def _make_vector(make: Callable[[], gymnasium.Env], n_envs: int, vectorization: str):
@@ -365,7 +380,7 @@ def _vector_env_id(venv, fallback: str) -> str:
         return fallback
 
 
-def _run_vector(agent: Any, venv, n_episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
     n = venv.num_envs
     returns = np.zeros(n_episodes)
     lengths = np.zeros(n_episodes, dtype=np.int64)
@@ -391,6 +406,8 @@ def _run_vector(agent: Any, venv, n_episodes: int, seed: int) -> tuple[np.ndarra
             if episode[j] >= 0:
                 returns[episode[j]], lengths[episode[j]] = running_return[j], running_length[j]
                 n_done += 1
+                if bar is not None:
+                    bar.update(1)
                 nxt = episode[j] + n
                 episode[j] = nxt if nxt < n_episodes else -1
             if episode[j] >= 0:
