@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from seqpolicy.cli._common import OneLineParser, frame_size, non_negative_int, positive_int, run_cli
 
@@ -61,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
 
         setup_headless()
         check_video_folder(args.video_dir)
-    agents = {spec: get_agent(args.env, spec, device=args.device, seed=args.seed) for spec in args.agents}
+    labels = _labels(args.agents)
+    agents = {labels[spec]: get_agent(args.env, spec, device=args.device, seed=args.seed) for spec in args.agents}
     result = compare(agents, args.env, args.episodes, args.seed, args.n_envs,
                      max_episode_steps=args.max_episode_steps)
     out = args.out or f"comparisons/{args.env.replace('/', '__')}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -76,6 +78,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"video: {video.path} ({video.frames} frames; returns "
               + ", ".join(f"{k} {v:.1f}" for k, v in video.returns.items()) + ")")
     return 0
+
+
+def _labels(specs: list[str]) -> dict[str, str]:
+    """Short table labels: a path's last folder (with its parent when that is just ``agent``)."""
+    def short(spec: str) -> str:
+        parts = Path(spec).parts
+        if len(parts) <= 1:
+            return spec
+        return "/".join(parts[-2:]) if parts[-1] in ("agent", "agent/") else parts[-1]
+
+    labels = {spec: short(spec) for spec in specs}
+    if len(set(labels.values())) != len(specs):  # clashes: keep the full specs
+        return {spec: spec for spec in specs}
+    return labels
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,7 +46,7 @@ class Comparison:
         ax.bar(names, means, yerr=[lows, highs], capsize=6, color="#4c72b0")
         n_eps = sorted({r.n_episodes for r in self.results.values()})
         ax.set_ylabel("D4RL-normalised score" if normalised else "episode return")
-        ax.set_title(f"{self.env_id}: mean and 95% bootstrap CI over {', '.join(map(str, n_eps))} episodes",
+        ax.set_title(f"{self.env_id}\nmean and 95% bootstrap CI, {', '.join(map(str, n_eps))} episodes each",
                      fontsize=9)
         ax.axhline(0, color="black", linewidth=0.6)
         fig.tight_layout()
