@@ -87,7 +87,11 @@ def _run(args: argparse.Namespace) -> int:
     result = evaluate(agent, args.env, episodes, seed, args.n_envs, vectorization=args.vectorization,
                       max_episode_steps=args.max_episode_steps, progress=sys.stderr.isatty())
     print(results_table({label: result}))
-    print(f"returns per episode: {', '.join(f'{r:.1f}' for r in result.returns)}")
+    shown = ", ".join(f"{r:.1f}" for r in result.returns[:20])
+    more = ""
+    if result.n_episodes > 20:
+        more = f", ... ({result.n_episodes} in all{'' if args.json else '; see --json'})"
+    print(f"returns per episode: {shown}{more}")
     print(f"{result.env_steps} env steps in {result.wall_time_s:.1f} s ({result.steps_per_second:.0f} steps/s)")
     videos = []
     if args.video:
