@@ -135,22 +135,21 @@ class DecisionTransformer(nn.Module):
         return self.drop(self.embed_ln(tokens.reshape(b, 3 * k, -1)) + self.pos_bias)  # (B, 3K, H)
 
     @staticmethod
-    def _allow(keep: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
+    def _allow(keep: torch.Tensor, n: int) -> torch.Tensor:
         """Boolean attention mask (True = may attend) for n tokens: causal, padded keys hidden."""
-        allow = torch.ones(n, n, dtype=torch.bool, device=device).tril()  # (n, n)
-        if keep is None:
-            return allow
+        device = keep.device
         keep3 = keep.bool().repeat_interleave(3, dim=1)[:, :n]  # (B, K) -> (B, n), one flag per token
+        allow = torch.ones(n, n, dtype=torch.bool, device=device).tril() & keep3[:, None, :]  # (B, n, n)
         # Each token still sees itself, so no attention row is empty (such rows are padding nobody reads).
-        allow = (allow & keep3[:, None, :]) | torch.eye(n, dtype=torch.bool, device=device)
+        allow |= torch.eye(n, dtype=torch.bool, device=device)
         return allow[:, None]  # (B, 1, n, n), broadcast over heads
 
     def _encode(self, states, actions, returns_to_go, timesteps, keep) -> torch.Tensor:
         """Run the GPT body; returns hidden states (B, 3K, H) in (return, state, action) token order."""
         x = self._tokens(states, actions, returns_to_go, timesteps)
-        allow = self._allow(keep, x.shape[1], x.device)
+        allow = None if keep is None else self._allow(keep, x.shape[1])  # None: plain causal attention
         for block in self.blocks:
-            x, _ = block(x, allow)
+            x, _ = block(x, allow, causal=True)
         return self.ln_f(x)
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
@@ -183,10 +182,10 @@ class DecisionTransformer(nn.Module):
         only the last state token's output. Inputs are not checked (this is the agent's hot path).
         """
         x = self._tokens(states, actions, returns_to_go, timesteps)[:, :-1]  # (B, 3K-1, H)
-        allow = self._allow(attention_mask, x.shape[1], x.device)
+        allow = None if attention_mask is None else self._allow(attention_mask, x.shape[1])
         for block in self.blocks[:-1]:
-            x, _ = block(x, allow)
-        last_row = allow[..., -1:, :]  # mask row of the one remaining query
+            x, _ = block(x, allow, causal=True)
+        last_row = None if allow is None else allow[..., -1:, :]  # the last token may see every real token
         x, _ = self.blocks[-1](x, last_row, n_query=1)  # (B, 1, H)
         return self.predict_action(self.ln_f(x[:, 0]))
 

@@ -40,8 +40,11 @@ class CausalSelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(resid_pdrop)
 
     def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
-                buffer: KVBuffer | None = None, n_query: int | None = None) -> tuple[torch.Tensor, KVCache]:
+                buffer: KVBuffer | None = None, n_query: int | None = None, causal: bool = False,
+                ) -> tuple[torch.Tensor, KVCache]:
         """x: (B, L, E); allow: bool, broadcastable to (B, heads, Lq, L_past + L); returns (y, (k, v)).
+
+        ``causal=True`` with ``allow=None`` uses SDPA's built-in causal mask (no mask tensor to build).
 
         ``past`` (concatenated) and ``buffer`` (written in place, no copy of the past) are alternatives.
         With ``n_query``, only the last ``n_query`` tokens are queries and y is (B, n_query, E); keys and
@@ -67,7 +70,7 @@ class CausalSelfAttention(nn.Module):
             k_buf[:, :, n_past:n_past + n] = k
             v_buf[:, :, n_past:n_past + n] = v
             k, v = k_buf[:, :, :n_past + n], v_buf[:, :, :n_past + n]  # (B, heads, L_past + L, head_dim)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow,
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
                                            dropout_p=self.attn_pdrop if self.training else 0.0,
                                            scale=1.0 / math.sqrt(self.head_dim))
         y = y.transpose(1, 2).reshape(b, nq, e)  # (B, heads, Lq, hd) -> (B, Lq, E)
@@ -100,8 +103,9 @@ class Block(nn.Module):
         self.mlp = MLP(n_embd, n_inner or 4 * n_embd, activation, resid_pdrop)
 
     def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
-                buffer: KVBuffer | None = None, n_query: int | None = None) -> tuple[torch.Tensor, KVCache]:
+                buffer: KVBuffer | None = None, n_query: int | None = None, causal: bool = False,
+                ) -> tuple[torch.Tensor, KVCache]:
         """See :meth:`CausalSelfAttention.forward`; with ``n_query`` only the last tokens come out."""
-        a, kv = self.attn(self.ln_1(x), allow, past, buffer, n_query)
+        a, kv = self.attn(self.ln_1(x), allow, past, buffer, n_query, causal)
         x = (x if n_query is None else x[:, x.shape[1] - n_query:]) + a
         return x + self.mlp(self.ln_2(x)), kv
