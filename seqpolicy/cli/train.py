@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     dt.add_argument("--steps", dest="max_steps", type=int, default=None, help="alias of --max-steps")
     dt.add_argument("--quiet", action="store_true", help="no progress bar")
+    dt.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (pip install tensorboard)")
     add_config_arguments(dt, DTTrainConfig)
     return parser
 
@@ -98,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = dataclasses.replace(PRESETS[args.preset], **overrides)
         agent = train_dt(args.dataset, config, env_id=args.env_id, run_dir=args.out, resume=args.resume,
-                         progress=not args.quiet)
+                         progress=not args.quiet, tensorboard=args.tensorboard)
     except KeyboardInterrupt:
         print(f"interrupted: the last checkpoint in {args.out}/checkpoint is intact; add --resume to continue.",
               file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:
         print(f"seqpolicy-train: error: {e}", file=sys.stderr)
         return 2
     print(f"trained {agent.info.get('train_steps')} steps in {agent.info.get('train_wall_time_s')} s; "

@@ -169,7 +169,7 @@ def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Tra
 
 def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | None = None, *,
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
-             progress: bool = True, **overrides) -> DecisionTransformerAgent:
+             progress: bool = True, tensorboard: bool = False, **overrides) -> DecisionTransformerAgent:
     """Train a Decision Transformer on offline trajectories and return the agent.
 
     Args:
@@ -180,6 +180,7 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
         run_dir: folder for ``log.csv``, ``checkpoint/`` and the final ``agent/``; None keeps nothing on disk.
         resume: continue from ``run_dir/checkpoint`` if it exists.
         progress: show a progress bar.
+        tensorboard: also log to ``run_dir/tensorboard`` (needs ``pip install tensorboard``).
 
     Example:
         >>> import seqpolicy
@@ -230,7 +231,7 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
 
     # -- resume --------------------------------------------------------------------------------------
     step, wall_before = 0, 0.0
-    logger = MetricLogger(run_path) if run_path is not None else None
+    logger = MetricLogger(run_path, tensorboard=tensorboard) if run_path is not None else None
     if resume:
         ckpt = find_checkpoint(run_path) if run_path is not None else None
         if ckpt is None:
