@@ -1,0 +1,246 @@
+"""TrajectoryTransformerAgent: the agent contract, actions equal to the authors' planner, bad input."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from conftest import TOY_ID
+from seqpolicy.agents.tt import Discretizer, PlannerConfig, TrajectoryTransformerAgent
+from seqpolicy.common.artifact import ArtifactError
+from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
+from seqpolicy.training.tt import joined_rows
+
+SMALL_PLANNER = {"horizon": 3, "beam_width": 4, "n_expand": 2, "max_context_transitions": 3}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Two cores shared by many processes: more threads than cores makes torch ~30x slower here."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def toy_thresholds():
+    from seqpolicy.toy import make_toy_dataset
+
+    rows = np.concatenate(joined_rows(make_toy_dataset(30, seed=0), 0.99, -100.0))
+    return Discretizer.fit(rows, n_bins=20).thresholds  # (10, 21)
+
+
+def make_tt_agent(env, thresholds, planner="paper", seed=0, **settings):
+    torch.manual_seed(seed)
+    model = TrajectoryTransformer(TTConfig(observation_dim=6, action_dim=2, vocab_size=20, block_size=49,
+                                           n_layer=2, n_head=2, n_embd=32))
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 0.3)
+    return TrajectoryTransformerAgent(model, Discretizer(thresholds), env.observation_space, env.action_space,
+                                      planner=planner, env_id=TOY_ID, **{**SMALL_PLANNER, **settings})
+
+
+def _rollout(agent, env, seed, steps=20):
+    agent.reset()
+    obs, _ = env.reset(seed=seed)
+    reward, actions = None, []
+    for _ in range(steps):
+        a = agent.act(obs, reward)
+        actions.append(a)
+        obs, reward, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+    return np.array(actions)
+
+
+# -- contract (the sampling planner: the per-env generators must make it repeatable) ---------------------
+def test_actions_have_env_shape_dtype_and_bounds(toy_env, toy_thresholds):
+    acts = _rollout(make_tt_agent(toy_env, toy_thresholds), toy_env, seed=0)
+    assert acts.dtype == np.float32 and acts.shape[1:] == (2,)
+    assert np.all(acts >= -2.0) and np.all(acts <= 2.0)
+    assert np.abs(acts).max() > 1.0  # planned in env units: the [-2, 2] Box is used, not just [-1, 1]
+
+
+def test_reset_clears_context(toy_env, toy_thresholds):
+    agent = make_tt_agent(toy_env, toy_thresholds)
+    first = _rollout(agent, toy_env, seed=1)
+    _rollout(agent, toy_env, seed=2)
+    np.testing.assert_array_equal(first, _rollout(agent, toy_env, seed=1))
+    agent.reset(seed=5)  # another planner seed gives another (sampled) episode
+    assert not np.array_equal(first, _rollout(agent, toy_env, seed=1))
+
+
+def test_batched_equals_loop_of_singles_with_autoreset(toy_env, toy_thresholds):
+    n, steps = 3, 14
+    singles = [make_tt_agent(toy_env, toy_thresholds) for _ in range(n)]
+    batched = make_tt_agent(toy_env, toy_thresholds)
+    envs = [gym.make(TOY_ID) for _ in range(n)]
+    obs = np.stack([e.reset(seed=10 + i)[0] for i, e in enumerate(envs)])
+    rewards, single_rewards = None, [None] * n
+    episode_len, t_in_ep = [4, 6, 40], [0] * n  # envs 0 and 1 restart mid-run: contexts of different lengths
+    for _ in range(steps):
+        a_batch = batched.act(obs, rewards)
+        a_single = np.stack([singles[i].act(obs[i], single_rewards[i]) for i in range(n)])
+        np.testing.assert_allclose(a_batch, a_single, atol=1e-6)
+        new_obs, new_r, done = [], [], np.zeros(n, dtype=bool)
+        for i, e in enumerate(envs):
+            o, r, term, trunc, _ = e.step(a_batch[i])
+            t_in_ep[i] += 1
+            if term or trunc or t_in_ep[i] == episode_len[i]:
+                o, _ = e.reset(seed=100 + i)
+                done[i], t_in_ep[i] = True, 0
+                singles[i].reset()
+                single_rewards[i] = None
+            else:
+                single_rewards[i] = r
+            new_obs.append(o)
+            new_r.append(r)
+        batched.reset(envs=done)
+        obs, rewards = np.stack(new_obs), np.array(new_r)
+
+
+def test_save_load_gives_identical_actions(toy_env, toy_thresholds, tmp_path):
+    agent = make_tt_agent(toy_env, toy_thresholds, plan_freq=2)
+    agent.save(tmp_path / "agent")
+    loaded = TrajectoryTransformerAgent.load(tmp_path / "agent")
+    assert loaded.planner == agent.planner
+    np.testing.assert_array_equal(_rollout(agent, toy_env, seed=3), _rollout(loaded, toy_env, seed=3))
+
+
+def test_cached_and_uncached_agents_act_alike(toy_env, toy_thresholds):
+    a = _rollout(make_tt_agent(toy_env, toy_thresholds, planner="greedy"), toy_env, seed=4, steps=12)
+    b = _rollout(make_tt_agent(toy_env, toy_thresholds, planner="greedy", use_cache=False), toy_env, seed=4,
+                 steps=12)
+    np.testing.assert_array_equal(a, b)
+
+
+# -- the authors' planner, written out from their code's description, on the transformers model ---------
+def _reference_plan(hf, edges, prefix, obs_dim, act_dim, horizon, beam_width, n_expand, mct, discount=0.99):
+    """``beam_plan`` with greedy settings (k_obs = k_act = k_rew = 1, no cdf): one full forward per token."""
+    t_dim = obs_dim + act_dim + 2
+    n_bins = edges.shape[0] - 1
+    max_block = min(hf.config.block_size, mct * t_dim - 1)
+
+    def sample_n(x, n):
+        probs = []
+        for _ in range(n):
+            if x.shape[1] > max_block:  # crop whole transitions from the left
+                crop = -(-(x.shape[1] - max_block) // t_dim) * t_dim
+                window = x[:, crop:]
+            else:
+                window = x
+            logits = hf(window, return_dict=True).logits[:, -1]
+            raw = logits.softmax(-1)
+            kth = torch.topk(logits, 1).values[:, [-1]]
+            filtered = logits.clone()
+            filtered[filtered < kth] = -float("inf")
+            x = torch.cat([x, torch.multinomial(filtered.softmax(-1), 1)], dim=1)
+            probs.append(raw)
+        return x, probs
+
+    def expectation(p, dim):  # the authors: probs @ left and probs @ right edges, averaged; stop dropped
+        p = p[:, :-1].numpy()
+        return torch.as_tensor((p @ edges[:-1, dim] + p @ edges[1:, dim]) / 2.0, dtype=torch.float32)
+
+    x = prefix.repeat(beam_width, 1)
+    rewards = torch.zeros(beam_width, horizon + 1)
+    discounts = discount ** torch.arange(horizon + 1)
+    for t in range(horizon):
+        x, rewards = x.repeat(n_expand, 1), rewards.repeat(n_expand, 1)
+        x, _ = sample_n(x, act_dim)
+        x, (p_r, p_v) = sample_n(x, 2)
+        rewards[:, t], rewards[:, t + 1] = expectation(p_r, -2), expectation(p_v, -1)
+        values, inds = torch.topk((rewards * discounts).sum(-1), beam_width)
+        x, rewards = x[inds], rewards[inds]
+        if t < horizon - 1:
+            x, _ = sample_n(x, obs_dim)
+    best = x.view(beam_width, -1, t_dim)[:, -horizon:][values.argmax()]
+    assert n_bins == edges.shape[0] - 1
+    return best
+
+
+def _discretize(edges, x):  # the authors' rule on their (N+1, dims) edges
+    idx = (x[None] >= edges[:, : len(x)]).sum(0) - 1
+    return np.clip(idx, 0, edges.shape[0] - 2)
+
+
+def test_from_pretrained_greedy_actions_match_the_reference_planner(tmp_path, toy_thresholds):
+    tt = pytest.importorskip("transformers.models.deprecated.trajectory_transformer",
+                             reason="needs transformers>=4.40,<5 (pip install 'seqpolicy[test]')")
+    torch.manual_seed(0)
+    hf = tt.TrajectoryTransformerModel(tt.TrajectoryTransformerConfig(
+        observation_dim=6, action_dim=2, transition_dim=10, vocab_size=20, block_size=49, n_layer=2, n_head=2,
+        n_embd=32)).eval()
+    with torch.no_grad():
+        hf.pos_emb.normal_(0.0, 0.5)
+        hf.head.weight.mul_(4.0)
+    hf.save_pretrained(tmp_path / "hf")
+    env = gym.make(TOY_ID)
+    mct, settings = 3, {"horizon": 3, "beam_width": 4, "n_expand": 2}
+    agent = TrajectoryTransformerAgent.from_pretrained(
+        tmp_path / "hf", toy_thresholds, planner="greedy", max_context_transitions=mct,
+        observation_space=env.observation_space, action_space=env.action_space, **settings)
+    edges = toy_thresholds.T  # the authors' layout: (N+1, transition_dim)
+    obs, _ = env.reset(seed=7)
+    context, reward = [], None
+    for _ in range(8):
+        prefix = torch.as_tensor(np.concatenate(context + [_discretize(edges, obs)]))[None]
+        with torch.no_grad():
+            plan = _reference_plan(hf, edges, prefix, 6, 2, mct=mct, **settings).numpy()
+        a_tok = plan[0, 6:8]  # first planned transition's action tokens -> bin midpoints
+        ref_action = (edges[a_tok, [6, 7]] + edges[a_tok + 1, [6, 7]]) / 2.0
+        action = agent.act(obs, reward)
+        np.testing.assert_allclose(action, ref_action, atol=1e-5)
+        next_obs, reward, term, trunc, _ = env.step(ref_action)
+        context = (context + [_discretize(edges, np.r_[obs, ref_action, reward, 1e6])])[-mct:]
+        obs = next_obs
+        assert not (term or trunc)
+
+
+# -- bad input --------------------------------------------------------------------------------------------
+def test_bad_input_is_explained(toy_env, toy_thresholds, tmp_path):
+    agent = make_tt_agent(toy_env, toy_thresholds)
+    obs, _ = toy_env.reset(seed=0)
+    with pytest.raises(ValueError, match="expected"):
+        agent.act(obs[:4])
+    with pytest.raises(ValueError, match="NaN"):
+        agent.act(np.full(6, np.nan))
+    agent.act(obs)
+    with pytest.raises(ValueError, match="reward is missing"):
+        agent.act(obs)
+    with pytest.raises(ValueError, match=r"thresholds have shape \(9, 21\)"):
+        make_tt_agent(toy_env, toy_thresholds[:9])
+    with pytest.raises(ValueError, match="non-decreasing"):
+        make_tt_agent(toy_env, toy_thresholds[:, ::-1])
+    with pytest.raises(ValueError, match="Unknown planner settings"):
+        make_tt_agent(toy_env, toy_thresholds, beam=3)
+    hopper_space = gym.spaces.Box(-np.inf, np.inf, (11,), np.float32)
+    with pytest.raises(ValueError, match="another environment"):
+        TrajectoryTransformerAgent(agent.model, agent.discretizer, hopper_space, toy_env.action_space)
+    agent.save(tmp_path / "a")
+    with pytest.raises(ArtifactError, match="not a 'dt'|holds a 'tt'"):
+        from seqpolicy.common.artifact import load_artifact
+
+        load_artifact(tmp_path / "a", "dt")
+    other = make_tt_agent(toy_env, toy_thresholds)
+    other.model = TrajectoryTransformer(TTConfig(observation_dim=6, action_dim=2, vocab_size=20, block_size=49,
+                                                 n_layer=1, n_head=2, n_embd=32))
+    other.save(tmp_path / "b")
+    import json
+
+    doc = json.loads((tmp_path / "b" / "agent.json").read_text())
+    doc["model_config"]["n_layer"] = 2  # a description that does not fit the weights
+    (tmp_path / "b" / "agent.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match="Cannot build a TT agent"):
+        TrajectoryTransformerAgent.load(tmp_path / "b")
+
+
+def test_planner_presets():
+    assert PlannerConfig.preset("paper") == PlannerConfig()
+    paper = PlannerConfig.preset("paper")
+    assert (paper.horizon, paper.beam_width, paper.n_expand, paper.cdf_act, paper.max_context_transitions) == (
+        15, 128, 2, 0.6, 5)
+    assert PlannerConfig.preset("cpu").beam_width < paper.beam_width
