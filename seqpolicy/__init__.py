@@ -30,6 +30,24 @@ _LAZY = {
     "load_agent": "seqpolicy.agents.loading",
 }
 
+__all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
+    "Agent",
+    "DTTrainConfig",
+    "DecisionTransformerAgent",
+    "Episode",
+    "FunctionAgent",
+    "RandomAgent",
+    "SB3Agent",
+    "Trajectories",
+    "TrajectoryTransformerAgent",
+    "compare",
+    "evaluate",
+    "load_agent",
+    "load_trajectories",
+    "record_video",
+    "train_dt",
+]
+
 if TYPE_CHECKING:  # pragma: no cover
     from seqpolicy.agents.base import Agent, RandomAgent
     from seqpolicy.agents.dt import DecisionTransformerAgent

@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import TOY_ID
 
 import seqpolicy
-from conftest import TOY_ID
 from seqpolicy.evaluation.evaluate import evaluate
 from seqpolicy.toy import expert_returns, make_toy_dataset
 from seqpolicy.training.dt import PRESETS

@@ -7,9 +7,9 @@ import csv
 import numpy as np
 import pytest
 import torch
+from conftest import TOY_ID
 
 import seqpolicy
-from conftest import TOY_ID
 from seqpolicy.agents.dt import DecisionTransformerAgent
 from seqpolicy.training import common
 

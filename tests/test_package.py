@@ -9,16 +9,25 @@ HEAVY = ("stable_baselines3", "minari", "matplotlib", "imageio", "h5py", "transf
 
 
 def test_import_is_light():
-    code = ("import sys, seqpolicy; heavy = %r; print(','.join(m for m in heavy if m in sys.modules))" % (HEAVY,))
+    code = f"import sys, seqpolicy; heavy = {HEAVY!r}; print(','.join(m for m in heavy if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"import seqpolicy pulled in: {out}"
 
 
 def test_public_names_resolve_without_optional_packages():
     code = ("import sys, seqpolicy; seqpolicy.DecisionTransformerAgent; seqpolicy.train_dt; seqpolicy.evaluate; "
-            "heavy = %r; print(','.join(m for m in heavy if m in sys.modules))" % (HEAVY,))
+            f"heavy = {HEAVY!r}; print(','.join(m for m in heavy if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"the DT agent, trainer or evaluate() pulled in: {out}"
+
+
+def test_all_lists_every_lazy_name():
+    import seqpolicy
+
+    assert sorted(seqpolicy.__all__) == sorted(seqpolicy._LAZY)
+    for name in seqpolicy.__all__:
+        if name not in ("SB3Agent",):  # needs the sb3 extra at attribute access
+            getattr(seqpolicy, name)
 
 
 def test_unknown_attribute_is_an_attribute_error():
