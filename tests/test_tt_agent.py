@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
 from conftest import TOY_ID
+
 from seqpolicy.agents.tt import Discretizer, PlannerConfig, TrajectoryTransformerAgent
 from seqpolicy.common.artifact import ArtifactError
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig

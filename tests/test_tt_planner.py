@@ -32,7 +32,8 @@ def test_discretizer_round_trip_within_one_bin(kind):
     recon = disc.decode(tokens)
     width = np.diff(disc.thresholds, axis=1).max(1)
     assert (np.abs(recon - data) <= width + 1e-12).all()
-    np.testing.assert_array_equal(disc.encode(recon[:, :3], slice(0, 3)), tokens[:, :3])  # midpoints re-encode to themselves
+    # bin midpoints encode back to their own bins
+    np.testing.assert_array_equal(disc.encode(recon[:, :3], slice(0, 3)), tokens[:, :3])
     assert (disc.encode(np.full((1, 4), 1e9)) == 49).all() and (disc.encode(np.full((1, 4), -1e9)) == 0).all()
     back = Discretizer.from_json(disc.to_json())
     np.testing.assert_array_equal(back.thresholds, disc.thresholds)

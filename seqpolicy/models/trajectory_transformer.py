@@ -119,6 +119,11 @@ class TrajectoryTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(e)
         self.head = EinLinear(t, e, n + 1)
         self.apply(self._init_weights)
+        # Lookup tables (not weights): the embedding offset of each position and which keys each query may
+        # read, (block, block) bool: causal, and no query reads a value-token column (it is predicted only).
+        pos = torch.arange(c.block_size)
+        self.register_buffer("offsets", (pos % t) * n, persistent=False)
+        self.register_buffer("allow", (pos[None, :] <= pos[:, None]) & (pos[None, :] % t != t - 1), persistent=False)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -137,18 +142,10 @@ class TrajectoryTransformer(nn.Module):
     # -- pieces ----------------------------------------------------------------------------------
     def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """tokens (B, L) in 0..N at window positions start..start+L-1 -> (B, L, E)."""
-        c = self.config
-        pos = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        offset = (pos % c.transition_dim) * c.vocab_size  # each dimension owns N embedding rows
-        idx = torch.where(tokens == c.vocab_size, c.vocab_size * c.transition_dim, tokens + offset)
-        return self.drop(self.tok_emb(idx) + self.pos_emb[:, start:start + tokens.shape[1]])
-
-    def _allow(self, start: int, length: int, device: torch.device) -> torch.Tensor:
-        """(length, start + length) bool: causal, and no query may read a value-token column."""
-        t = self.config.transition_dim
-        q = torch.arange(start, start + length, device=device)[:, None]
-        k = torch.arange(start + length, device=device)[None, :]
-        return (k <= q) & (k % t != t - 1)
+        c, n = self.config, tokens.shape[1]
+        idx = torch.where(tokens == c.vocab_size, c.vocab_size * c.transition_dim,  # the stop token's own row
+                          tokens + self.offsets[start:start + n])  # each dimension owns N embedding rows
+        return self.drop(self.tok_emb(idx) + self.pos_emb[:, start:start + n])
 
     def _check(self, tokens: torch.Tensor, start: int = 0) -> None:
         c = self.config
@@ -178,7 +175,7 @@ class TrajectoryTransformer(nn.Module):
         self._check(tokens)
         b, n = tokens.shape
         x = self._embed(tokens, 0)
-        allow = self._allow(0, n, tokens.device)
+        allow = self.allow[:n, :n]
         for block in self.blocks:
             x, _ = block(x, allow)
         logits = self.head(self.ln_f(x), 0)  # (B, L, N+1)
@@ -202,12 +199,11 @@ class TrajectoryTransformer(nn.Module):
         Exactly the last row of ``forward`` on the whole cached window plus ``tokens``: the keys and values of
         earlier positions do not depend on later tokens, and the value mask is applied to cached keys too.
         """
-        start = cache.length
-        self._check(tokens, start)
-        if start + tokens.shape[1] > cache.capacity:
-            raise ValueError(f"KVCache holds {cache.capacity} tokens; {start} + {tokens.shape[1]} do not fit.")
+        start, n = cache.length, tokens.shape[1]
+        if start + n > min(cache.capacity, self.config.block_size):  # tokens come from the planner: no range check
+            raise ValueError(f"KVCache holds {cache.capacity} tokens; {start} + {n} do not fit.")
         x = self._embed(tokens, start)
-        allow = self._allow(start, tokens.shape[1], tokens.device)
+        allow = self.allow[start:start + n, :start + n]
         for i, block in enumerate(self.blocks):
             x, _ = block(x, allow, buffer=(cache.k[i], cache.v[i], start))
         cache.length = start + tokens.shape[1]
@@ -301,7 +297,9 @@ class EinLinear(nn.Module):
         """x (B, L, E) at window positions start..start+L-1 -> (B, L, out)."""
         t = self.weight.shape[0]
         b, n, e = x.shape
-        if n < t:  # a few tokens (the planner's cache): gather just their matrices
+        if n == 1:  # one token (the planner's cache): just its matrix
+            return x @ self.weight[start % t].T
+        if n < t:  # a few tokens: gather just their matrices
             w = self.weight[(torch.arange(start, start + n, device=x.device) % t)]  # (L, out, E)
             return torch.einsum("bni,noi->bno", x, w)
         lead, trail = start % t, (-(start + n)) % t

@@ -43,6 +43,7 @@ class Discretizer:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
         self.thresholds, self.kind = edges, kind
         self._mid = (edges[:, :-1] + edges[:, 1:]) / 2.0  # (dims, N) bin midpoints
+        self._mid_t: dict = {}  # torch copies of midpoint rows, per (dim, device)
 
     @property
     def dims(self) -> int:
@@ -95,8 +96,10 @@ class Discretizer:
     def expectation(self, probs: torch.Tensor, dim: int) -> torch.Tensor:
         """sum_i p_i * midpoint_i of dimension ``dim`` for probs (B, N+1); the stop-token mass is dropped
         (not renormalised), as in the authors' ``value_expectation``. Computed in float64."""
-        mid = torch.as_tensor(self._mid[dim], dtype=torch.float64, device=probs.device)
-        return probs[:, : self.n_bins].double() @ mid
+        key = (dim, probs.device)
+        if key not in self._mid_t:
+            self._mid_t[key] = torch.as_tensor(self._mid[dim], dtype=torch.float64, device=probs.device)
+        return probs[:, : self.n_bins].double() @ self._mid_t[key]
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "n_bins": self.n_bins, "thresholds": self.thresholds.tolist()}
