@@ -21,7 +21,7 @@ import torch
 
 from seqpolicy.agents.tt import PRESETS, Discretizer, PlannerConfig, TrajectoryTransformerAgent, beam_plan
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
-from seqpolicy.training.tt import TRAIN_PRESETS
+from seqpolicy.training.tt import TTTrainConfig
 
 OBS, ACT, N = 11, 3, 100
 T = OBS + ACT + 2
@@ -42,8 +42,8 @@ def matmul_peak(threads: int, size: int = 1024, repeats: int = 20) -> float:
 
 
 def make_model(size: str, seed: int = 0) -> TrajectoryTransformer:
-    preset = {"paper": {"n_layer": 4, "n_head": 4, "n_embd": 128}, "cpu": {
-        k: TRAIN_PRESETS["cpu"].get(k, v) for k, v in {"n_layer": 4, "n_head": 4, "n_embd": 128}.items()}}[size]
+    cfg = TTTrainConfig.preset(size)
+    preset = {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd}
     torch.manual_seed(seed)
     model = TrajectoryTransformer(TTConfig(observation_dim=OBS, action_dim=ACT, vocab_size=N, block_size=10 * T - 1,
                                            **preset)).eval()

@@ -18,11 +18,15 @@ examples:
   # the paper's recipe on a local Minari dataset (or a D4RL .hdf5 file), GPU if there is one
   seqpolicy-train dt --dataset seqpolicy/hopper/medium-v0 --env Hopper-v4 --out runs/hopper-dt --device auto
 
+  # a Trajectory Transformer sized for a CPU (~2 h on 2 cores)
+  seqpolicy-train tt --dataset seqpolicy/hopper/medium-v0 --env Hopper-v4 --preset cpu --out runs/hopper-tt
+
   # continue after a crash or Ctrl-C, from runs/hopper-dt/checkpoint
   seqpolicy-train dt --dataset seqpolicy/hopper/medium-v0 --env Hopper-v4 --out runs/hopper-dt --resume
 
 A run folder holds log.csv (train/loss, eval/return, ...), checkpoint/ (resumable) and, at the end, agent/
-(load it with seqpolicy.DecisionTransformerAgent.load or evaluate it with seqpolicy-eval --agent PATH).
+(load it with seqpolicy.DecisionTransformerAgent.load / TrajectoryTransformerAgent.load or evaluate it with
+seqpolicy-eval --agent PATH).
 """
 
 
@@ -67,39 +71,55 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from seqpolicy.training.dt import PRESETS, DTTrainConfig
+# subcommand -> (help, description, training module, config class, train function)
+TRAINERS = {
+    "dt": ("Decision Transformer", "Train a Decision Transformer (paper recipe unless overridden).",
+           "seqpolicy.training.dt", "DTTrainConfig", "train_dt"),
+    "tt": ("Trajectory Transformer", "Train a Trajectory Transformer (the authors' recipe unless overridden; "
+           "--preset cpu for a CPU-sized model).", "seqpolicy.training.tt", "TTTrainConfig", "train_tt"),
+}
 
+
+def _trainer(name: str) -> tuple[dict, type, Any]:
+    import importlib
+
+    _, _, module, config, train = TRAINERS[name]
+    mod = importlib.import_module(module)
+    return mod.PRESETS, getattr(mod, config), getattr(mod, train)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqpolicy-train", description="Train a sequence-model agent on offline "
                                      "trajectories.", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=EXAMPLES)
-    sub = parser.add_subparsers(dest="model", required=True, metavar="{dt}")
-    dt = sub.add_parser("dt", help="Decision Transformer", epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Train a Decision Transformer (paper recipe unless overridden).")
-    dt.add_argument("--dataset", required=True, help="a local Minari dataset id, a D4RL .hdf5 file, a seqpolicy "
-                    ".npz, or 'pointreach-mixed' (built-in toy data)")
-    dt.add_argument("--env", dest="env_id", default=None, help="Gymnasium env id (default: the dataset's)")
-    dt.add_argument("--out", required=True, help="run folder for log.csv, checkpoint/ and agent/")
-    dt.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="starting hyperparameters")
-    dt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
-    dt.add_argument("--steps", dest="max_steps", type=int, default=None, help="alias of --max-steps")
-    dt.add_argument("--quiet", action="store_true", help="no progress bar")
-    dt.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (pip install tensorboard)")
-    add_config_arguments(dt, DTTrainConfig)
+    sub = parser.add_subparsers(dest="model", required=True, metavar="{" + ",".join(TRAINERS) + "}")
+    for name, (title, description, *_) in TRAINERS.items():
+        presets, config_cls, _ = _trainer(name)
+        p = sub.add_parser(name, help=title, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description=description)
+        p.add_argument("--dataset", required=True, help="a local Minari dataset id, a D4RL .hdf5 file, a seqpolicy "
+                       ".npz, or 'pointreach-mixed' (built-in toy data)")
+        p.add_argument("--env", dest="env_id", default=None, help="Gymnasium env id (default: the dataset's)")
+        p.add_argument("--out", required=True, help="run folder for log.csv, checkpoint/ and agent/")
+        p.add_argument("--preset", choices=sorted(presets), default="paper", help="starting hyperparameters")
+        p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+        p.add_argument("--steps", dest="max_steps", type=int, default=None, help="alias of --max-steps")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--tensorboard", action="store_true",
+                       help="also log to OUT/tensorboard (pip install tensorboard)")
+        add_config_arguments(p, config_cls)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from seqpolicy.training.dt import PRESETS, DTTrainConfig, train_dt
-
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(DTTrainConfig)
+    presets, config_cls, train = _trainer(args.model)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)
                  if getattr(args, f.name, None) is not None}
     try:
-        config = dataclasses.replace(PRESETS[args.preset], **overrides)
-        agent = train_dt(args.dataset, config, env_id=args.env_id, run_dir=args.out, resume=args.resume,
-                         progress=not args.quiet, tensorboard=args.tensorboard)
+        config = dataclasses.replace(presets[args.preset], **overrides)
+        agent = train(args.dataset, config, env_id=args.env_id, run_dir=args.out, resume=args.resume,
+                      progress=not args.quiet, tensorboard=args.tensorboard)
     except KeyboardInterrupt:
         print(f"interrupted: the last checkpoint in {args.out}/checkpoint is intact; add --resume to continue.",
               file=sys.stderr)

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from seqpolicy.agents.tt.agent import TrajectoryTransformerAgent
 from seqpolicy.agents.tt.discretizer import KINDS, Discretizer
-from seqpolicy.agents.tt.planner import PRESETS, PlannerConfig
+from seqpolicy.agents.tt.planner import PRESETS as PLANNER_PRESETS
+from seqpolicy.agents.tt.planner import PlannerConfig
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
@@ -70,8 +71,10 @@ class TTTrainConfig:
     """Sequences per gradient step."""
     learning_rate: float = 6e-4
     """AdamW learning rate after warm-up."""
-    betas: tuple[float, float] = (0.9, 0.95)
-    """AdamW betas."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.95
+    """AdamW beta2."""
     weight_decay: float = 0.1
     """AdamW weight decay, on matmul weights only."""
     grad_clip: float = 1.0
@@ -79,7 +82,7 @@ class TTTrainConfig:
     warmup_steps: int | None = None
     """Linear warm-up; None means one epoch of sequences (the authors' warmup_tokens)."""
     decay_steps: int | None = None
-    """Cosine decay to 10% ends here; None means 20 epochs (the authors' final_tokens)."""
+    """Cosine decay to a tenth of the learning rate ends here; None means 20 epochs (the authors' final_tokens)."""
     max_steps: int = 195_312
     """Gradient steps (the authors train ~50M sequences: 50 epochs of a 1M-step dataset at batch 256)."""
     planner: str = "cpu"
@@ -110,8 +113,8 @@ class TTTrainConfig:
                 raise ValueError(f"TTTrainConfig.{name} must be >= 0, got {getattr(self, name)}.")
         if self.discretizer not in KINDS:
             raise ValueError(f"discretizer must be one of {KINDS}, got {self.discretizer!r}.")
-        if self.planner not in PRESETS:
-            raise ValueError(f"planner must be one of {sorted(PRESETS)}, got {self.planner!r}.")
+        if self.planner not in PLANNER_PRESETS:
+            raise ValueError(f"planner must be one of {sorted(PLANNER_PRESETS)}, got {self.planner!r}.")
         if not 0 < self.discount <= 1 or not 0 <= self.dropout < 1:
             raise ValueError("discount must be in (0, 1] and dropout in [0, 1).")
         if self.learning_rate <= 0 or self.grad_clip <= 0:
@@ -121,21 +124,26 @@ class TTTrainConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> TTTrainConfig:
-        """``paper`` (the authors' sizes and schedule) or ``cpu`` (a smaller model and ~2 h on 2 cores)."""
-        if name not in TRAIN_PRESETS:
-            raise ValueError(f"Unknown TT training preset {name!r}; choose one of {sorted(TRAIN_PRESETS)}.")
-        return replace(cls(**TRAIN_PRESETS[name]), **overrides)
+        """``paper`` (the authors' sizes and schedule), ``cpu`` (a smaller model, ~2 h on 2 cores) or
+        ``pointreach`` (the tiny env's learning test)."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown TT training preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return replace(PRESETS[name], **overrides)
 
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
 
-TRAIN_PRESETS: dict[str, dict] = {
-    "paper": {"planner": "paper"},
-    # Deviation for CPUs: 3 blocks of width 64, batch 64, a fixed 2-phase schedule (see README numbers).
-    "cpu": {"n_layer": 3, "n_embd": 64, "batch_size": 64, "learning_rate": 6e-4, "warmup_steps": 1_000,
-            "max_steps": 30_000, "decay_steps": 30_000, "eval_every": 0, "checkpoint_every": 2_000},
+PRESETS: dict[str, TTTrainConfig] = {
+    "paper": TTTrainConfig(planner="paper"),
+    # Deviation for CPUs: 3 blocks of width 64, batch 64 and a fixed step budget (~2 h on 2 cores).
+    "cpu": TTTrainConfig(n_layer=3, n_embd=64, batch_size=64, warmup_steps=1_000, max_steps=30_000,
+                         decay_steps=30_000, eval_every=0, checkpoint_every=2_000),
+    # PointReach (seqpolicy/PointReach-v0, 50-step episodes): the learning test's settings.
+    "pointreach": TTTrainConfig(n_bins=30, seq_transitions=3, n_layer=2, n_embd=64, dropout=0.0, batch_size=64,
+                                learning_rate=1e-3, warmup_steps=100, max_steps=2_000, decay_steps=2_000,
+                                planner="pointreach", eval_every=1_000, eval_episodes=10, checkpoint_every=1_000),
 }
 
 
@@ -206,23 +214,25 @@ def make_optimizer(model: TrajectoryTransformer, cfg: TTTrainConfig) -> torch.op
              and not n.startswith("tok_emb")]
     ids = {id(p) for p in decay}
     rest = [p for p in model.parameters() if id(p) not in ids]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": rest, "weight_decay": 0.0}], lr=cfg.learning_rate, betas=cfg.betas)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
 
 
 def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | None = None, *,
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
-             progress: bool = True, **overrides) -> TrajectoryTransformerAgent:
+             progress: bool = True, tensorboard: bool = False, **overrides) -> TrajectoryTransformerAgent:
     """Train a Trajectory Transformer on offline trajectories and return the agent.
 
     Args:
-        data: a :class:`Trajectories`, or a dataset id/path understood by ``seqpolicy.data.load_trajectories``.
+        data: a :class:`Trajectories`, ``"pointreach-mixed"`` or a dataset id/path that
+            ``seqpolicy.data.load_trajectories`` reads.
         config: hyperparameters (default: the authors'; ``TTTrainConfig.preset("cpu")`` for CPUs);
             ``overrides`` replace single fields.
         env_id: the Gymnasium env the data comes from (default: the dataset's).
         run_dir: folder for ``log.csv``, ``checkpoint/`` and the final ``agent/``; None keeps nothing on disk.
         resume: continue from ``run_dir/checkpoint``.
         progress: show a progress bar.
+        tensorboard: also log to ``run_dir/tensorboard`` (needs ``pip install tensorboard``).
 
     Example:
         >>> import seqpolicy
@@ -236,9 +246,9 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     cfg = replace(config or TTTrainConfig(), **overrides)
     # -- data and env --------------------------------------------------------------------------------
     if not isinstance(data, Trajectories):
-        from seqpolicy.data import load_trajectories
+        from seqpolicy.training.dt import resolve_dataset
 
-        data = load_trajectories(data, env_id=env_id)
+        data = resolve_dataset(data, env_id=env_id)
     env_id = env_id or data.env_id
     time_limit = None
     if env_id is not None:
@@ -279,7 +289,7 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
 
     # -- resume --------------------------------------------------------------------------------------
     step, wall_before = 0, 0.0
-    logger = MetricLogger(run_path) if run_path is not None else None
+    logger = MetricLogger(run_path, tensorboard=tensorboard) if run_path is not None else None
     if resume:
         ckpt = find_checkpoint(run_path) if run_path is not None else None
         if ckpt is None:
