@@ -35,6 +35,7 @@ from seqpolicy.training.common import (
     replace_folder,
     save_checkpoint,
 )
+from seqpolicy.training.dt import RESUMABLE_CHANGES, resolve_dataset  # shared with the DT trainer
 
 
 @dataclass(frozen=True)
@@ -246,8 +247,6 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     cfg = replace(config or TTTrainConfig(), **overrides)
     # -- data and env --------------------------------------------------------------------------------
     if not isinstance(data, Trajectories):
-        from seqpolicy.training.dt import resolve_dataset
-
         data = resolve_dataset(data, env_id=env_id)
     env_id = env_id or data.env_id
     time_limit = None
@@ -297,11 +296,12 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
         saved = TrajectoryTransformerAgent.load(ckpt, device=device)
         model.load_state_dict(saved.model.state_dict())
         state = load_trainer_state(ckpt, optimizer, scheduler, generator)
-        now_cfg = _json_roundtrip(asdict(cfg))
-        if state.get("train_config") != now_cfg:
-            diff = {k: (state.get("train_config", {}).get(k), v) for k, v in now_cfg.items()
-                    if state.get("train_config", {}).get(k) != v}
-            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now).")
+        before = state.get("train_config", {})
+        diff = {k: (before.get(k), v) for k, v in _json_roundtrip(asdict(cfg)).items()
+                if before.get(k) != v and k not in RESUMABLE_CHANGES}
+        if diff:
+            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
+                             f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change on resume.")
         step, wall_before = state["step"], state.get("wall_time_s", 0.0)
         assert logger is not None
         logger.drop_after(step)
