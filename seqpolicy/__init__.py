@@ -24,6 +24,8 @@ _LAZY = {
     "SB3Agent": "seqpolicy.agents.sb3",
     "train_dt": "seqpolicy.training.dt",
     "DTTrainConfig": "seqpolicy.training.dt",
+    "train_tt": "seqpolicy.training.tt",
+    "TTTrainConfig": "seqpolicy.training.tt",
     "evaluate": "seqpolicy.evaluation.evaluate",
     "compare": "seqpolicy.evaluation.compare",
     "record_video": "seqpolicy.evaluation.video",
@@ -38,6 +40,7 @@ __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
     "FunctionAgent",
     "RandomAgent",
     "SB3Agent",
+    "TTTrainConfig",
     "Trajectories",
     "TrajectoryTransformerAgent",
     "compare",
@@ -46,6 +49,7 @@ __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
     "load_trajectories",
     "record_video",
     "train_dt",
+    "train_tt",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from seqpolicy.data.trajectories import Episode, Trajectories
     from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.training.dt import DTTrainConfig, train_dt
+    from seqpolicy.training.tt import TTTrainConfig, train_tt
 
 
 def __getattr__(name: str) -> Any:
