@@ -145,9 +145,9 @@ class DecisionTransformerAgent(ContextAgent):
         self._timesteps[:, p] = torch.as_tensor(np.minimum(self._t, self.max_ep_len - 1), device=self.device)
         self._keep[:, p] = True
         w = slice(p + 1 - self.context_length, p + 1)
-        keep = self._keep[:, w]
+        padded = bool((self._t < self.context_length - 1).any())  # some window still has left padding
         action = self.model.last_action(self._states[:, w], self._actions[:, w], self._rtg[:, w],
-                                        self._timesteps[:, w], None if bool(keep.all()) else keep)
+                                        self._timesteps[:, w], self._keep[:, w] if padded else None)
         self._actions[:, p] = action
         return action.float().cpu().numpy()
 

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from seqpolicy.models.gpt import ACTIVATIONS, Block
+from seqpolicy.models.gpt import ACTIVATIONS, Block, block_inference
 
 
 @dataclass(frozen=True)
@@ -178,16 +179,27 @@ class DecisionTransformer(nn.Module):
                     timesteps: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The action for the last step of each window, (B, act_dim): forward()[1][:, -1] with less work.
 
-        The trailing action token (a placeholder nobody attends to) is dropped, and the last block computes
-        only the last state token's output. Inputs are not checked (this is the agent's hot path).
+        For inference (eval mode, no gradients): the trailing action token (a placeholder nobody attends to) is
+        dropped, the last block computes only the last state token's output, and layers run as direct
+        functional calls. Inputs are not checked (this is the agent's hot path); use :meth:`forward` for that.
         """
-        x = self._tokens(states, actions, returns_to_go, timesteps)[:, :-1]  # (B, 3K-1, H)
+        if self.training:
+            raise RuntimeError("last_action is the inference path: call model.eval() first (or use forward).")
+        b, k = states.shape[:2]
+        h = self.config.hidden_size
+        time = F.embedding(timesteps, self.embed_timestep.weight)  # (B, K, H)
+        tokens = torch.stack((F.linear(returns_to_go, self.embed_return.weight, self.embed_return.bias) + time,
+                              F.linear(states, self.embed_state.weight, self.embed_state.bias) + time,
+                              F.linear(actions, self.embed_action.weight, self.embed_action.bias) + time),
+                             dim=2).reshape(b, 3 * k, h)[:, :-1]  # (B, K, 3, H) -> (B, 3K-1, H)
+        x = F.layer_norm(tokens, (h,), self.embed_ln.weight, self.embed_ln.bias, self.embed_ln.eps) + self.pos_bias
         allow = None if attention_mask is None else self._allow(attention_mask, x.shape[1])
         for block in self.blocks[:-1]:
-            x, _ = block(x, allow, causal=True)
+            x = block_inference(block, x, allow, causal=True)
         last_row = None if allow is None else allow[..., -1:, :]  # the last token may see every real token
-        x, _ = self.blocks[-1](x, last_row, n_query=1)  # (B, 1, H)
-        return self.predict_action(self.ln_f(x[:, 0]))
+        x = block_inference(self.blocks[-1], x, last_row, n_query=1)  # (B, 1, H)
+        x = F.layer_norm(x[:, 0], (h,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps)
+        return self.predict_action(x)
 
     # -- Hugging Face / original weights -----------------------------------------------------------
     def hf_state_dict(self) -> dict[str, torch.Tensor]:

@@ -109,3 +109,34 @@ class Block(nn.Module):
         a, kv = self.attn(self.ln_1(x), allow, past, buffer, n_query, causal)
         x = (x if n_query is None else x[:, x.shape[1] - n_query:]) + a
         return x + self.mlp(self.ln_2(x)), kv
+
+
+def block_inference(block: Block, x: torch.Tensor, allow: torch.Tensor | None, causal: bool = False,
+                    n_query: int | None = None) -> torch.Tensor:
+    """``block(x, allow, ...)[0]`` in eval mode, as direct functional calls (no module dispatch, no dropout).
+
+    The same operations on the same parameters, so the numbers equal the module path; it exists because at
+    batch 1 the per-call overhead of modules is a large share of an inference step.
+    """
+    attn, e = block.attn, x.shape[-1]
+    b, n = x.shape[:2]
+    h = F.layer_norm(x, (e,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
+    w, bias = attn.qkv.weight, attn.qkv.bias
+    if n_query is None:
+        q, k, v = F.linear(h, w, bias).split(e, dim=2)
+        x_out = x
+    else:
+        q = F.linear(h[:, n - n_query:], w[:e], bias[:e])
+        k, v = F.linear(h, w[e:], bias[e:]).split(e, dim=2)
+        x_out = x[:, n - n_query:]
+    nq, nh, hd = q.shape[1], attn.n_head, attn.head_dim
+    # (B, L, E) -> (B, heads, L, head_dim)
+    q = q.view(b, nq, nh, hd).transpose(1, 2)
+    k = k.view(b, n, nh, hd).transpose(1, 2)
+    v = v.view(b, n, nh, hd).transpose(1, 2)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
+                                       scale=1.0 / math.sqrt(hd))
+    x_out = x_out + F.linear(y.transpose(1, 2).reshape(b, nq, e), attn.proj.weight, attn.proj.bias)
+    mlp = block.mlp
+    h = F.layer_norm(x_out, (e,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
+    return x_out + F.linear(mlp.act(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias)
