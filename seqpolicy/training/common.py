@@ -19,11 +19,13 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 TRAINER_WEIGHTS = "trainer.safetensors"
 TRAINER_STATE = "trainer.json"
@@ -188,3 +190,102 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"Cannot store {type(obj).__name__} in a checkpoint's JSON.")
+
+
+class TrainingRun:
+    """Everything around a trainer's gradient step: progress bar, log.csv, periodic evaluation, checkpoints,
+    resume and the final agent. Each trainer keeps its own step function, so its maths stays in one place.
+
+    Args:
+        run_dir: run folder, or None to keep nothing on disk.
+        agent: the agent being trained (its ``save(folder)`` writes checkpoints and the final artifact).
+        optimizer, scheduler, generator: restored on resume and saved in checkpoints.
+        config: the trainer's config as a dict (stored in checkpoints, compared on resume).
+        resumable: config keys a resumed run may change.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike | None, *, agent: Any, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator | None,
+                 config: dict[str, Any], resumable: frozenset[str] = frozenset(), desc: str = "train",
+                 tensorboard: bool = False, progress: bool = True):
+        self.path = Path(run_dir) if run_dir is not None else None
+        self.agent, self.optimizer, self.scheduler, self.generator = agent, optimizer, scheduler, generator
+        self.config, self.resumable, self.desc, self.progress = config, resumable, desc, progress
+        self.logger = MetricLogger(self.path, tensorboard=tensorboard) if self.path is not None else None
+        self.step, self.wall_before = 0, 0.0
+        self._t0 = time.perf_counter()
+
+    def resume(self, load_weights: Callable[[Path], None]) -> None:
+        """Continue from ``run_dir/checkpoint``: ``load_weights(folder)`` restores the model from the agent
+        saved there; optimizer, scheduler, RNG states, step and wall time are restored here."""
+        ckpt = find_checkpoint(self.path) if self.path is not None else None
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {self.path}. Start without --resume.")
+        load_weights(ckpt)
+        state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator)
+        saved = state.get("train_config", {})
+        diff = {k: (saved.get(k), v) for k, v in self.config.items() if k not in self.resumable and saved.get(k) != v}
+        if diff:
+            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
+                             f"Only {', '.join(sorted(self.resumable))} may change on resume.")
+        self.step, self.wall_before = state["step"], state.get("wall_time_s", 0.0)
+        assert self.logger is not None
+        self.logger.drop_after(self.step)
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds of training so far, across resumes."""
+        return self.wall_before + time.perf_counter() - self._t0
+
+    def checkpoint(self) -> None:
+        if self.path is not None:
+            save_checkpoint(self.path, self.agent.save, self.optimizer, self.scheduler, self.step,
+                            {"train_config": self.config, "wall_time_s": self.wall_time}, self.generator)
+
+    def loop(self, train_step: Callable[[], torch.Tensor], *, max_steps: int, log_every: int, eval_every: int = 0,
+             checkpoint_every: int = 0, evaluate: Callable[[], dict[str, float]] | None = None) -> None:
+        """Call ``train_step()`` (one gradient step, returning the loss) until ``max_steps``, logging
+        ``train/loss``, ``train/lr`` and ``train/steps_per_s`` every ``log_every`` steps, the metrics of
+        ``evaluate()`` every ``eval_every`` steps and at the end, and checkpointing every ``checkpoint_every``."""
+        self._t0 = time.perf_counter()
+        last_t, last_step, shown = time.perf_counter(), self.step, {}
+        bar = tqdm(total=max_steps, initial=self.step, disable=not self.progress, desc=self.desc, unit="step")
+        try:
+            while self.step < max_steps:
+                loss = train_step()
+                self.step += 1
+                step, done = self.step, self.step == max_steps
+                if step % log_every == 0 or done:
+                    now = time.perf_counter()
+                    metrics = {"train/loss": loss.item(), "train/lr": self.scheduler.get_last_lr()[0],
+                               "train/steps_per_s": (step - last_step) / max(now - last_t, 1e-9)}
+                    last_t, last_step = now, step
+                    self._log(metrics)
+                    shown["loss"] = f"{metrics['train/loss']:.4f}"
+                    bar.set_postfix(shown)
+                if evaluate is not None and eval_every and (step % eval_every == 0 or done):
+                    metrics = evaluate()
+                    self._log(metrics)
+                    shown["eval"] = f"{metrics.get('eval/return', float('nan')):.1f}"
+                    bar.set_postfix(shown)
+                if checkpoint_every and step % checkpoint_every == 0 and not done:
+                    self.checkpoint()
+                bar.update(1)
+        finally:
+            bar.close()
+            if self.logger is not None:
+                self.logger.close()
+
+    def finish(self) -> None:
+        """Write the final checkpoint and ``run_dir/agent``."""
+        if self.path is not None:
+            self.checkpoint()
+            tmp = self.path / ".agent-tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            self.agent.save(tmp)
+            replace_folder(tmp, self.path / "agent")
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        if self.logger is not None:
+            self.logger.log(self.step, metrics)

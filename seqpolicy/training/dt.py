@@ -9,28 +9,18 @@ divided by ``return_scale``, timesteps count from 0. Actions are mapped to [-1, 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from seqpolicy.agents.dt import PAD_ACTION, PAD_RTG, PAD_STATE, DecisionTransformerAgent
 from seqpolicy.common.spaces import ActionScaler
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
-from seqpolicy.training.common import (
-    MetricLogger,
-    find_checkpoint,
-    load_trainer_state,
-    replace_folder,
-    save_checkpoint,
-    warmup_constant,
-)
+from seqpolicy.training.common import TrainingRun, warmup_constant
 
 
 @dataclass(frozen=True)
@@ -209,7 +199,6 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     max_ep_len = cfg.max_ep_len or max(time_limit or 0, stats.length_max)
     target = cfg.target_return if cfg.target_return is not None else stats.return_max
     device = resolve_device(cfg.device)
-    run_path = Path(run_dir) if run_dir is not None else None
 
     # -- model, optimiser, sampler -------------------------------------------------------------------
     seed_everything(cfg.seed)
@@ -229,79 +218,38 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     sampler = WindowSampler(data, cfg.context_length, stats.obs_mean, stats.obs_std, ActionScaler(act_space),
                             cfg.return_scale, max_ep_len, device)
 
-    # -- resume --------------------------------------------------------------------------------------
-    step, wall_before = 0, 0.0
-    logger = MetricLogger(run_path, tensorboard=tensorboard) if run_path is not None else None
+    run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
+                      config=asdict(cfg), resumable=RESUMABLE_CHANGES, desc="train dt", tensorboard=tensorboard,
+                      progress=progress)
     if resume:
-        ckpt = find_checkpoint(run_path) if run_path is not None else None
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {run_path}. Start without --resume.")
-        saved = DecisionTransformerAgent.load(ckpt, device=device)
-        model.load_state_dict(saved.model.state_dict())
-        state = load_trainer_state(ckpt, optimizer, scheduler, generator)
-        diff = {k: (state["train_config"].get(k), v) for k, v in asdict(cfg).items()
-                if k not in RESUMABLE_CHANGES and state["train_config"].get(k) != v}
-        if diff:
-            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
-                             f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change on resume.")
-        step, wall_before = state["step"], state.get("wall_time_s", 0.0)
-        assert logger is not None
-        logger.drop_after(step)
-
-    def checkpoint(at_step: int, wall: float) -> None:
-        if run_path is not None:
-            save_checkpoint(run_path, agent.save, optimizer, scheduler, at_step,
-                            {"train_config": asdict(cfg), "wall_time_s": wall}, generator)
+        run.resume(lambda ckpt: model.load_state_dict(DecisionTransformerAgent.load(ckpt, device=device)
+                                                      .model.state_dict()))
 
     # -- training loop -------------------------------------------------------------------------------
-    t0, last_log_t, last_log_step = time.perf_counter(), time.perf_counter(), step
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="train dt", unit="step")
-    model.train()
-    eval_return = float("nan")
-    try:
-        while step < cfg.max_steps:
-            states, actions, rtg, timesteps, keep, target_actions = sampler.sample(cfg.batch_size, generator)
-            _, action_preds, _ = model(states, actions, rtg, timesteps, keep.long())
-            loss = ((action_preds - target_actions) ** 2)[keep].mean()  # MSE on real (unpadded) steps
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
+    def train_step() -> torch.Tensor:
+        states, actions, rtg, timesteps, keep, target_actions = sampler.sample(cfg.batch_size, generator)
+        _, action_preds, _ = model(states, actions, rtg, timesteps, keep.long())
+        loss = ((action_preds - target_actions) ** 2)[keep].mean()  # MSE on real (unpadded) steps
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        return loss
 
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                now = time.perf_counter()
-                metrics = {"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0],
-                           "train/steps_per_s": (step - last_log_step) / max(now - last_log_t, 1e-9)}
-                last_log_t, last_log_step = now, step
-                if logger is not None:
-                    logger.log(step, metrics)
-                bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", ret=f"{eval_return:.1f}")
-            if cfg.eval_every and env_id is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                eval_return = _evaluate(agent, env_id, cfg, step, logger)
-                bar.set_postfix(loss=f"{loss.item():.4f}", ret=f"{eval_return:.1f}")
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
-                checkpoint(step, wall_before + time.perf_counter() - t0)
-            bar.update(1)
-    finally:
-        bar.close()
-        if logger is not None:
-            logger.close()
+    evaluate = (lambda: _evaluate(agent, env_id, cfg)) if env_id is not None else None
+    model.train()
+    run.loop(train_step, max_steps=cfg.max_steps, log_every=cfg.log_every, eval_every=cfg.eval_every,
+             checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
+
     # -- final artifacts -----------------------------------------------------------------------------
     model.eval()
-    wall = wall_before + time.perf_counter() - t0
-    agent.info.update({"train_steps": step, "train_wall_time_s": round(wall, 1), "device": str(device)})
-    if run_path is not None:
-        checkpoint(step, wall)
-        tmp = run_path / ".agent-tmp"
-        agent.save(tmp)
-        replace_folder(tmp, run_path / "agent")
+    agent.info.update({"train_steps": run.step, "train_wall_time_s": round(run.wall_time, 1), "device": str(device)})
+    run.finish()
     return agent
 
 
-def _evaluate(agent: DecisionTransformerAgent, env_id: str, cfg: DTTrainConfig, step: int,
-              logger: MetricLogger | None) -> float:
+def _evaluate(agent: DecisionTransformerAgent, env_id: str, cfg: DTTrainConfig) -> dict[str, float]:
     from seqpolicy.evaluation.evaluate import evaluate
 
     agent.model.eval()
@@ -310,6 +258,4 @@ def _evaluate(agent: DecisionTransformerAgent, env_id: str, cfg: DTTrainConfig, 
     metrics = {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
     if result.normalized is not None:
         metrics["eval/normalized_score"] = float(result.normalized["mean"])
-    if logger is not None:
-        logger.log(step, metrics)
-    return metrics["eval/return"]
+    return metrics
