@@ -23,6 +23,8 @@ _LAZY = {
     "load_trajectories": "seqpolicy.data.sources",
     "SB3Agent": "seqpolicy.agents.sb3",
     "train_dt": "seqpolicy.training.dt",
+    "BCAgent": "seqpolicy.agents.bc",
+    "train_bc": "seqpolicy.training.bc",
     "DTTrainConfig": "seqpolicy.training.dt",
     "train_tt": "seqpolicy.training.tt",
     "TTTrainConfig": "seqpolicy.training.tt",
@@ -33,6 +35,7 @@ _LAZY = {
 }
 
 __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
+    "BCAgent",
     "Agent",
     "DTTrainConfig",
     "DecisionTransformerAgent",
@@ -40,6 +43,7 @@ __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
     "FunctionAgent",
     "RandomAgent",
     "SB3Agent",
+    "train_bc",
     "TTTrainConfig",
     "Trajectories",
     "TrajectoryTransformerAgent",
@@ -54,12 +58,14 @@ __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
 
 if TYPE_CHECKING:  # pragma: no cover
     from seqpolicy.agents.base import Agent, RandomAgent
+    from seqpolicy.agents.bc import BCAgent
     from seqpolicy.agents.dt import DecisionTransformerAgent
     from seqpolicy.agents.sb3 import SB3Agent
     from seqpolicy.agents.tt import TrajectoryTransformerAgent
     from seqpolicy.data.sources import load_trajectories
     from seqpolicy.data.trajectories import Episode, Trajectories
     from seqpolicy.evaluation.evaluate import evaluate
+    from seqpolicy.training.bc import train_bc
     from seqpolicy.training.dt import DTTrainConfig, train_dt
     from seqpolicy.training.tt import TTTrainConfig, train_tt
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from conftest import TOY_ID, make_dt_agent
 
 
@@ -21,7 +22,21 @@ def _dt_load(agent, folder):
     return DecisionTransformerAgent.load(folder)
 
 
-AGENT_FACTORIES = {"dt": (_dt, _dt_load)}
+def _bc(env):
+    from seqpolicy.agents.bc import BCAgent, BCConfig, BCPolicy
+
+    torch.manual_seed(0)
+    policy = BCPolicy(BCConfig(env.observation_space.shape[0], env.action_space.shape[0], hidden_size=32))
+    return BCAgent(policy, env.observation_space, env.action_space, state_mean=np.zeros(6), state_std=np.ones(6))
+
+
+def _bc_load(agent, folder):
+    from seqpolicy.agents.bc import BCAgent
+
+    return BCAgent.load(folder)
+
+
+AGENT_FACTORIES = {"dt": (_dt, _dt_load), "bc": (_bc, _bc_load)}
 
 
 def _rollout(agent, env, seed, steps=30):

@@ -16,6 +16,7 @@ AGENT_KINDS: dict[str, tuple[str, str]] = {
     "dt": ("seqpolicy.agents.dt", "DecisionTransformerAgent"),
     "tt": ("seqpolicy.agents.tt", "TrajectoryTransformerAgent"),
     "sb3": ("seqpolicy.agents.sb3", "SB3Agent"),
+    "bc": ("seqpolicy.agents.bc", "BCAgent"),
 }
 
 

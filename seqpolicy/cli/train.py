@@ -77,6 +77,8 @@ TRAINERS = {
            "seqpolicy.training.dt", "DTTrainConfig", "train_dt"),
     "tt": ("Trajectory Transformer", "Train a Trajectory Transformer (the authors' recipe unless overridden; "
            "--preset cpu for a CPU-sized model).", "seqpolicy.training.tt", "TTTrainConfig", "train_tt"),
+    "bc": ("behaviour cloning (MLP baseline)", "Train a behaviour-cloning MLP on the same data (the baseline of "
+           "the DT and TT papers).", "seqpolicy.training.bc", "BCTrainConfig", "train_bc"),
 }
 
 

@@ -1,0 +1,103 @@
+"""Behaviour cloning: an MLP from normalised observation to action, the baseline the DT and TT papers use.
+
+It has no memory, so ``reward`` is only validated; batched use and per-env resets follow the protocol.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from seqpolicy.agents.base import ContextAgent
+from seqpolicy.common.artifact import ArtifactError, load_artifact, save_artifact
+from seqpolicy.common.spaces import space_from_json, space_to_json
+from seqpolicy.common.torch_utils import resolve_device
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """The MLP's sizes."""
+
+    obs_dim: int
+    """Observation size."""
+    act_dim: int
+    """Action size."""
+    hidden_size: int = 256
+    """Width of each hidden layer."""
+    n_hidden: int = 2
+    """Hidden layers (ReLU)."""
+    dropout: float = 0.1
+    """Dropout after each hidden layer."""
+
+    def __post_init__(self) -> None:
+        if min(self.obs_dim, self.act_dim, self.hidden_size, self.n_hidden) < 1:
+            raise ValueError(f"BCConfig sizes must be >= 1, got {self}.")
+
+
+class BCPolicy(nn.Module):
+    """obs (B, obs_dim) -> action in [-1, 1] (B, act_dim)."""
+
+    def __init__(self, config: BCConfig):
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width = config.obs_dim
+        for _ in range(config.n_hidden):
+            layers += [nn.Linear(width, config.hidden_size), nn.ReLU(), nn.Dropout(config.dropout)]
+            width = config.hidden_size
+        self.net = nn.Sequential(*layers, nn.Linear(width, config.act_dim), nn.Tanh())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+class BCAgent(ContextAgent):
+    """A trained behaviour-cloning policy behind ``reset()`` / ``act(obs, reward)``."""
+
+    kind = "bc"
+
+    def __init__(self, policy: BCPolicy, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, *,
+                 state_mean: np.ndarray, state_std: np.ndarray, env_id: str | None = None,
+                 dataset_id: str | None = None, info: dict | None = None, device: str | torch.device = "cpu"):
+        super().__init__(observation_space, action_space)
+        if policy.config.obs_dim != self.obs_dim or policy.config.act_dim != self.act_dim:
+            raise ValueError(f"The policy maps {policy.config.obs_dim} -> {policy.config.act_dim} but the env's "
+                             f"spaces are {self.obs_dim} -> {self.act_dim}: it was trained for another environment.")
+        self.device = resolve_device(device)
+        self.policy = policy.to(self.device).eval()
+        self.state_mean = np.asarray(state_mean, dtype=np.float32).reshape(self.obs_dim)
+        self.state_std = np.asarray(state_std, dtype=np.float32).reshape(self.obs_dim)
+        self.env_id, self.dataset_id, self.info = env_id, dataset_id, dict(info or {})
+
+    @torch.inference_mode()
+    def _act_batch(self, obs: np.ndarray, rewards: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor((obs - self.state_mean) / (self.state_std + 1e-6), device=self.device)
+        return self.policy(x).float().cpu().numpy()
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the agent (safetensors weights + ``agent.json``) into ``folder``."""
+        return save_artifact(folder, self.kind, self.policy.state_dict(), {
+            "model_config": asdict(self.policy.config), "state_mean": self.state_mean.tolist(),
+            "state_std": self.state_std.tolist(), "env_id": self.env_id, "dataset_id": self.dataset_id,
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space), "info": self.info})
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> BCAgent:
+        tensors, meta = load_artifact(folder, cls.kind)
+        try:
+            names = {f.name for f in fields(BCConfig)}
+            policy = BCPolicy(BCConfig(**{k: v for k, v in meta["model_config"].items() if k in names}))
+            policy.load_state_dict(tensors)
+            return cls(policy, space_from_json(meta["observation_space"]), space_from_json(meta["action_space"]),
+                       state_mean=np.asarray(meta["state_mean"]), state_std=np.asarray(meta["state_std"]),
+                       env_id=meta.get("env_id"), dataset_id=meta.get("dataset_id"), info=meta.get("info"),
+                       device=device)
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise ArtifactError(f"Cannot build a BC agent from {folder}: {e}") from e

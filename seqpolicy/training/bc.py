@@ -1,0 +1,135 @@
+"""Behaviour-cloning training: regress the dataset's actions (mapped to [-1, 1]) from normalised observations.
+
+The baseline the DT and TT papers compare against ("BC": an MLP trained on all of the data); defaults follow
+CORL's BC (two 256-unit layers, Adam lr 3e-4, batch 256), with fewer steps to fit a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from seqpolicy.agents.bc import BCAgent, BCConfig, BCPolicy
+from seqpolicy.common.spaces import ActionScaler
+from seqpolicy.common.torch_utils import resolve_device, seed_everything
+from seqpolicy.data.trajectories import Trajectories
+from seqpolicy.training.common import TrainingRun, warmup_constant
+
+
+@dataclass(frozen=True)
+class BCTrainConfig:
+    """Hyperparameters of a BC run."""
+
+    hidden_size: int = 256
+    """Width of each hidden layer."""
+    n_hidden: int = 2
+    """Hidden layers."""
+    dropout: float = 0.1
+    """Dropout after each hidden layer."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    learning_rate: float = 3e-4
+    """AdamW learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    max_steps: int = 50_000
+    """Gradient steps."""
+    eval_every: int = 10_000
+    """Evaluate in the env every this many steps (0: never)."""
+    eval_episodes: int = 10
+    """Episodes per periodic evaluation."""
+    eval_seed: int = 10_000
+    """Seed of the first periodic-evaluation episode."""
+    checkpoint_every: int = 10_000
+    """Write a resumable checkpoint every this many steps (0: only at the end)."""
+    log_every: int = 100
+    """Write train metrics to log.csv every this many steps."""
+    seed: int = 0
+    """Seeds init, sampling and dropout."""
+    device: str = "auto"
+    """Where to train."""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "n_hidden", "batch_size", "max_steps", "eval_episodes", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"BCTrainConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.learning_rate <= 0 or not 0 <= self.dropout < 1:
+            raise ValueError("learning_rate must be > 0 and dropout in [0, 1).")
+
+
+RESUMABLE_CHANGES = frozenset({"max_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "device"})
+
+PRESETS: dict[str, BCTrainConfig] = {
+    "paper": BCTrainConfig(),  # CORL-style BC, fewer steps
+    "pointreach": BCTrainConfig(max_steps=2000, eval_every=500, checkpoint_every=500),
+}
+
+
+def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | None = None, *,
+             env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
+             progress: bool = True, tensorboard: bool = False, **overrides) -> BCAgent:
+    """Train a behaviour-cloning MLP on offline trajectories; arguments as :func:`seqpolicy.train_dt`."""
+    from seqpolicy.training.dt import resolve_dataset
+
+    cfg = replace(config or BCTrainConfig(), **overrides)
+    if not isinstance(data, Trajectories):
+        data = resolve_dataset(data, env_id)
+    env_id = env_id or data.env_id
+    if env_id is not None:
+        env = gym.make(env_id)
+        obs_space, act_space = env.observation_space, env.action_space
+        env.close()
+        data.check_env(obs_space, act_space)
+    elif data.observation_space is not None and data.action_space is not None:
+        obs_space, act_space = data.observation_space, data.action_space
+    else:
+        raise ValueError("train_bc needs the env's spaces: pass env_id= (or data carrying its spaces).")
+    stats = data.stats()
+    device = resolve_device(cfg.device)
+
+    seed_everything(cfg.seed)
+    policy = BCPolicy(BCConfig(data.obs_dim, data.act_dim, cfg.hidden_size, cfg.n_hidden, cfg.dropout)).to(device)
+    info = {"trainer": "seqpolicy.train_bc", "train_config": asdict(cfg), "dataset_stats": stats.to_json()}
+    agent = BCAgent(policy, obs_space, act_space, state_mean=stats.obs_mean, state_std=stats.obs_std, env_id=env_id,
+                    dataset_id=data.dataset_id, device=device, info=info)
+    obs = np.concatenate([ep.observations for ep in data])
+    obs_t = torch.as_tensor((obs - stats.obs_mean) / (stats.obs_std + 1e-6), dtype=torch.float32, device=device)
+    act_t = torch.as_tensor(ActionScaler(act_space).to_unit(np.concatenate([ep.actions for ep in data])),
+                            device=device)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(0))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
+                      config=asdict(cfg), resumable=RESUMABLE_CHANGES, desc="train bc", tensorboard=tensorboard,
+                      progress=progress)
+    if resume:
+        run.resume(lambda ckpt: policy.load_state_dict(BCAgent.load(ckpt, device=device).policy.state_dict()))
+
+    def train_step() -> torch.Tensor:
+        idx = torch.randint(0, obs_t.shape[0], (cfg.batch_size,), generator=generator).to(device)
+        loss = ((policy(obs_t[idx]) - act_t[idx]) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return loss
+
+    def evaluate() -> dict[str, float]:
+        from seqpolicy.evaluation.evaluate import evaluate as run_eval
+
+        policy.eval()
+        result = run_eval(agent, env_id, n_episodes=cfg.eval_episodes, seed=cfg.eval_seed)
+        policy.train()
+        return {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
+
+    policy.train()
+    run.loop(train_step, max_steps=cfg.max_steps, log_every=cfg.log_every, eval_every=cfg.eval_every,
+             checkpoint_every=cfg.checkpoint_every, evaluate=evaluate if env_id is not None else None)
+    policy.eval()
+    agent.info.update({"train_steps": run.step, "train_wall_time_s": round(run.wall_time, 1), "device": str(device)})
+    run.finish()
+    return agent
