@@ -13,6 +13,15 @@ TOY_ID = "seqpolicy/PointReach-v0"
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread: on a shared 2-core machine more threads than free cores makes small models far slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def toy_env():
     env = gym.make(TOY_ID)
     yield env

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from conftest import TOY_ID
 
 import seqpolicy
@@ -12,13 +11,7 @@ from seqpolicy.agents.bc import BCAgent
 from seqpolicy.agents.loading import load_agent
 from seqpolicy.toy import expert_returns, make_toy_dataset
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bc_clones_the_expert(tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -17,7 +16,7 @@ from seqpolicy.agents.bc import BCAgent, BCConfig, BCPolicy
 from seqpolicy.common.spaces import ActionScaler
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
-from seqpolicy.training.common import TrainingRun, warmup_constant
+from seqpolicy.training.common import TrainingRun, env_spaces, warmup_constant
 
 
 @dataclass(frozen=True)
@@ -79,15 +78,7 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
     if not isinstance(data, Trajectories):
         data = resolve_dataset(data, env_id)
     env_id = env_id or data.env_id
-    if env_id is not None:
-        env = gym.make(env_id)
-        obs_space, act_space = env.observation_space, env.action_space
-        env.close()
-        data.check_env(obs_space, act_space)
-    elif data.observation_space is not None and data.action_space is not None:
-        obs_space, act_space = data.observation_space, data.action_space
-    else:
-        raise ValueError("train_bc needs the env's spaces: pass env_id= (or data carrying its spaces).")
+    obs_space, act_space, time_limit = env_spaces(data, env_id)
     stats = data.stats()
     device = resolve_device(cfg.device)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -20,7 +19,7 @@ from seqpolicy.common.spaces import ActionScaler
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
-from seqpolicy.training.common import TrainingRun, warmup_constant
+from seqpolicy.training.common import TrainingRun, env_spaces, warmup_constant
 
 
 @dataclass(frozen=True)
@@ -184,17 +183,7 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     if not isinstance(data, Trajectories):
         data = resolve_dataset(data, env_id)
     env_id = env_id or data.env_id
-    time_limit = None
-    if env_id is not None:
-        env = gym.make(env_id)
-        obs_space, act_space = env.observation_space, env.action_space
-        time_limit = env.spec.max_episode_steps if env.spec else None
-        env.close()
-        data.check_env(obs_space, act_space)
-    elif data.observation_space is not None and data.action_space is not None:
-        obs_space, act_space = data.observation_space, data.action_space
-    else:
-        raise ValueError("train_dt needs the env's spaces: pass env_id= (or data carrying its spaces).")
+    obs_space, act_space, time_limit = env_spaces(data, env_id)
     stats = data.stats()
     max_ep_len = cfg.max_ep_len or max(time_limit or 0, stats.length_max)
     target = cfg.target_return if cfg.target_return is not None else stats.return_max
