@@ -118,13 +118,23 @@ def test_cached_and_uncached_agents_act_alike(toy_env, toy_thresholds):
 
 
 # -- the authors' planner, written out from their code's description, on the transformers model ---------
-def _reference_plan(hf, edges, prefix, obs_dim, act_dim, horizon, beam_width, n_expand, mct, discount=0.99):
-    """``beam_plan`` with greedy settings (k_obs = k_act = k_rew = 1, no cdf): one full forward per token."""
+def _reference_plan(hf, edges, prefix, obs_dim, act_dim, horizon, beam_width, n_expand, mct, discount=0.99,
+                    k_obs=1, k_act=None, k_rew=1, cdf_obs=None, cdf_act=None, cdf_rew=None):
+    """The authors' ``beam_plan``: one full forward of the cropped window per token, global torch RNG."""
     t_dim = obs_dim + act_dim + 2
-    n_bins = edges.shape[0] - 1
     max_block = min(hf.config.block_size, mct * t_dim - 1)
 
-    def sample_n(x, n):
+    def filter_cdf(logits, threshold):  # sort ascending, drop up to the last token whose cdf < threshold
+        probs = logits.softmax(-1)
+        srt, _ = torch.sort(probs, dim=-1)
+        mask = torch.cumsum(srt, dim=-1) < threshold
+        inds = torch.argmax(mask * torch.arange(logits.shape[-1]), dim=-1)
+        cut = srt[torch.arange(len(logits)), inds]
+        out = logits.clone()
+        out[probs <= cut.unsqueeze(-1)] = -1000
+        return out
+
+    def sample_n(x, n, topk, cdf):
         probs = []
         for _ in range(n):
             if x.shape[1] > max_block:  # crop whole transitions from the left
@@ -134,10 +144,13 @@ def _reference_plan(hf, edges, prefix, obs_dim, act_dim, horizon, beam_width, n_
                 window = x
             logits = hf(window, return_dict=True).logits[:, -1]
             raw = logits.softmax(-1)
-            kth = torch.topk(logits, 1).values[:, [-1]]
-            filtered = logits.clone()
-            filtered[filtered < kth] = -float("inf")
-            x = torch.cat([x, torch.multinomial(filtered.softmax(-1), 1)], dim=1)
+            if cdf is not None:
+                logits = filter_cdf(logits, cdf)
+            if topk is not None:
+                kth = torch.topk(logits, topk).values[:, [-1]]
+                logits = logits.clone()
+                logits[logits < kth] = -float("inf")
+            x = torch.cat([x, torch.multinomial(logits.softmax(-1), 1)], dim=1)
             probs.append(raw)
         return x, probs
 
@@ -150,16 +163,14 @@ def _reference_plan(hf, edges, prefix, obs_dim, act_dim, horizon, beam_width, n_
     discounts = discount ** torch.arange(horizon + 1)
     for t in range(horizon):
         x, rewards = x.repeat(n_expand, 1), rewards.repeat(n_expand, 1)
-        x, _ = sample_n(x, act_dim)
-        x, (p_r, p_v) = sample_n(x, 2)
+        x, _ = sample_n(x, act_dim, k_act, cdf_act)
+        x, (p_r, p_v) = sample_n(x, 2, k_rew, cdf_rew)
         rewards[:, t], rewards[:, t + 1] = expectation(p_r, -2), expectation(p_v, -1)
         values, inds = torch.topk((rewards * discounts).sum(-1), beam_width)
         x, rewards = x[inds], rewards[inds]
         if t < horizon - 1:
-            x, _ = sample_n(x, obs_dim)
-    best = x.view(beam_width, -1, t_dim)[:, -horizon:][values.argmax()]
-    assert n_bins == edges.shape[0] - 1
-    return best
+            x, _ = sample_n(x, obs_dim, k_obs, cdf_obs)
+    return x.view(beam_width, -1, t_dim)[:, -horizon:][values.argmax()]
 
 
 def _discretize(edges, x):  # the authors' rule on their (N+1, dims) edges
@@ -167,7 +178,10 @@ def _discretize(edges, x):  # the authors' rule on their (N+1, dims) edges
     return np.clip(idx, 0, edges.shape[0] - 2)
 
 
-def test_from_pretrained_greedy_actions_match_the_reference_planner(tmp_path, toy_thresholds):
+@pytest.mark.parametrize("search", ["greedy", "paper"])
+def test_from_pretrained_actions_match_the_reference_planner(tmp_path, toy_thresholds, search):
+    """Greedy: the issue's requirement. Paper filters (cdf_act 0.6, sampled actions) from one seed: beam
+    expansion, selection and the cache's reindexing must follow the authors' loop draw for draw."""
     tt = pytest.importorskip("transformers.models.deprecated.trajectory_transformer",
                              reason="needs transformers>=4.40,<5 (pip install 'seqpolicy[test]')")
     torch.manual_seed(0)
@@ -181,15 +195,18 @@ def test_from_pretrained_greedy_actions_match_the_reference_planner(tmp_path, to
     env = gym.make(TOY_ID)
     mct, settings = 3, {"horizon": 3, "beam_width": 4, "n_expand": 2}
     agent = TrajectoryTransformerAgent.from_pretrained(
-        tmp_path / "hf", toy_thresholds, planner="greedy", max_context_transitions=mct,
+        tmp_path / "hf", toy_thresholds, planner=search, max_context_transitions=mct, seed=11,
         observation_space=env.observation_space, action_space=env.action_space, **settings)
+    filters = PlannerConfig.preset(search).to_dict()
+    filters = {k: filters[k] for k in ("k_obs", "k_act", "k_rew", "cdf_obs", "cdf_act", "cdf_rew")}
     edges = toy_thresholds.T  # the authors' layout: (N+1, transition_dim)
     obs, _ = env.reset(seed=7)
     context, reward = [], None
+    torch.manual_seed(11)  # the reference draws from the global generator, the agent from its own (seed 11)
     for _ in range(8):
         prefix = torch.as_tensor(np.concatenate(context + [_discretize(edges, obs)]))[None]
         with torch.no_grad():
-            plan = _reference_plan(hf, edges, prefix, 6, 2, mct=mct, **settings).numpy()
+            plan = _reference_plan(hf, edges, prefix, 6, 2, mct=mct, **settings, **filters).numpy()
         a_tok = plan[0, 6:8]  # first planned transition's action tokens -> bin midpoints
         ref_action = (edges[a_tok, [6, 7]] + edges[a_tok + 1, [6, 7]]) / 2.0
         action = agent.act(obs, reward)

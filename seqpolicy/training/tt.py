@@ -142,7 +142,7 @@ PRESETS: dict[str, TTTrainConfig] = {
     "cpu": TTTrainConfig(n_layer=3, n_embd=64, batch_size=64, warmup_steps=1_000, max_steps=30_000,
                          decay_steps=30_000, eval_every=0, checkpoint_every=2_000),
     # PointReach (seqpolicy/PointReach-v0, 50-step episodes): the learning test's settings.
-    "pointreach": TTTrainConfig(n_bins=30, seq_transitions=3, n_layer=2, n_embd=64, dropout=0.0, batch_size=64,
+    "pointreach": TTTrainConfig(n_bins=30, seq_transitions=3, n_layer=2, n_embd=64, dropout=0.0, batch_size=128,
                                 learning_rate=1e-3, warmup_steps=100, max_steps=2_000, decay_steps=2_000,
                                 planner="pointreach", eval_every=1_000, eval_episodes=10, checkpoint_every=1_000),
 }

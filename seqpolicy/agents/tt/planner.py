@@ -185,15 +185,14 @@ def sample_tokens(logits: torch.Tensor, topk: int | None, cdf: float | None,
                   generators: list[torch.Generator], rows_per_env: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One token per row (B, 1) and the unfiltered probabilities (B, N+1), as the authors' ``sample``."""
     raw = logits.softmax(-1)
-    if topk == 1 and cdf is None:
-        # Deviation: argmax instead of a draw from the top-1 distribution (identical except on exact ties).
-        return logits.argmax(-1, keepdim=True), raw
     if cdf is not None:
         logits = _filter_cdf(logits, cdf)
     if topk is not None:
         logits = _top_k(logits, topk)
     probs = logits.softmax(-1)
     # One generator per environment, so an env's plan does not depend on which other envs share the batch.
+    # Top-1 tokens are drawn too (from a one-hot distribution), so one env consumes random numbers exactly as
+    # the authors' sampler does and reproduces its draws from the same seed.
     draws = [torch.multinomial(p, 1, generator=g) for p, g in zip(probs.split(rows_per_env), generators, strict=True)]
     return torch.cat(draws), raw
 
