@@ -54,3 +54,24 @@ def make_dt_agent(env: gym.Env, context_length: int = 5, seed: int = 0, max_ep_l
 @pytest.fixture
 def dt_agent(toy_env):
     return make_dt_agent(toy_env)
+
+
+@pytest.fixture(scope="session")
+def trained_toy_dt():
+    """A DT trained with the 'pointreach' preset on 300 mixed episodes (one thread), with its CPU seconds."""
+    import time
+
+    from seqpolicy.toy import make_toy_dataset
+    from seqpolicy.training.dt import PRESETS
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: CPU time is the real cost, no spin-waiting
+    try:
+        data = make_toy_dataset(n_episodes=300, seed=0)
+        t0 = time.process_time()
+        agent = seqpolicy.train_dt(data, PRESETS["pointreach"], env_id=TOY_ID, eval_every=0, device="cpu",
+                                   progress=False)
+        cpu_s = time.process_time() - t0
+    finally:
+        torch.set_num_threads(n)
+    return agent, data, cpu_s
