@@ -46,3 +46,31 @@ def test_toy_env_passes_gymnasium_env_checker():
     env = gym.make("seqpolicy/PointReach-v0")
     check_env(env.unwrapped, skip_render_check=False)
     assert env.spec.max_episode_steps == 50
+
+
+# The import layers of README.md's Layout section: a module imports only from layers listed before its own.
+LAYERS = ["common", "models", "data", "toy", "agents", "wrappers", "evaluation", "collect", "training", "zoo", "cli"]
+
+
+def test_no_module_imports_from_a_higher_layer():
+    import ast
+    from pathlib import Path
+
+    import seqpolicy
+
+    root = Path(seqpolicy.__file__).parent
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    upward = []
+    for path in root.rglob("*.py"):
+        own = path.relative_to(root).with_suffix("").parts[0]
+        if own not in rank:
+            assert own == "__init__", f"{path}: add its layer to LAYERS (and README's Layout)"
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "seqpolicy" and len(parts) > 1 and rank.get(parts[1], -1) > rank[own]:
+                    upward.append(f"{path.relative_to(root)} ({own}) imports {name}")
+    assert not upward, "\n".join(upward)
