@@ -95,7 +95,7 @@ class PlannerConfig:
 PRESETS: dict[str, dict] = {
     "paper": {},
     # Deviation for speed on a 2-core CPU: a shorter, narrower search (see benchmarks/bench_tt.py).
-    "cpu": {"horizon": 5, "beam_width": 16, "n_expand": 2},
+    "cpu": {"horizon": 5, "beam_width": 16, "n_expand": 2, "plan_freq": 2},
     "greedy": {"k_obs": 1, "k_act": 1, "k_rew": 1, "cdf_obs": None, "cdf_act": None, "cdf_rew": None},
     # PointReach: 3-transition training sequences, so 2 context transitions.
     "pointreach": {"horizon": 4, "beam_width": 8, "n_expand": 2, "max_context_transitions": 2},
