@@ -11,6 +11,8 @@ import pytest
 import torch
 from conftest import TOY_ID, make_dt_agent
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small models on a shared 2-core machine
+
 
 def _dt(env):
     return make_dt_agent(env)
@@ -36,7 +38,19 @@ def _bc_load(agent, folder):
     return BCAgent.load(folder)
 
 
-AGENT_FACTORIES = {"dt": (_dt, _dt_load), "bc": (_bc, _bc_load)}
+def _tt(env):
+    from test_tt_agent import make_tt_agent
+
+    return make_tt_agent(env)  # the paper planner's sampling filters, with a small search
+
+
+def _tt_load(agent, folder):
+    from seqpolicy.agents.tt import TrajectoryTransformerAgent
+
+    return TrajectoryTransformerAgent.load(folder)
+
+
+AGENT_FACTORIES = {"dt": (_dt, _dt_load), "bc": (_bc, _bc_load), "tt": (_tt, _tt_load)}
 
 
 def _rollout(agent, env, seed, steps=30):

@@ -10,13 +10,7 @@ from seqpolicy.models.trajectory_transformer import KVCache, TrajectoryTransform
 HOPPER = {"observation_dim": 11, "action_dim": 3, "transition_dim": 16, "block_size": 159}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores shared by many processes: more threads than cores makes torch ~30x slower here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small models on a shared 2-core machine
 
 
 def _hf_model(**overrides):

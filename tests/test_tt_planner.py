@@ -10,14 +10,7 @@ from seqpolicy.agents.tt import Discretizer, PlannerConfig, beam_plan
 from seqpolicy.agents.tt.planner import _filter_cdf, window_start
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores shared by many processes: more threads than cores makes torch ~30x slower here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small models on a shared 2-core machine
 
 
 @pytest.mark.parametrize("kind", ["quantile", "uniform"])

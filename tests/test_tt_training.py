@@ -13,14 +13,7 @@ from seqpolicy.agents.tt import TrajectoryTransformerAgent
 from seqpolicy.data.trajectories import Episode, Trajectories
 from seqpolicy.training.tt import SequenceSampler, TTTrainConfig, joined_rows, lr_factor, train_tt
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores shared by many processes: more threads than cores makes torch ~30x slower here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small models on a shared 2-core machine
 
 
 def test_values_penalty_and_stop_tokens():

@@ -84,24 +84,42 @@ class TTConfig:
 
 
 class KVCache:
-    """Preallocated keys/values of every layer for up to ``capacity`` tokens of ``rows`` sequences."""
+    """Preallocated keys/values of every layer for up to ``capacity`` tokens of ``rows`` sequences.
 
-    def __init__(self, model: TrajectoryTransformer, rows: int, capacity: int):
+    ``k[layer]`` and ``v[layer]`` have shape (rows, heads, capacity, head_dim). Buffers freed by
+    :meth:`reindex` go to ``pool`` and are reused (fresh large allocations cost page faults on every beam step).
+    """
+
+    def __init__(self, model: TrajectoryTransformer, rows: int, capacity: int, pool: dict | None = None):
         c = model.config
         p = next(model.parameters())
-        shape = (c.n_layer, rows, c.n_head, capacity, c.n_embd // c.n_head)  # (layers, B, heads, cap, head_dim)
-        self.k = torch.empty(shape, dtype=p.dtype, device=p.device)
-        self.v = torch.empty(shape, dtype=p.dtype, device=p.device)
+        self.shape = (c.n_head, capacity, c.n_embd // c.n_head)
+        self.dtype, self.device = p.dtype, p.device
+        self.pool = {} if pool is None else pool
+        self.k = [self._buffer(rows) for _ in range(c.n_layer)]
+        self.v = [self._buffer(rows) for _ in range(c.n_layer)]
         self.length = 0  # tokens filled; position 0 is the window start (a transition boundary)
 
     @property
     def capacity(self) -> int:
-        return self.k.shape[3]
+        return self.shape[1]
+
+    def _buffer(self, rows: int) -> torch.Tensor:
+        free = self.pool.get(rows)
+        return free.pop() if free else torch.empty((rows, *self.shape), dtype=self.dtype, device=self.device)
+
+    def release(self) -> None:
+        """Hand every buffer back to the pool (the cache is empty afterwards)."""
+        for buf in self.k + self.v:
+            self.pool.setdefault(buf.shape[0], []).append(buf)
+        self.k, self.v, self.length = [], [], 0
 
     def reindex(self, rows: torch.Tensor) -> None:
         """Keep/repeat/reorder rows (beam selection): the cache follows the token sequences it belongs to."""
-        self.k = self.k.index_select(1, rows)  # much faster than k[:, rows] on CPU
-        self.v = self.v.index_select(1, rows)
+        for bufs in (self.k, self.v):
+            for i, old in enumerate(bufs):
+                bufs[i] = torch.index_select(old, 0, rows, out=self._buffer(len(rows)))
+                self.pool.setdefault(old.shape[0], []).append(old)
 
 
 class TrajectoryTransformer(nn.Module):

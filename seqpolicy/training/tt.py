@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from seqpolicy.agents.tt.agent import TrajectoryTransformerAgent
 from seqpolicy.agents.tt.discretizer import KINDS, Discretizer
@@ -28,13 +24,7 @@ from seqpolicy.agents.tt.planner import PlannerConfig
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
-from seqpolicy.training.common import (
-    MetricLogger,
-    find_checkpoint,
-    load_trainer_state,
-    replace_folder,
-    save_checkpoint,
-)
+from seqpolicy.training.common import TrainingRun, env_spaces
 from seqpolicy.training.dt import RESUMABLE_CHANGES, resolve_dataset  # shared with the DT trainer
 
 
@@ -247,22 +237,11 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     cfg = replace(config or TTTrainConfig(), **overrides)
     # -- data and env --------------------------------------------------------------------------------
     if not isinstance(data, Trajectories):
-        data = resolve_dataset(data, env_id=env_id)
+        data = resolve_dataset(data, env_id)
     env_id = env_id or data.env_id
-    time_limit = None
-    if env_id is not None:
-        env = gym.make(env_id)
-        obs_space, act_space = env.observation_space, env.action_space
-        time_limit = env.spec.max_episode_steps if env.spec else None
-        env.close()
-        data.check_env(obs_space, act_space)
-    elif data.observation_space is not None and data.action_space is not None:
-        obs_space, act_space = data.observation_space, data.action_space
-    else:
-        raise ValueError("train_tt needs the env's spaces: pass env_id= (or data carrying its spaces).")
+    obs_space, act_space, time_limit = env_spaces(data, env_id)
     max_path_length = cfg.max_path_length or time_limit or 1000
     device = resolve_device(cfg.device)
-    run_path = Path(run_dir) if run_dir is not None else None
     rows = joined_rows(data, cfg.discount, cfg.termination_penalty)
     disc = Discretizer.fit(np.concatenate(rows), cfg.n_bins, cfg.discretizer)
     sampler = SequenceSampler(rows, disc, cfg.seq_transitions, max_path_length, device)
@@ -286,92 +265,44 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(warmup, decay))
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    # -- resume --------------------------------------------------------------------------------------
-    step, wall_before = 0, 0.0
-    logger = MetricLogger(run_path, tensorboard=tensorboard) if run_path is not None else None
+    run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
+                      config=asdict(cfg), resumable=RESUMABLE_CHANGES, desc="train tt", tensorboard=tensorboard,
+                      progress=progress)
     if resume:
-        ckpt = find_checkpoint(run_path) if run_path is not None else None
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {run_path}. Start without --resume.")
-        saved = TrajectoryTransformerAgent.load(ckpt, device=device)
-        model.load_state_dict(saved.model.state_dict())
-        state = load_trainer_state(ckpt, optimizer, scheduler, generator)
-        before = state.get("train_config", {})
-        diff = {k: (before.get(k), v) for k, v in _json_roundtrip(asdict(cfg)).items()
-                if before.get(k) != v and k not in RESUMABLE_CHANGES}
-        if diff:
-            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
-                             f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change on resume.")
-        step, wall_before = state["step"], state.get("wall_time_s", 0.0)
-        assert logger is not None
-        logger.drop_after(step)
-
-    def checkpoint(at_step: int, wall: float) -> None:
-        if run_path is not None:
-            save_checkpoint(run_path, agent.save, optimizer, scheduler, at_step,
-                            {"train_config": asdict(cfg), "wall_time_s": wall}, generator)
+        run.resume(lambda ckpt: model.load_state_dict(TrajectoryTransformerAgent.load(ckpt, device=device)
+                                                      .model.state_dict()))
 
     # -- training loop -------------------------------------------------------------------------------
-    t0, last_log_t, last_log_step = time.perf_counter(), time.perf_counter(), step
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="train tt", unit="step")
-    model.train()
-    eval_return = float("nan")
-    try:
-        while step < cfg.max_steps:
-            x, y, mask = sampler.sample(cfg.batch_size, generator)
-            _, loss = model(x, y, mask)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
+    def train_step() -> torch.Tensor:
+        x, y, mask = sampler.sample(cfg.batch_size, generator)
+        _, loss = model(x, y, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        return loss
 
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                now = time.perf_counter()
-                metrics = {"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0],
-                           "train/steps_per_s": (step - last_log_step) / max(now - last_log_t, 1e-9)}
-                last_log_t, last_log_step = now, step
-                if logger is not None:
-                    logger.log(step, metrics)
-                bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", ret=f"{eval_return:.1f}")
-            if cfg.eval_every and env_id is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                eval_return = _evaluate(agent, env_id, cfg, step, logger)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
-                checkpoint(step, wall_before + time.perf_counter() - t0)
-            bar.update(1)
-    finally:
-        bar.close()
-        if logger is not None:
-            logger.close()
+    evaluate = (lambda: _evaluate(agent, env_id, cfg)) if env_id is not None else None
+    model.train()
+    run.loop(train_step, max_steps=cfg.max_steps, log_every=cfg.log_every, eval_every=cfg.eval_every,
+             checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
+
     # -- final artifacts -----------------------------------------------------------------------------
     model.eval()
-    wall = wall_before + time.perf_counter() - t0
-    agent.info.update({"train_steps": step, "train_wall_time_s": round(wall, 1), "device": str(device)})
-    if run_path is not None:
-        checkpoint(step, wall)
-        tmp = run_path / ".agent-tmp"
-        agent.save(tmp)
-        replace_folder(tmp, run_path / "agent")
+    agent.info.update({"train_steps": run.step, "train_wall_time_s": round(run.wall_time, 1), "device": str(device)})
+    run.finish()
     return agent
 
 
-def _json_roundtrip(d: dict) -> dict:
-    import json
-
-    return json.loads(json.dumps(d))
-
-
-def _evaluate(agent: TrajectoryTransformerAgent, env_id: str, cfg: TTTrainConfig, step: int,
-              logger: MetricLogger | None) -> float:
+def _evaluate(agent: TrajectoryTransformerAgent, env_id: str, cfg: TTTrainConfig) -> dict[str, float]:
     from seqpolicy.evaluation.evaluate import evaluate
 
     agent.model.eval()
+    # All episodes as one batch of envs: the planner's cost is per call, so this is much faster than a loop.
     result = evaluate(agent, env_id, n_episodes=cfg.eval_episodes, seed=cfg.eval_seed, n_envs=cfg.eval_episodes)
     agent.model.train()
-    metrics = {"eval/return": float(np.mean(result.returns)), "eval/return_std": float(np.std(result.returns))}
-    if getattr(result, "normalized_score", None) is not None:
-        metrics["eval/normalized_score"] = float(result.normalized_score)
-    if logger is not None:
-        logger.log(step, metrics)
-    return metrics["eval/return"]
+    metrics = {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
+    if result.normalized is not None:
+        metrics["eval/normalized_score"] = float(result.normalized["mean"])
+    return metrics

@@ -134,6 +134,7 @@ class CachedDecoder:
 
     def __init__(self, model: TrajectoryTransformer, max_block: int, prefixes: torch.Tensor):
         self.model, self.max_block, self.prefixes = model, max_block, prefixes
+        self.pool: dict = {}  # cache buffers, reused across rebuilds and beam reindexing
         self.cache: KVCache | None = None
         self.start = 0
         self.last: torch.Tensor | None = None
@@ -146,10 +147,12 @@ class CachedDecoder:
 
     def _new_window(self, rows: int, start: int) -> None:
         self.start, (g, n0) = start, self.prefixes.shape
+        if self.cache is not None:
+            self.cache.release()
         if start >= n0:
-            self.cache = KVCache(self.model, rows, self.max_block)
+            self.cache = KVCache(self.model, rows, self.max_block, self.pool)
             return
-        self.cache = KVCache(self.model, g, self.max_block)
+        self.cache = KVCache(self.model, g, self.max_block, self.pool)
         self.tokens_processed += g * (n0 - start)
         self.last = self.model.extend(self.prefixes[:, start:], self.cache)
         self.reindex(torch.arange(g, device=self.prefixes.device).repeat_interleave(rows // g))
