@@ -143,6 +143,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1000, help="act() calls per latency measurement")
     parser.add_argument("--train-steps", type=int, default=30, help="training steps per throughput measurement")
+    parser.add_argument("--train-threads", type=int, default=1,
+                        help="torch threads for the training measurement (default 1: on a shared machine more "
+                             "threads than free cores spin-wait and distort the comparison)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     ours, hf = make_models()
@@ -163,7 +166,7 @@ def main() -> None:
     results["act_batch64_per_env_ms"] = results["act_batch64_median_ms"] / 64
     results["batch64_per_env_gain"] = results["act_batch1_median_ms"] / results["act_batch64_per_env_ms"]
 
-    torch.set_num_threads(torch.get_num_interop_threads())
+    torch.set_num_threads(args.train_threads)
     results["train_threads"] = torch.get_num_threads()
     results["train_steps_per_s_ours"] = train_steps_per_s(ours, False, args.train_steps)
     if hf is not None:
