@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
         p.add_argument("--steps", dest="max_steps", type=int, default=None, help="alias of --max-steps")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: torch's choice; on a machine shared with other jobs, "
+                            "1 avoids threads spin-waiting for busy cores)")
         p.add_argument("--tensorboard", action="store_true",
                        help="also log to OUT/tensorboard (pip install tensorboard)")
         add_config_arguments(p, config_cls)
@@ -116,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     presets, config_cls, train = _trainer(args.model)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)
                  if getattr(args, f.name, None) is not None}
     try:

@@ -16,7 +16,7 @@ from seqpolicy.agents.bc import BCAgent, BCConfig, BCPolicy
 from seqpolicy.common.spaces import ActionScaler
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
-from seqpolicy.training.common import TrainingRun, env_spaces, warmup_constant
+from seqpolicy.training.common import RESUMABLE_CHANGES, TrainingRun, env_spaces, resolve_dataset, warmup_constant
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,6 @@ class BCTrainConfig:
             raise ValueError("learning_rate must be > 0 and dropout in [0, 1).")
 
 
-RESUMABLE_CHANGES = frozenset({"max_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "device"})
-
 PRESETS: dict[str, BCTrainConfig] = {
     "paper": BCTrainConfig(),  # CORL-style BC, fewer steps
     "pointreach": BCTrainConfig(max_steps=2000, eval_every=500, checkpoint_every=500),
@@ -72,8 +70,6 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
              progress: bool = True, tensorboard: bool = False, **overrides) -> BCAgent:
     """Train a behaviour-cloning MLP on offline trajectories; arguments as :func:`seqpolicy.train_dt`."""
-    from seqpolicy.training.dt import resolve_dataset
-
     cfg = replace(config or BCTrainConfig(), **overrides)
     if not isinstance(data, Trajectories):
         data = resolve_dataset(data, env_id)

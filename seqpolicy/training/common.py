@@ -31,6 +31,22 @@ TRAINER_WEIGHTS = "trainer.safetensors"
 TRAINER_STATE = "trainer.json"
 
 
+# Settings a resumed run may change (they do not alter what the model has learned so far).
+RESUMABLE_CHANGES = frozenset({"max_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "device"})
+
+
+def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Any:
+    """A dataset id/path as the trainers accept it: PointReach's built-in mixed data, or any source that
+    ``seqpolicy.data.sources.load_trajectories`` reads (Minari id, D4RL HDF5, seqpolicy .npz)."""
+    from seqpolicy.toy import TOY_DATASET_ID, make_toy_dataset
+
+    if str(source) == TOY_DATASET_ID:
+        return make_toy_dataset()
+    from seqpolicy.data.sources import load_trajectories
+
+    return load_trajectories(source, env_id=env_id)
+
+
 def env_spaces(data: Any, env_id: str | None) -> tuple[Any, Any, int | None]:
     """The observation space, action space and time limit a trainer builds its agent for.
 

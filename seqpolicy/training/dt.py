@@ -19,7 +19,7 @@ from seqpolicy.common.spaces import ActionScaler
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
-from seqpolicy.training.common import TrainingRun, env_spaces, warmup_constant
+from seqpolicy.training.common import RESUMABLE_CHANGES, TrainingRun, env_spaces, resolve_dataset, warmup_constant
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,6 @@ class WindowSampler:
         return states, actions, rtg, timesteps, keep, self.actions[idx]
 
 
-# Settings a resumed run may change (they do not alter what the model has learned so far).
-RESUMABLE_CHANGES = frozenset({"max_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "device"})
-
 PRESETS: dict[str, DTTrainConfig] = {
     "paper": DTTrainConfig(),
     # PointReach (seqpolicy/PointReach-v0): a small model that reaches ~95% of the expert in ~1500 steps.
@@ -142,18 +139,6 @@ PRESETS: dict[str, DTTrainConfig] = {
                                 warmup_steps=100, max_steps=1500, return_scale=50.0, eval_every=500,
                                 eval_episodes=10, checkpoint_every=500),
 }
-
-
-def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Trajectories:
-    """A dataset id/path as the trainers accept it: PointReach's built-in mixed data, or any source that
-    ``seqpolicy.data.sources.load_trajectories`` reads (Minari id, D4RL HDF5, seqpolicy .npz)."""
-    from seqpolicy.toy import TOY_DATASET_ID, make_toy_dataset
-
-    if str(source) == TOY_DATASET_ID:
-        return make_toy_dataset()
-    from seqpolicy.data.sources import load_trajectories
-
-    return load_trajectories(source, env_id=env_id)
 
 
 def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | None = None, *,

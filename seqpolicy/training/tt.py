@@ -24,8 +24,7 @@ from seqpolicy.agents.tt.planner import PlannerConfig
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
-from seqpolicy.training.common import TrainingRun, env_spaces
-from seqpolicy.training.dt import RESUMABLE_CHANGES, resolve_dataset  # shared with the DT trainer
+from seqpolicy.training.common import RESUMABLE_CHANGES, TrainingRun, env_spaces, resolve_dataset
 
 
 @dataclass(frozen=True)
