@@ -16,13 +16,13 @@ examples:
   seqpolicy-train dt --dataset pointreach-mixed --env seqpolicy/PointReach-v0 --preset pointreach --out runs/pr
 
   # the paper's recipe on a local Minari dataset (or a D4RL .hdf5 file), GPU if there is one
-  seqpolicy-train dt --dataset seqpolicy/hopper/medium-v0 --env Hopper-v4 --out runs/hopper-dt --device auto
+  seqpolicy-train dt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --out runs/hopper-dt --device auto
 
   # a Trajectory Transformer sized for a CPU (~2 h on 2 cores)
-  seqpolicy-train tt --dataset seqpolicy/hopper/medium-v0 --env Hopper-v4 --preset cpu --out runs/hopper-tt
+  seqpolicy-train tt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --preset cpu --out runs/hopper-tt
 
   # continue after a crash or Ctrl-C, from runs/hopper-dt/checkpoint
-  seqpolicy-train dt --dataset seqpolicy/hopper/medium-v0 --env Hopper-v4 --out runs/hopper-dt --resume
+  seqpolicy-train dt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --out runs/hopper-dt --resume
 
 A run folder holds log.csv (train/loss, eval/return, ...), checkpoint/ (resumable) and, at the end, agent/
 (load it with seqpolicy.DecisionTransformerAgent.load / TrajectoryTransformerAgent.load or evaluate it with
