@@ -50,7 +50,21 @@ def _tt_load(agent, folder):
     return TrajectoryTransformerAgent.load(folder)
 
 
-AGENT_FACTORIES = {"dt": (_dt, _dt_load), "bc": (_bc, _bc_load), "tt": (_tt, _tt_load)}
+def _sb3(env):
+    from stable_baselines3 import TD3
+
+    from seqpolicy.agents.sb3 import SB3Agent
+
+    return SB3Agent(TD3("MlpPolicy", env, policy_kwargs={"net_arch": [32, 32]}, seed=0, device="cpu"))
+
+
+def _sb3_load(agent, folder):
+    from seqpolicy.agents.sb3 import SB3Agent
+
+    return SB3Agent.load(folder.with_name(folder.name + ".zip"), trusted=True)  # made by this test
+
+
+AGENT_FACTORIES = {"dt": (_dt, _dt_load), "bc": (_bc, _bc_load), "tt": (_tt, _tt_load), "sb3": (_sb3, _sb3_load)}
 
 
 def _rollout(agent, env, seed, steps=30):

@@ -48,6 +48,20 @@ class SB3Agent(ContextAgent):
         self.name = name or type(model).__name__
         self.source: str | None = None
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the SB3 model as ``path`` (``.zip`` appended if missing), through a temporary name.
+
+        This is SB3's own format, which pickles Python objects (see :meth:`load`).
+        """
+        path = Path(path)
+        if path.suffix != ".zip":
+            path = path.with_name(path.name + ".zip")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp.zip")
+        self.model.save(str(tmp))
+        os.replace(tmp, path)
+        return path
+
     @classmethod
     def load(cls, path: str | os.PathLike, algo: str | None = None, deterministic: bool = True,
              device: str = "cpu", trusted: bool = False) -> SB3Agent:
