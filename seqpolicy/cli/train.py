@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is out of date.*")  # gymnasium's note on Hopper-v4 etc.
     args = build_parser().parse_args(argv)
     presets, config_cls, train = _trainer(args.model)
     if args.threads is not None:
