@@ -16,7 +16,14 @@ from seqpolicy.agents.bc import BCAgent, BCConfig, BCPolicy
 from seqpolicy.common.spaces import ActionScaler
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
-from seqpolicy.training.common import RESUMABLE_CHANGES, TrainingRun, env_spaces, resolve_dataset, warmup_constant
+from seqpolicy.training.common import (
+    RESUMABLE_CHANGES,
+    TrainingRun,
+    env_spaces,
+    eval_metrics,
+    resolve_dataset,
+    warmup_constant,
+)
 
 
 @dataclass(frozen=True)
@@ -105,18 +112,10 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
         scheduler.step()
         return loss
 
-    def evaluate() -> dict[str, float]:
-        from seqpolicy.evaluation.evaluate import evaluate as run_eval
-
-        policy.eval()
-        result = run_eval(agent, env_id, n_episodes=cfg.eval_episodes, seed=cfg.eval_seed)
-        policy.train()
-        return {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
-
     policy.train()
     run.loop(train_step, max_steps=cfg.max_steps, log_every=cfg.log_every, eval_every=cfg.eval_every,
-             checkpoint_every=cfg.checkpoint_every, evaluate=evaluate if env_id is not None else None)
-    policy.eval()
-    agent.info.update({"train_steps": run.step, "train_wall_time_s": round(run.wall_time, 1), "device": str(device)})
-    run.finish()
+             checkpoint_every=cfg.checkpoint_every,
+             evaluate=None if env_id is None else (
+                 lambda: eval_metrics(agent, policy, env_id, cfg.eval_episodes, cfg.eval_seed)))
+    run.finish(policy, device)
     return agent

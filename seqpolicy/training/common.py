@@ -47,6 +47,22 @@ def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Any
     return load_trajectories(source, env_id=env_id)
 
 
+def eval_metrics(agent: Any, module: torch.nn.Module, env_id: str, n_episodes: int, seed: int,
+                 n_envs: int = 1) -> dict[str, float]:
+    """Periodic evaluation in the env: ``module`` in eval mode for the episodes, back in train mode after."""
+    from seqpolicy.evaluation.evaluate import evaluate
+
+    module.eval()
+    try:
+        result = evaluate(agent, env_id, n_episodes=n_episodes, seed=seed, n_envs=n_envs)
+    finally:
+        module.train()
+    metrics = {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
+    if result.normalized is not None:
+        metrics["eval/normalized_score"] = float(result.normalized["mean"])
+    return metrics
+
+
 def env_spaces(data: Any, env_id: str | None) -> tuple[Any, Any, int | None]:
     """The observation space, action space and time limit a trainer builds its agent for.
 
@@ -311,8 +327,12 @@ class TrainingRun:
             if self.logger is not None:
                 self.logger.close()
 
-    def finish(self) -> None:
-        """Write the final checkpoint and ``run_dir/agent``."""
+    def finish(self, module: torch.nn.Module, device: torch.device) -> None:
+        """Put ``module`` in eval mode, record steps, wall time and device in the agent's info, and write the
+        final checkpoint and ``run_dir/agent``."""
+        module.eval()
+        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1),
+                                "device": str(device)})
         if self.path is not None:
             self.checkpoint()
             tmp = self.path / ".agent-tmp"

@@ -19,7 +19,14 @@ from seqpolicy.common.spaces import ActionScaler
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
-from seqpolicy.training.common import RESUMABLE_CHANGES, TrainingRun, env_spaces, resolve_dataset, warmup_constant
+from seqpolicy.training.common import (
+    RESUMABLE_CHANGES,
+    TrainingRun,
+    env_spaces,
+    eval_metrics,
+    resolve_dataset,
+    warmup_constant,
+)
 
 
 @dataclass(frozen=True)
@@ -211,25 +218,12 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
         scheduler.step()
         return loss
 
-    evaluate = (lambda: _evaluate(agent, env_id, cfg)) if env_id is not None else None
+    evaluate = None if env_id is None else (
+        lambda: eval_metrics(agent, model, env_id, cfg.eval_episodes, cfg.eval_seed))
     model.train()
     run.loop(train_step, max_steps=cfg.max_steps, log_every=cfg.log_every, eval_every=cfg.eval_every,
              checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
 
     # -- final artifacts -----------------------------------------------------------------------------
-    model.eval()
-    agent.info.update({"train_steps": run.step, "train_wall_time_s": round(run.wall_time, 1), "device": str(device)})
-    run.finish()
+    run.finish(model, device)
     return agent
-
-
-def _evaluate(agent: DecisionTransformerAgent, env_id: str, cfg: DTTrainConfig) -> dict[str, float]:
-    from seqpolicy.evaluation.evaluate import evaluate
-
-    agent.model.eval()
-    result = evaluate(agent, env_id, n_episodes=cfg.eval_episodes, seed=cfg.eval_seed)
-    agent.model.train()
-    metrics = {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
-    if result.normalized is not None:
-        metrics["eval/normalized_score"] = float(result.normalized["mean"])
-    return metrics

@@ -24,7 +24,7 @@ from seqpolicy.agents.tt.planner import PlannerConfig
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
-from seqpolicy.training.common import RESUMABLE_CHANGES, TrainingRun, env_spaces, resolve_dataset
+from seqpolicy.training.common import RESUMABLE_CHANGES, TrainingRun, env_spaces, eval_metrics, resolve_dataset
 
 
 @dataclass(frozen=True)
@@ -283,26 +283,13 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
         scheduler.step()
         return loss
 
-    evaluate = (lambda: _evaluate(agent, env_id, cfg)) if env_id is not None else None
+    # All episodes as one batch of envs: the planner's cost is per call, so this is much faster than a loop.
+    evaluate = None if env_id is None else (
+        lambda: eval_metrics(agent, model, env_id, cfg.eval_episodes, cfg.eval_seed, n_envs=cfg.eval_episodes))
     model.train()
     run.loop(train_step, max_steps=cfg.max_steps, log_every=cfg.log_every, eval_every=cfg.eval_every,
              checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
 
     # -- final artifacts -----------------------------------------------------------------------------
-    model.eval()
-    agent.info.update({"train_steps": run.step, "train_wall_time_s": round(run.wall_time, 1), "device": str(device)})
-    run.finish()
+    run.finish(model, device)
     return agent
-
-
-def _evaluate(agent: TrajectoryTransformerAgent, env_id: str, cfg: TTTrainConfig) -> dict[str, float]:
-    from seqpolicy.evaluation.evaluate import evaluate
-
-    agent.model.eval()
-    # All episodes as one batch of envs: the planner's cost is per call, so this is much faster than a loop.
-    result = evaluate(agent, env_id, n_episodes=cfg.eval_episodes, seed=cfg.eval_seed, n_envs=cfg.eval_episodes)
-    agent.model.train()
-    metrics = {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
-    if result.normalized is not None:
-        metrics["eval/normalized_score"] = float(result.normalized["mean"])
-    return metrics
