@@ -75,3 +75,17 @@ def trained_toy_dt():
     finally:
         torch.set_num_threads(n)
     return agent, data, cpu_s
+
+
+def rollout(agent, env, seed: int, steps: int = 30) -> np.ndarray:
+    """Actions of ``agent`` on one episode of ``env`` reset with ``seed`` (stops early when it ends)."""
+    agent.reset()
+    obs, _ = env.reset(seed=seed)
+    reward, actions = None, []
+    for _ in range(steps):
+        a = agent.act(obs, reward)
+        actions.append(a)
+        obs, reward, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+    return np.array(actions)

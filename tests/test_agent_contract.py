@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import TOY_ID, make_dt_agent
+from conftest import TOY_ID, make_dt_agent, rollout
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small models on a shared 2-core machine
 
@@ -67,19 +67,6 @@ def _sb3_load(agent, folder):
 AGENT_FACTORIES = {"dt": (_dt, _dt_load), "bc": (_bc, _bc_load), "tt": (_tt, _tt_load), "sb3": (_sb3, _sb3_load)}
 
 
-def _rollout(agent, env, seed, steps=30):
-    """Actions of ``agent`` on one episode of ``env`` (stops early at termination)."""
-    agent.reset()
-    obs, _ = env.reset(seed=seed)
-    reward, actions = None, []
-    for _ in range(steps):
-        a = agent.act(obs, reward)
-        actions.append(a)
-        obs, reward, term, trunc, _ = env.step(a)
-        if term or trunc:
-            break
-    return np.array(actions)
-
 
 @pytest.fixture(params=sorted(AGENT_FACTORIES))
 def kind(request):
@@ -88,16 +75,16 @@ def kind(request):
 
 def test_actions_have_env_shape_dtype_and_bounds(kind, toy_env):
     agent = AGENT_FACTORIES[kind][0](toy_env)
-    acts = _rollout(agent, toy_env, seed=0)
+    acts = rollout(agent, toy_env, seed=0)
     assert acts.dtype == np.float32 and acts.shape[1:] == toy_env.action_space.shape
     assert np.all(acts >= toy_env.action_space.low) and np.all(acts <= toy_env.action_space.high)
 
 
 def test_reset_clears_context(kind, toy_env):
     agent = AGENT_FACTORIES[kind][0](toy_env)
-    first = _rollout(agent, toy_env, seed=1)
-    _rollout(agent, toy_env, seed=2)
-    again = _rollout(agent, toy_env, seed=1)
+    first = rollout(agent, toy_env, seed=1)
+    rollout(agent, toy_env, seed=2)
+    again = rollout(agent, toy_env, seed=1)
     np.testing.assert_array_equal(first, again)
 
 
@@ -138,4 +125,4 @@ def test_save_load_gives_identical_actions(kind, toy_env, tmp_path):
     agent = factory(toy_env)
     agent.save(tmp_path / "agent")
     loaded = loader(agent, tmp_path / "agent")
-    np.testing.assert_array_equal(_rollout(agent, toy_env, seed=3), _rollout(loaded, toy_env, seed=3))
+    np.testing.assert_array_equal(rollout(agent, toy_env, seed=3), rollout(loaded, toy_env, seed=3))

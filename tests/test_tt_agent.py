@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import TOY_ID
+from conftest import TOY_ID, rollout
 
 from seqpolicy.agents.tt import Discretizer, PlannerConfig, TrajectoryTransformerAgent
 from seqpolicy.common.artifact import ArtifactError
@@ -46,31 +46,20 @@ def make_tt_agent(env, thresholds=None, planner="paper", seed=0, **settings):
                                       planner=planner, env_id=TOY_ID, **{**SMALL_PLANNER, **settings})
 
 
-def _rollout(agent, env, seed, steps=20):
-    agent.reset()
-    obs, _ = env.reset(seed=seed)
-    reward, actions = None, []
-    for _ in range(steps):
-        a = agent.act(obs, reward)
-        actions.append(a)
-        obs, reward, term, trunc, _ = env.step(a)
-        if term or trunc:
-            break
-    return np.array(actions)
-
 
 # -- TT specifics on top of tests/test_agent_contract.py (which runs its shared contract on make_tt_agent) --
 def test_actions_use_the_env_units_box(toy_env, toy_thresholds):
-    acts = _rollout(make_tt_agent(toy_env, toy_thresholds), toy_env, seed=0)
+    acts = rollout(make_tt_agent(toy_env, toy_thresholds), toy_env, seed=0, steps=20)
     assert np.abs(acts).max() > 1.0  # planned in env units: the [-2, 2] Box is used, not just [-1, 1]
 
 
 def test_reset_seed_changes_sampled_plans(toy_env, toy_thresholds):
     agent = make_tt_agent(toy_env, toy_thresholds)
-    first = _rollout(agent, toy_env, seed=1)
-    np.testing.assert_array_equal(first, _rollout(agent, toy_env, seed=1))  # the seed restarts with the episode
+    first = rollout(agent, toy_env, seed=1, steps=20)
+    # the seed restarts with the episode
+    np.testing.assert_array_equal(first, rollout(agent, toy_env, seed=1, steps=20))
     agent.reset(seed=5)
-    assert not np.array_equal(first, _rollout(agent, toy_env, seed=1))
+    assert not np.array_equal(first, rollout(agent, toy_env, seed=1, steps=20))
 
 
 def test_save_load_keeps_planner_settings(toy_env, toy_thresholds, tmp_path):
@@ -82,8 +71,8 @@ def test_save_load_keeps_planner_settings(toy_env, toy_thresholds, tmp_path):
 
 
 def test_cached_and_uncached_agents_act_alike(toy_env, toy_thresholds):
-    a = _rollout(make_tt_agent(toy_env, toy_thresholds, planner="greedy"), toy_env, seed=4, steps=12)
-    b = _rollout(make_tt_agent(toy_env, toy_thresholds, planner="greedy", use_cache=False), toy_env, seed=4,
+    a = rollout(make_tt_agent(toy_env, toy_thresholds, planner="greedy"), toy_env, seed=4, steps=12)
+    b = rollout(make_tt_agent(toy_env, toy_thresholds, planner="greedy", use_cache=False), toy_env, seed=4,
                  steps=12)
     np.testing.assert_array_equal(a, b)
 
