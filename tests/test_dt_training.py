@@ -95,3 +95,15 @@ def test_cli_bad_dataset_is_one_clear_line(tmp_path, capsys):
     assert main(["dt", "--dataset", str(tmp_path / "missing.hdf5"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("seqpolicy-train: error:") and "missing.hdf5" in err and "\n" not in err
+
+
+def test_every_trainer_option_has_help_text():
+    """Config fields, inherited RunSettings included, document themselves in seqpolicy-train --help."""
+    import dataclasses
+
+    from seqpolicy.cli.train import TRAINERS, _trainer, field_docs
+
+    for name in TRAINERS:
+        _, config_cls, _ = _trainer(name)
+        docs = field_docs(config_cls)
+        assert [f.name for f in dataclasses.fields(config_cls) if not docs.get(f.name)] == [], name

@@ -18,6 +18,7 @@ from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.training.common import (
     RESUMABLE_CHANGES,
+    RunSettings,
     TrainingRun,
     env_spaces,
     eval_metrics,
@@ -27,7 +28,7 @@ from seqpolicy.training.common import (
 
 
 @dataclass(frozen=True)
-class BCTrainConfig:
+class BCTrainConfig(RunSettings):
     """Hyperparameters of a BC run."""
 
     hidden_size: int = 256
@@ -44,23 +45,10 @@ class BCTrainConfig:
     """AdamW weight decay."""
     max_steps: int = 50_000
     """Gradient steps."""
-    eval_every: int = 10_000
-    """Evaluate in the env every this many steps (0: never)."""
-    eval_episodes: int = 10
-    """Episodes per periodic evaluation."""
-    eval_seed: int = 10_000
-    """Seed of the first periodic-evaluation episode."""
-    checkpoint_every: int = 10_000
-    """Write a resumable checkpoint every this many steps (0: only at the end)."""
-    log_every: int = 100
-    """Write train metrics to log.csv every this many steps."""
-    seed: int = 0
-    """Seeds init, sampling and dropout."""
-    device: str = "auto"
-    """Where to train."""
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "n_hidden", "batch_size", "max_steps", "eval_episodes", "log_every"):
+        super().__post_init__()
+        for name in ("hidden_size", "n_hidden", "batch_size", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"BCTrainConfig.{name} must be >= 1, got {getattr(self, name)}.")
         if self.learning_rate <= 0 or not 0 <= self.dropout < 1:

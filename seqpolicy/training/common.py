@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,39 @@ from tqdm.auto import tqdm
 
 TRAINER_WEIGHTS = "trainer.safetensors"
 TRAINER_STATE = "trainer.json"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Settings every trainer shares: periodic evaluation, checkpoints, logging, seed and device.
+
+    Trainer configs (DTTrainConfig, TTTrainConfig, BCTrainConfig) inherit these fields; a config may redeclare
+    one to change its default.
+    """
+
+    eval_every: int = 10_000
+    """Evaluate in the env every this many steps (0: never)."""
+    eval_episodes: int = 10
+    """Episodes per periodic evaluation."""
+    eval_seed: int = 10_000
+    """Seed of the first periodic-evaluation episode (episode i uses eval_seed + i)."""
+    checkpoint_every: int = 10_000
+    """Write a resumable checkpoint every this many steps (0: only at the end)."""
+    log_every: int = 100
+    """Write train metrics to log.csv every this many steps."""
+    seed: int = 0
+    """Seeds model init, sampling and dropout (CPU runs repeat exactly)."""
+    device: str = "auto"
+    """Where to train: auto (a GPU if there is one), cpu, cuda, cuda:1, mps."""
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field_name in ("eval_episodes", "log_every"):
+            if getattr(self, field_name) < 1:
+                raise ValueError(f"{name}.{field_name} must be >= 1, got {getattr(self, field_name)}.")
+        for field_name in ("eval_every", "checkpoint_every"):
+            if getattr(self, field_name) < 0:
+                raise ValueError(f"{name}.{field_name} must be >= 0, got {getattr(self, field_name)}.")
 
 
 # Settings a resumed run may change (they do not alter what the model has learned so far).

@@ -9,7 +9,7 @@ divided by ``return_scale``, timesteps count from 0. Actions are mapped to [-1, 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
 from seqpolicy.training.common import (
     RESUMABLE_CHANGES,
+    RunSettings,
     TrainingRun,
     env_spaces,
     eval_metrics,
@@ -30,7 +31,7 @@ from seqpolicy.training.common import (
 
 
 @dataclass(frozen=True)
-class DTTrainConfig:
+class DTTrainConfig(RunSettings):
     """Hyperparameters of a DT run; defaults are the paper's MuJoCo recipe."""
 
     context_length: int = 20
@@ -63,30 +64,14 @@ class DTTrainConfig:
     """Return the agent asks for; None means the dataset's best episode return."""
     max_ep_len: int | None = None
     """Timestep-embedding rows; None means the larger of the env's time limit and the longest episode."""
-    eval_every: int = 10_000
-    """Evaluate in the env every this many steps (0: never)."""
-    eval_episodes: int = 10
-    """Episodes per periodic evaluation."""
-    eval_seed: int = 10_000
-    """Seed of the first periodic-evaluation episode (episode i uses eval_seed + i)."""
-    checkpoint_every: int = 10_000
-    """Write a resumable checkpoint every this many steps (0: only at the end)."""
-    log_every: int = 100
-    """Write train metrics to log.csv every this many steps."""
-    seed: int = 0
-    """Seeds model init, window sampling and dropout (CPU runs repeat exactly)."""
-    device: str = "auto"
-    """Where to train: auto (a GPU if there is one), cpu, cuda, cuda:1, mps."""
 
     def __post_init__(self) -> None:
-        positive = ("context_length", "hidden_size", "n_layer", "n_head", "batch_size", "max_steps", "eval_episodes",
-                    "log_every")
-        for name in positive:
+        super().__post_init__()
+        for name in ("context_length", "hidden_size", "n_layer", "n_head", "batch_size", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DTTrainConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        for name in ("warmup_steps", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"DTTrainConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        if self.warmup_steps < 0:
+            raise ValueError(f"DTTrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
         if self.learning_rate <= 0 or self.return_scale <= 0 or self.grad_clip <= 0:
@@ -94,9 +79,6 @@ class DTTrainConfig:
         if self.hidden_size % self.n_head:
             raise ValueError(f"hidden_size={self.hidden_size} must be divisible by n_head={self.n_head}.")
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
 
 class WindowSampler:

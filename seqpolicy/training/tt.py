@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -24,11 +24,18 @@ from seqpolicy.agents.tt.planner import PlannerConfig
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
-from seqpolicy.training.common import RESUMABLE_CHANGES, TrainingRun, env_spaces, eval_metrics, resolve_dataset
+from seqpolicy.training.common import (
+    RESUMABLE_CHANGES,
+    RunSettings,
+    TrainingRun,
+    env_spaces,
+    eval_metrics,
+    resolve_dataset,
+)
 
 
 @dataclass(frozen=True)
-class TTTrainConfig:
+class TTTrainConfig(RunSettings):
     """Hyperparameters of a TT run; defaults are the authors' D4RL locomotion recipe."""
 
     n_bins: int = 100
@@ -77,28 +84,17 @@ class TTTrainConfig:
     """Gradient steps (the authors train ~50M sequences: 50 epochs of a 1M-step dataset at batch 256)."""
     planner: str = "cpu"
     """Planner preset of the returned agent and of periodic evaluation."""
-    eval_every: int = 10_000
-    """Evaluate in the env every this many steps (0: never)."""
     eval_episodes: int = 5
     """Episodes per periodic evaluation (run as one batch of envs)."""
-    eval_seed: int = 10_000
-    """Seed of the first periodic-evaluation episode (episode i uses eval_seed + i)."""
     checkpoint_every: int = 5_000
     """Write a resumable checkpoint every this many steps (0: only at the end)."""
-    log_every: int = 100
-    """Write train metrics to log.csv every this many steps."""
-    seed: int = 0
-    """Seeds model init, sequence sampling and dropout (CPU runs repeat exactly)."""
-    device: str = "auto"
-    """Where to train: auto (a GPU if there is one), cpu, cuda, cuda:1, mps."""
 
     def __post_init__(self) -> None:
-        positive = ("n_bins", "seq_transitions", "n_layer", "n_head", "n_embd", "batch_size", "max_steps",
-                    "eval_episodes", "log_every")
-        for name in positive:
+        super().__post_init__()
+        for name in ("n_bins", "seq_transitions", "n_layer", "n_head", "n_embd", "batch_size", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TTTrainConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        for name in ("eval_every", "checkpoint_every", "warmup_steps", "decay_steps", "max_path_length"):
+        for name in ("warmup_steps", "decay_steps", "max_path_length"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"TTTrainConfig.{name} must be >= 0, got {getattr(self, name)}.")
         if self.discretizer not in KINDS:
@@ -120,9 +116,6 @@ class TTTrainConfig:
             raise ValueError(f"Unknown TT training preset {name!r}; choose one of {sorted(PRESETS)}.")
         return replace(PRESETS[name], **overrides)
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
 
 PRESETS: dict[str, TTTrainConfig] = {
