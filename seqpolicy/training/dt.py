@@ -101,12 +101,12 @@ class WindowSampler:
         self.timesteps = torch.as_tensor(np.concatenate([np.arange(n) for n in lengths]), device=device)
         self.ep_start = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)[:-1]]), device=device)
         self.ep_len = torch.as_tensor(lengths, device=device)
-        self.ep_prob = torch.as_tensor(lengths / lengths.sum(), dtype=torch.float32, device=device)
+        self.ep_prob = torch.as_tensor(lengths / lengths.sum(), dtype=torch.float32)  # CPU, like the generator
         self.arange = torch.arange(k, device=device)
 
     def sample(self, batch_size: int, generator: torch.Generator):
         """Returns states, actions, returns_to_go, timesteps, keep (all (B, K, ...)) and the action targets."""
-        ep = torch.multinomial(self.ep_prob.cpu(), batch_size, replacement=True, generator=generator)
+        ep = torch.multinomial(self.ep_prob, batch_size, replacement=True, generator=generator)
         ep = ep.to(self.device)
         start = (torch.rand(batch_size, generator=generator).to(self.device) * self.ep_len[ep]).long()
         n_real = torch.clamp(self.ep_len[ep] - start, max=self.k)  # steps of the window inside the episode
