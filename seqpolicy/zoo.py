@@ -15,7 +15,8 @@ agent named ``NAME`` that the preset does not list is looked up as ``envs/<EnvId
 
 Env folders are searched in, in order: the folders in ``$SEQPOLICY_ENVS`` (``os.pathsep``-separated), the
 ``envs/`` folder next to the package (a source checkout or editable install) and
-``<sys.prefix>/share/seqpolicy/envs`` (where a wheel's data files go). Env ids containing ``/`` use ``__``
+``<sys.prefix>/share/seqpolicy/envs`` (where a wheel's data files go; ``pip install --user`` puts them under
+``site.getuserbase()`` instead, searched last). Env ids containing ``/`` use ``__``
 in the folder name (``seqpolicy/PointReach-v0`` -> ``seqpolicy__PointReach-v0``).
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,7 @@ def search_paths() -> list[Path]:
     paths = [Path(p) for p in os.environ.get("SEQPOLICY_ENVS", "").split(os.pathsep) if p]
     paths.append(Path(__file__).resolve().parent.parent / "envs")
     paths.append(Path(sys.prefix) / "share" / "seqpolicy" / "envs")
+    paths.append(Path(site.getuserbase()) / "share" / "seqpolicy" / "envs")  # pip install --user
     return paths
 
 
@@ -128,7 +131,16 @@ def agent_path(env_id: str, name: str | None = None) -> Path:
     return path
 
 
-AGENT_NAMES = ("dt", "tt", "sac", "td3", "ppo", "random")
+AGENT_NAMES = ("dt", "tt", "bc", "sac", "td3", "ppo", "random")
+"""Agent names every env understands (a zoo without one of them says so and how to train it)."""
+
+
+def zoo_agent_names(env_id: str) -> list[str]:
+    """The agent names ``envs/<EnvId>/preset.json`` lists, in its order (empty without a zoo folder)."""
+    try:
+        return list(load_preset(env_id).agents)
+    except ZooError:
+        return []
 
 
 def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: int | None = None) -> Any:
@@ -136,8 +148,8 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
 
     Args:
         env_id: the env the agent will act in (used for zoo lookups and the random agent's spaces).
-        spec: None (the env's default zoo agent), one of :data:`AGENT_NAMES`, or a path (agent folder or SB3
-            ``.zip``).
+        spec: None (the env's default zoo agent), one of :data:`AGENT_NAMES` or the env preset's agent
+            names, or a path (agent folder or SB3 ``.zip``).
         device: torch device for network agents.
         seed: seed of the random agent.
 
@@ -159,8 +171,9 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
         return RandomAgent(env.observation_space, env.action_space, seed=seed)
     if spec is not None and (Path(spec).exists() or os.sep in spec or spec.endswith(".zip")):
         return load_agent(spec, device=device)
-    if spec is not None and spec not in AGENT_NAMES:
-        raise ZooError(f"Unknown agent {spec!r}: expected one of {', '.join(AGENT_NAMES)} or the path of a saved "
+    if spec is not None and spec not in AGENT_NAMES and spec not in zoo_agent_names(env_id):
+        names = list(AGENT_NAMES) + [n for n in zoo_agent_names(env_id) if n not in AGENT_NAMES]
+        raise ZooError(f"Unknown agent {spec!r}: expected one of {', '.join(names)} or the path of a saved "
                        "agent (a folder with agent.json, or an SB3 .zip).")
     path = agent_path(env_id, spec)
     # SB3 zips unpickle; the zoo's own ones are shipped with seqpolicy and trusted

@@ -95,6 +95,30 @@ def test_compare_writes_table_json_chart_and_side_by_side_video(dt_folder, tmp_p
     assert video_stats(video)["frames"] == 51
 
 
+def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, monkeypatch):
+    """No --agents: the preset's agents then random; --resume reuses finished agents' saved results."""
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("SEQPOLICY_ENVS", str(dt_folder.parent.parent))
+    (dt_folder.parent / "preset.json").write_text(json.dumps({"default_agent": "dt", "agents": {"dt": "dt"}}))
+    out_dir = tmp_path / "cmp"
+    argv = ["--env", TOY, "--episodes", "2", "--out", str(out_dir), "--resume"]
+    code, _, err = run(compare_cli, capsys, *argv)
+    assert code == 0, err
+    assert "[1/2] dt: evaluating" in err and "[2/2] random: evaluating" in err
+    first = json.loads((out_dir / "comparison.json").read_text())
+    (out_dir / "results" / "random.json").unlink()  # as if it crashed before random finished
+    code, _, err = run(compare_cli, capsys, *argv)
+    assert code == 0, err
+    assert "dt: reusing" in err and "random: evaluating" in err
+    second = json.loads((out_dir / "comparison.json").read_text())
+    assert second["results"]["dt"] == first["results"]["dt"]
+    assert second["results"]["random"]["returns"] == first["results"]["random"]["returns"]  # same seeds
+    code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])  # other settings: nothing reused
+    assert code == 0, err
+    assert "reusing" not in err
+    assert json.loads((out_dir / "comparison.json").read_text())["results"]["dt"]["seeds"] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--env", "NoSuchEnv-v3", "--agent", "random", "--no-video"], "Cannot make env 'NoSuchEnv-v3'"),
     (["--env", TOY, "--agent", "alphazero", "--no-video"], "Unknown agent 'alphazero'"),

@@ -152,3 +152,17 @@ def test_bad_input_is_refused_clearly():
         evaluate(agent, "Hopper-v4", n_episodes=1)
     with pytest.raises(ValueError, match="vectorization must be"):
         evaluate(agent, TOY, n_episodes=2, n_envs=2, vectorization="threads")
+
+
+def test_merged_seed_ranges_equal_one_evaluation():
+    """Seeds 0-5 evaluated as 0-2 and 3-5 (as parallel processes would) merge into the one-run result."""
+    from seqpolicy.evaluation.evaluate import merge_results
+
+    agent = toy_expert()
+    whole = evaluate(agent, TOY, n_episodes=6, seed=0)
+    parts = [evaluate(agent, TOY, n_episodes=3, seed=0), evaluate(agent, TOY, n_episodes=3, seed=3)]
+    merged = merge_results(parts)
+    assert merged.seeds == whole.seeds and merged.returns == pytest.approx(whole.returns)
+    assert (merged.mean, merged.std, *merged.ci95) == pytest.approx((whole.mean, whole.std, *whole.ci95))
+    with pytest.raises(ValueError, match="Seeds must follow on"):
+        merge_results(parts[::-1])

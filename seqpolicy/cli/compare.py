@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -14,13 +15,17 @@ PROG = "seqpolicy-compare"
 
 EXAMPLES = """\
 examples:
-  # the zoo's agents against the random baseline, 20 episodes each on seeds 0..19
-  seqpolicy-compare --env Hopper-v4 --agents dt tt sac random --episodes 20
+  # every agent of the env's zoo (envs/Hopper-v4/preset.json) and the random baseline, 20 episodes on seeds 0..19
+  seqpolicy-compare --env Hopper-v4 --episodes 20
+
+  # some of them, 100 episodes over 10 envs; --resume reuses finished agents after a crash or Ctrl-C
+  seqpolicy-compare --env Hopper-v4 --agents dt tt td3 random --episodes 100 --n-envs 10 --out cmp --resume
 
   # your own agents (folders written by seqpolicy-train), 8 envs at a time, plus a side-by-side video
   seqpolicy-compare --env Hopper-v4 --agents runs/hopper-dt/agent runs/hopper-dt2/agent random --n-envs 8 --video
 
-Writes comparison.md, comparison.json and comparison.png (mean and 95% bootstrap CI per agent) into --out.
+Writes comparison.md, comparison.json and comparison.png (mean and 95% bootstrap CI per agent) into --out,
+and each agent's full results to --out/results/<agent>.json as soon as it is evaluated.
 """
 
 
@@ -28,13 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Compare agents on one env with the same evaluation and seeds.",
                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v4")
-    p.add_argument("--agents", nargs="+", required=True, metavar="AGENT",
-                   help="zoo names (dt tt sac td3 ppo), random, or saved agent paths")
+    p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
+                   help="zoo names (dt tt bc td3 sac ppo, or any name the env preset lists), random, or saved "
+                        "agent paths (default: every agent of the env's zoo, then random)")
     p.add_argument("--episodes", type=positive_int, default=10, help="episodes per agent (default 10)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i (default 0)")
     p.add_argument("--n-envs", type=positive_int, default=1, help="envs stepped together (default 1)")
     p.add_argument("--max-episode-steps", type=positive_int, default=None, help="cut episodes after N steps")
     p.add_argument("--out", default=None, help="output folder (default: comparisons/<env>_<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse --out/results/<agent>.json of agents already evaluated with the same env, "
+                        "episodes, seed and step limit (evaluate the rest)")
     p.add_argument("--video", action=argparse.BooleanOptionalAction, default=False,
                    help="also record one video with the agents side by side on seed SEED (default: off)")
     p.add_argument("--video-dir", default="videos", help="folder for the video (default: videos/)")
@@ -52,26 +61,54 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from seqpolicy.evaluation.compare import compare
-    from seqpolicy.zoo import get_agent
+    from seqpolicy.common.artifact import atomic_write_json
+    from seqpolicy.evaluation.compare import Comparison
+    from seqpolicy.evaluation.evaluate import EvalResult, evaluate
+    from seqpolicy.zoo import get_agent, zoo_agent_names
 
-    if len(set(args.agents)) != len(args.agents):
-        raise ValueError(f"--agents lists an agent twice: {' '.join(args.agents)}")
+    specs = args.agents or zoo_agent_names(args.env) + ["random"]
+    if args.agents is None and len(specs) == 1:
+        raise ValueError(f"{args.env} has no zoo agents (no envs/{args.env}/preset.json listing any): name the "
+                         "agents to compare with --agents.")
+    if len(set(specs)) != len(specs):
+        raise ValueError(f"--agents lists an agent twice: {' '.join(specs)}")
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out (the folder of the run to continue).")
     if args.video:
         from seqpolicy.evaluation.video import DEFAULT_SIZE, check_video_folder, record_side_by_side, setup_headless
 
         setup_headless()
         check_video_folder(args.video_dir)
-    labels = _labels(args.agents)
-    agents = {labels[spec]: get_agent(args.env, spec, device=args.device, seed=args.seed) for spec in args.agents}
-    result = compare(agents, args.env, args.episodes, args.seed, args.n_envs,
-                     max_episode_steps=args.max_episode_steps)
-    out = args.out or f"comparisons/{args.env.replace('/', '__')}_{time.strftime('%Y%m%d-%H%M%S')}"
-    paths = result.save(out)
-    print(result.markdown())
+    labels = _labels(specs)
+    out = Path(args.out or f"comparisons/{args.env.replace('/', '__')}_{time.strftime('%Y%m%d-%H%M%S')}")
+    agents, results = {}, {}
+    for i, spec in enumerate(specs, 1):
+        label = labels[spec]
+        saved = out / "results" / f"{label.replace('/', '__')}.json"
+        settings = {"env": args.env, "agent": spec, "episodes": args.episodes, "seed": args.seed,
+                    "max_episode_steps": args.max_episode_steps}
+        if args.resume and saved.is_file():
+            doc = json.loads(saved.read_text())
+            if doc.get("compare_settings") == settings:
+                print(f"[{i}/{len(specs)}] {label}: reusing {saved}", file=sys.stderr, flush=True)
+                results[label] = EvalResult.from_dict(doc)
+                continue
+        print(f"[{i}/{len(specs)}] {label}: evaluating {args.episodes} episodes ...", file=sys.stderr, flush=True)
+        agents[label] = get_agent(args.env, spec, device=args.device, seed=args.seed)
+        result = evaluate(agents[label], args.env, args.episodes, args.seed, args.n_envs,
+                          max_episode_steps=args.max_episode_steps, progress=sys.stderr.isatty())
+        atomic_write_json(saved, {**result.to_dict(), "compare_settings": settings})
+        results[label] = result
+    comparison = Comparison(env_id=next(iter(results.values())).env_id, results=results)
+    paths = comparison.save(out)
+    print(comparison.markdown())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     if args.video:
+        for spec in specs:
+            if labels[spec] not in agents:
+                agents[labels[spec]] = get_agent(args.env, spec, device=args.device, seed=args.seed)
+        agents = {labels[spec]: agents[labels[spec]] for spec in specs}
         video = record_side_by_side(agents, args.env, args.video_dir, seed=args.seed,
                                     size=args.video_size or DEFAULT_SIZE, fast=args.fast_render,
                                     max_episode_steps=args.max_episode_steps)

@@ -33,13 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "95% bootstrap CI, D4RL-normalised score, and a video.", epilog=EXAMPLES,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v4")
-    p.add_argument("--agent", default=None, metavar="dt|tt|sac|td3|ppo|random|PATH",
-                   help="a zoo agent of the env, the random baseline, or a saved agent folder / SB3 .zip "
-                        "(default: the env's default zoo agent)")
+    p.add_argument("--agent", default=None, metavar="dt|tt|bc|td3|sac|ppo|random|NAME|PATH",
+                   help="a zoo agent of the env (NAME: any name its preset lists, e.g. dt-medium-expert), the "
+                        "random baseline, or a saved agent folder / SB3 .zip (default: the env's default zoo agent)")
     p.add_argument("--episodes", type=positive_int, default=None, help="episodes to score (default: the "
                    "env preset's, else 10)")
     p.add_argument("--seed", type=non_negative_int, default=None, help="episode i uses seed SEED+i (default 0)")
-    p.add_argument("--n-envs", type=positive_int, default=1, help="envs stepped together (default 1)")
+    p.add_argument("--n-envs", type=positive_int, default=None,
+                   help="envs stepped together (default: the env preset's, else 1)")
     p.add_argument("--vectorization", choices=("sync", "async"), default="sync",
                    help="with --n-envs > 1: one process (sync) or a subprocess per env (async)")
     p.add_argument("--max-episode-steps", type=positive_int, default=None, help="cut episodes after N steps")
@@ -49,12 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which evaluated episodes to record (default: first)")
     p.add_argument("--video-dir", default="videos", help="folder for videos (default: videos/)")
     p.add_argument("--video-size", type=frame_size, default=None, metavar="WxH",
-                   help="frame size for envs that take one (default 480x480)")
+                   help="frame size for envs that take one (default: the env preset's, else 480x480)")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
                    help="draw step, return so far and the DT return-to-go target on the video (default: on)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON to PATH")
-    p.add_argument("--fast-render", action="store_true",
-                   help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL)")
+    p.add_argument("--fast-render", action=argparse.BooleanOptionalAction, default=None,
+                   help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL; "
+                        "default: the env preset's, else off)")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
     return p
 
@@ -81,10 +83,12 @@ def _run(args: argparse.Namespace) -> int:
         preset_eval = {}
     episodes = args.episodes or int(preset_eval.get("episodes", 10))
     seed = args.seed if args.seed is not None else int(preset_eval.get("seed", 0))
+    n_envs = args.n_envs or min(int(preset_eval.get("n_envs", 1)), episodes)
+    fast = args.fast_render if args.fast_render is not None else bool(preset_eval.get("fast_render", False))
     agent = get_agent(args.env, args.agent, device=args.device, seed=seed)
     label = args.agent if args.agent and "/" not in args.agent and "\\" not in args.agent else None
     label = label or getattr(agent, "kind", None) or type(agent).__name__
-    result = evaluate(agent, args.env, episodes, seed, args.n_envs, vectorization=args.vectorization,
+    result = evaluate(agent, args.env, episodes, seed, n_envs, vectorization=args.vectorization,
                       max_episode_steps=args.max_episode_steps, progress=sys.stderr.isatty())
     print(results_table({label: result}))
     shown = ", ".join(f"{r:.1f}" for r in result.returns[:20])
@@ -97,8 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.video:
         print(f"recording ({args.record}) into {args.video_dir}/ ...", flush=True)
         videos = record_video(agent, args.env, args.video_dir, result=result, record=args.record,
-                              size=args.video_size or DEFAULT_SIZE, overlay=args.overlay,
-                              fast=args.fast_render, label=label,
+                              size=args.video_size or _preset_size(preset_eval) or DEFAULT_SIZE,
+                              overlay=args.overlay, fast=fast, label=label,
                               max_episode_steps=args.max_episode_steps)
         for v in videos:
             print(f"video: {v.path} (episode {v.episode}, seed {v.seed}, {v.frames} frames)")
@@ -107,6 +111,14 @@ def _run(args: argparse.Namespace) -> int:
                                       "videos": [v.to_dict() for v in videos]})
         print(f"json: {args.json}")
     return 0
+
+
+def _preset_size(preset_eval: dict) -> tuple[int, int] | None:
+    size = preset_eval.get("video_size")
+    try:
+        return frame_size(str(size)) if size else None
+    except argparse.ArgumentTypeError as e:
+        raise ValueError(f"The env preset's eval.video_size: {e}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

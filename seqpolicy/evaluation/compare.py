@@ -68,13 +68,16 @@ class Comparison:
 def results_table(results: Mapping[str, EvalResult]) -> str:
     """Markdown table of results: return mean +- std, its 95% CI, and the D4RL score where known."""
     with_norm = any(r.normalized for r in results.values())
-    head = ["agent", "env", "episodes", "return (mean +- std)", "95% CI"]
+    with_data = any(r.dataset for r in results.values())
+    head = ["agent", "env"] + (["dataset"] if with_data else []) + ["episodes", "seeds", "return (mean +- std)",
+                                                                    "95% CI"]
     if with_norm:
         head += ["D4RL score", "D4RL 95% CI"]
     rows = [head, ["---"] * len(head)]
     for name, r in results.items():
-        row = [name, r.env_id, str(r.n_episodes), f"{r.mean:.1f} +- {r.std:.1f}",
-               f"{r.ci95[0]:.1f} to {r.ci95[1]:.1f}"]
+        seeds = f"{r.seeds[0]}-{r.seeds[-1]}" if len(r.seeds) > 1 else str(r.seed)
+        row = [name, r.env_id] + ([r.dataset or "-"] if with_data else [])
+        row += [str(r.n_episodes), seeds, f"{r.mean:.1f} +- {r.std:.1f}", f"{r.ci95[0]:.1f} to {r.ci95[1]:.1f}"]
         if with_norm:
             n = r.normalized
             row += [f"{n['mean']:.1f}", f"{n['ci95'][0]:.1f} to {n['ci95'][1]:.1f}"] if n else ["-", "-"]

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import time
 import warnings
@@ -70,6 +71,8 @@ class EvalResult:
     env_steps: int
     wall_time_s: float
     versions: dict[str, str] = field(default_factory=dict)
+    dataset: str | None = None
+    """The offline dataset the agent was trained on, when it says (``agent.dataset_id``)."""
 
     @property
     def n_episodes(self) -> int:
@@ -433,16 +436,47 @@ def _raw_rewards(info: dict, rewards: np.ndarray) -> np.ndarray:
 
 def _summarise(agent: Any, env_id: str, seed: int, returns: np.ndarray, lengths: np.ndarray, n_envs: int,
                vectorization: str, wall: float) -> EvalResult:
+    return _result(env_id, describe_agent(agent), getattr(agent, "dataset_id", None), seed, returns, lengths,
+                   n_envs, vectorization, wall, _versions())
+
+
+def _result(env_id: str, agent: str, dataset: str | None, seed: int, returns: Sequence[float],
+            lengths: Sequence[int], n_envs: int, vectorization: str, wall: float, versions: dict) -> EvalResult:
+    returns = np.asarray(returns, dtype=np.float64)
     ci = bootstrap_ci(returns, seed=seed)
     norm = d4rl_normalized(env_id, returns, ci)
     return EvalResult(
-        env_id=env_id, env_version=env_name_and_version(env_id)[1], agent=describe_agent(agent), seed=seed,
+        env_id=env_id, env_version=env_name_and_version(env_id)[1], agent=agent, seed=seed,
         seeds=[seed + i for i in range(len(returns))], returns=[float(r) for r in returns],
         lengths=[int(n) for n in lengths], mean=float(np.mean(returns)),
         std=float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0, ci95=ci,
         normalized=norm.to_dict() if norm else None, n_envs=n_envs, vectorization=vectorization,
-        env_steps=int(np.sum(lengths)), wall_time_s=wall, versions=_versions(),
+        env_steps=int(np.sum(lengths)), wall_time_s=wall, versions=versions, dataset=dataset,
     )
+
+
+def merge_results(parts: Sequence[EvalResult]) -> EvalResult:
+    """One result from evaluations of consecutive seed ranges of one agent (e.g. run in parallel processes).
+
+    The merged result is what one :func:`evaluate` over all the seeds reports, statistics included;
+    ``wall_time_s`` is the parts' total and ``n_envs`` the largest part's.
+
+    Raises:
+        ValueError: no parts, different envs or agents, or seeds that do not follow on.
+    """
+    if not parts:
+        raise ValueError("merge_results needs at least one result.")
+    first = parts[0]
+    for prev, part in itertools.pairwise(parts):
+        if (part.env_id, part.agent, part.dataset) != (first.env_id, first.agent, first.dataset):
+            raise ValueError(f"Cannot merge results of different envs or agents: {first.env_id} / {first.agent} "
+                             f"and {part.env_id} / {part.agent}.")
+        if part.seed != prev.seeds[-1] + 1:
+            raise ValueError(f"Seeds must follow on: a part ends at seed {prev.seeds[-1]}, the next starts at "
+                             f"{part.seed}.")
+    return _result(first.env_id, first.agent, first.dataset, first.seed, [r for p in parts for r in p.returns],
+                   [n for p in parts for n in p.lengths], max(p.n_envs for p in parts), first.vectorization,
+                   sum(p.wall_time_s for p in parts), first.versions)
 
 
 def _versions() -> dict[str, str]:
