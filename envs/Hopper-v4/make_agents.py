@@ -1,0 +1,253 @@
+"""Train, calibrate, evaluate and ship the Hopper-v4 zoo agents; write their cards and AGENTS.md.
+
+Every agent is made by the command recorded under ``training`` in ``preset.json`` (this script only runs
+it, copies the result here and describes it). The steps, in order, with their times on a 2-core CPU:
+
+    python envs/Hopper-v4/make_agents.py train dt        # the preset's command (see the card for its wall time)
+    python envs/Hopper-v4/make_agents.py ship dt         # copy runs/zoo/dt-medium/agent -> dt-medium/
+    python envs/Hopper-v4/make_agents.py calibrate dt    # target sweep on seeds 1000+, PNG, best target saved
+    python envs/Hopper-v4/make_agents.py evaluate        # seqpolicy-compare, 100 episodes, seeds 0-99 -> results/
+    python envs/Hopper-v4/make_agents.py cards           # <artifact>.json cards and AGENTS.md
+
+Names are the preset's agent names (dt, dt-medium-expert, tt, bc; td3 and td3-medium come from
+make_datasets.py and are only evaluated here).
+
+The datasets come first: ``python envs/Hopper-v4/make_datasets.py --from-zips`` (see DATASETS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+RUNS = REPO / "runs" / "zoo"
+RESULTS = HERE / "results"  # seqpolicy-compare's output (comparison.md/.json/.png, results/<agent>.json)
+CALIBRATION_SEED = 1000  # target sweeps use episodes the 100-episode evaluation (seeds 0-99) does not
+
+
+def load_preset() -> dict:
+    return json.loads((HERE / "preset.json").read_text())
+
+
+def write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, no GPU used"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def files_of(path: Path) -> dict[str, dict]:
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    return {str(f.relative_to(HERE)): {"bytes": f.stat().st_size, "sha256": sha256(f)} for f in files if f.is_file()}
+
+
+def run_dir(name: str) -> Path:
+    command = shlex.split(load_preset()["training"][name]["command"])
+    return REPO / command[command.index("--out") + 1]
+
+
+# -- steps --------------------------------------------------------------------------------------------------
+
+def train(name: str) -> None:
+    """Run the recorded command (resumes an interrupted run: the trainers' --resume is added)."""
+    command = load_preset()["training"][name]["command"]
+    print(f"$ {command}", flush=True)
+    t0 = time.time()
+    subprocess.run(shlex.split(command) + ["--resume"], cwd=REPO, check=True)
+    print(f"{name}: trained in {time.time() - t0:.0f} s", flush=True)
+
+
+def ship(name: str) -> None:
+    """Copy the run's final agent into envs/Hopper-v4/<name>/ (its agent.json keeps steps and wall time)."""
+    source = run_dir(name) / "agent"
+    if not (source / "agent.json").is_file():
+        sys.exit(f"{source} has no agent.json: train it first (python {Path(__file__).name} train {name}).")
+    target = HERE / load_preset()["agents"][name]
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    card_path = HERE / f"{target.name}.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    write_json(card_path, {**card, "trained_on": machine()})
+    print(f"{name}: {source} -> {target} ({sum(f.stat().st_size for f in target.iterdir()) / 1e6:.1f} MB)")
+
+
+def calibrate(name: str, targets: list[float], episodes: int) -> None:
+    """seqpolicy-calibrate on seeds CALIBRATION_SEED.., the PNG beside the card, the best target saved."""
+    folder = HERE / load_preset()["agents"][name]
+    command = ["seqpolicy-calibrate", "--agent", str(folder), "--env", "Hopper-v4", "--episodes", str(episodes),
+               "--seed", str(CALIBRATION_SEED), "--n-envs", str(episodes), "--plot",
+               str(HERE / f"{folder.name}-calibration.png"), "--json", str(HERE / f"{folder.name}-calibration.json"),
+               "--save"]
+    if targets:
+        command += ["--targets", *map(str, targets)]
+    print("$ " + shlex.join(command), flush=True)
+    subprocess.run(command, cwd=REPO, check=True)
+
+
+def evaluate(episodes: int, n_envs: int, shards: int, agents: list[str]) -> None:
+    """100 episodes per agent, seeds 0-99; with --shards N each agent's seeds are split over N processes
+    (merged into the file seqpolicy-compare would write); then seqpolicy-compare reuses them for the table."""
+    names = agents or list(load_preset()["agents"]) + ["random"]
+    if shards > 1:
+        for name in names:
+            saved = RESULTS / "results" / f"{name}.json"
+            settings = {"env": "Hopper-v4", "agent": name, "episodes": episodes, "seed": 0, "max_episode_steps": None}
+            if saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings:
+                continue
+            evaluate_sharded(name, episodes, n_envs, shards, saved, settings)
+    command = ["seqpolicy-compare", "--env", "Hopper-v4", "--episodes", str(episodes), "--seed", "0",
+               "--n-envs", str(n_envs), "--out", str(RESULTS), "--resume"]
+    if agents:
+        command += ["--agents", *agents]
+    print("$ " + shlex.join(command), flush=True)
+    subprocess.run(command, cwd=REPO, check=True)
+
+
+def evaluate_sharded(name: str, episodes: int, n_envs: int, shards: int, saved: Path, settings: dict) -> None:
+    from seqpolicy.evaluation.evaluate import EvalResult, merge_results
+
+    bounds = [episodes * k // shards for k in range(shards + 1)]
+    parts = [RESULTS / "shards" / f"{name}-{lo}-{hi - 1}.json" for lo, hi in itertools.pairwise(bounds)]
+    procs = []
+    for (lo, hi), part in zip(itertools.pairwise(bounds), parts, strict=True):
+        if part.is_file():
+            continue
+        command = ["seqpolicy-eval", "--env", "Hopper-v4", "--agent", name, "--episodes", str(hi - lo),
+                   "--seed", str(lo), "--n-envs", str(min(n_envs, hi - lo)), "--no-video", "--json", str(part)]
+        print("$ " + shlex.join(command), flush=True)
+        procs.append(subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}))
+    if any(p.wait() for p in procs):
+        sys.exit(f"{name}: an evaluation shard failed (finished shards are kept in {RESULTS / 'shards'}).")
+    merged = merge_results([EvalResult.from_dict(json.loads(p.read_text())["evaluation"]) for p in parts])
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    write_json(saved, {**merged.to_dict(), "compare_settings": settings, "shards": [p.name for p in parts]})
+    print(f"{name}: {merged.summary()}", flush=True)
+
+
+def cards() -> None:
+    """<name>.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), AGENTS.md."""
+    preset = load_preset()
+    rows = []
+    for name, rel in preset["agents"].items():
+        path = HERE / rel
+        result_file = RESULTS / "results" / f"{name}.json"
+        if not path.exists() or not result_file.is_file():
+            print(f"{name}: skipped ({'no artifact' if not path.exists() else 'not evaluated yet'})")
+            continue
+        result = json.loads(result_file.read_text())
+        card_path = HERE / f"{rel.removesuffix('.zip')}.json" if rel.endswith(".zip") else HERE / f"{rel}.json"
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        card.update({"name": name, "artifact": rel, "files": files_of(path)})
+        recipe = preset["training"].get(name)
+        if recipe:
+            meta = json.loads((path / "agent.json").read_text())
+            info = meta.get("info", {})
+            card.update({"kind": meta.get("kind"), "command": recipe["command"], "dataset": meta.get("dataset_id"),
+                         "seed": info.get("train_config", {}).get("seed"), "train_steps": info.get("train_steps"),
+                         "train_wall_time_s": info.get("train_wall_time_s"), "train_device": info.get("device"),
+                         "hyperparameters": info.get("train_config"), "target_return": meta.get("target_return")})
+            calibration = HERE / f"{rel}-calibration.png"
+            if calibration.is_file():
+                card["calibration"] = {"plot": calibration.name, "sweep": f"{rel}-calibration.json",
+                                       "episodes_seeds_from": CALIBRATION_SEED}
+        norm = result.get("normalized") or {}
+        card["evaluation"] = {
+            "command": (f"seqpolicy-compare --env Hopper-v4 --agents {name} --episodes {len(result['returns'])} "
+                        f"--seed 0 --n-envs {result['n_envs']}" + (f" (split over {len(result['shards'])} processes "
+                        "by make_agents.py evaluate --shards)" if "shards" in result else "")),
+            "episodes": len(result["returns"]), "seeds": f"{result['seeds'][0]}-{result['seeds'][-1]}",
+            "mean": result["mean"], "std": result["std"], "ci95": result["ci95"],
+            "d4rl_normalized": norm.get("mean"), "d4rl_normalized_ci95": norm.get("ci95"),
+            "mean_length": sum(result["lengths"]) / len(result["lengths"]), "wall_s": result["wall_time_s"],
+            "n_envs": result["n_envs"], "versions": result["versions"],
+        }
+        if "goal" in (recipe or {}):
+            card["goal"] = recipe["goal"]
+        write_json(card_path, card)
+        rows.append((name, card))
+        print(f"{name}: {card_path.name}")
+    write_markdown(rows)
+
+
+def write_markdown(rows: list[tuple[str, dict]]) -> None:
+    lines = ["# Hopper-v4 zoo agents", "",
+             "Written by `python envs/Hopper-v4/make_agents.py cards` from the cards (`<name>.json`) and the "
+             "100-episode evaluation in `results/` (seeds 0-99, `seqpolicy-compare`).", "",
+             "| agent | dataset | return mean +- std | 95% CI | D4RL score | train steps | train wall time |",
+             "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
+    for name, card in rows:
+        e = card["evaluation"]
+        wall = card.get("train_wall_time_s")
+        lines.append(f"| {name} | {card.get('dataset') or 'online RL (see card)'} | {e['mean']:.1f} +- {e['std']:.1f} "
+                     f"| {e['ci95'][0]:.1f} to {e['ci95'][1]:.1f} | {e['d4rl_normalized']:.1f} "
+                     f"| {card.get('train_steps') or '-'} | {f'{wall / 60:.0f} min' if wall else '-'} |")
+    lines += ["", "## Commands", ""]
+    for name, card in rows:
+        if "command" in card:
+            lines.append(f"- `{name}`: `{card['command']}`")
+    (HERE / "AGENTS.md").write_text("\n".join(lines) + "\n")
+    print("AGENTS.md written")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="step", required=True)
+    for step in ("train", "ship"):
+        sub.add_parser(step).add_argument("name", help="an agent with a 'training' entry in preset.json")
+    c = sub.add_parser("calibrate")
+    c.add_argument("name")
+    c.add_argument("--targets", type=float, nargs="*", default=[])
+    c.add_argument("--episodes", type=int, default=5)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--episodes", type=int, default=100)
+    e.add_argument("--n-envs", type=int, default=10)
+    e.add_argument("--shards", type=int, default=1, help="processes per agent, each with a share of the seeds")
+    e.add_argument("--agents", nargs="*", default=[], help="default: every agent in preset.json, then random")
+    sub.add_parser("cards")
+    args = p.parse_args(argv)
+    if args.step == "train":
+        train(args.name)
+    elif args.step == "ship":
+        ship(args.name)
+    elif args.step == "calibrate":
+        calibrate(args.name, args.targets, args.episodes)
+    elif args.step == "evaluate":
+        evaluate(args.episodes, args.n_envs, args.shards, args.agents)
+    else:
+        cards()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
