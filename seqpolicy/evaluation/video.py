@@ -322,9 +322,31 @@ def _make_render_env(env: EnvLike, size: tuple[int, int], env_kwargs: dict | Non
     setup_headless()
     made = make_env(env, env_kwargs=env_kwargs, wrappers=wrappers, max_episode_steps=max_episode_steps,
                     render_mode="rgb_array", render_size=size)
+    _follow_tracked_body(made)
     if fast:
         _disable_render_effects(made)
     return made
+
+
+def _follow_tracked_body(env) -> None:
+    """Make Gymnasium's MuJoCo default camera follow the body the env names (e.g. Hopper's torso).
+
+    Their camera configs set ``trackbodyid`` on a free camera, which mujoco-py's viewer followed and MuJoCo's
+    renderer does not: a hopper leaves the frame within ~150 steps. Switching the camera to MuJoCo's tracking
+    mode keeps the env's distance, angles and body. Envs rendered through a named camera are left alone.
+    """
+    try:
+        import mujoco
+
+        renderer = env.unwrapped.mujoco_renderer
+        if getattr(renderer, "camera_name", None) is not None or renderer.camera_id not in (None, -1):
+            return
+        cam = renderer._get_viewer(render_mode="rgb_array").cam
+    except (ImportError, AttributeError, TypeError):
+        return  # not a Gymnasium MuJoCo env
+    if cam.type == mujoco.mjtCamera.mjCAMERA_FREE and cam.trackbodyid >= 0:
+        renderer.camera_id = None  # camera_id -1 makes every render() reset the camera to free
+        cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
 
 
 def _disable_render_effects(env) -> None:
