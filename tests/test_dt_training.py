@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 
 import numpy as np
 import pytest
@@ -107,3 +108,18 @@ def test_every_trainer_option_has_help_text():
         _, config_cls, _ = _trainer(name)
         docs = field_docs(config_cls)
         assert [f.name for f in dataclasses.fields(config_cls) if not docs.get(f.name)] == [], name
+
+
+def test_cosine_schedule_decays_to_a_tenth(toy_data, tmp_path):
+    for schedule in ("constant", "cosine"):
+        seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=30, seed=0, run_dir=tmp_path / schedule, log_every=1,
+                           lr_schedule=schedule, **TINY)
+        with open(tmp_path / schedule / "log.csv") as f:
+            lrs = [float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")]
+        assert len(lrs) == 30 and lrs[4] == pytest.approx(1e-3)  # warm-up done
+        if schedule == "constant":
+            assert lrs[-1] == pytest.approx(1e-3)
+        else:
+            assert all(a >= b for a, b in itertools.pairwise(lrs[5:])) and lrs[-1] == pytest.approx(1e-4, rel=0.05)
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=2, lr_schedule="step", **TINY)

@@ -55,7 +55,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
         kind = _field_type(f)
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None,
-                           metavar=kind.__name__.upper(), help=docs.get(f.name, ""))
+                           metavar=kind.__name__.upper(), help=docs.get(f.name, "").replace("%", "%%"))
 
 
 def _field_type(f: dataclasses.Field) -> Any:
