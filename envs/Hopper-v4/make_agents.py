@@ -8,6 +8,7 @@ it, copies the result here and describes it). The steps, in order, with their ti
     python envs/Hopper-v4/make_agents.py calibrate dt    # target sweep on seeds 1000+, PNG, best target saved
     python envs/Hopper-v4/make_agents.py evaluate        # seqpolicy-compare, 100 episodes, seeds 0-99 -> results/
     python envs/Hopper-v4/make_agents.py cards           # <artifact>.json cards and AGENTS.md
+    python envs/Hopper-v4/make_agents.py videos          # videos/Hopper-v4/<name>.mp4, one episode (seed 0) each
 
 Names are the preset's agent names (dt, dt-medium-expert, tt, bc; td3 and td3-medium come from
 make_datasets.py and are only evaluated here).
@@ -155,6 +156,24 @@ def evaluate_sharded(name: str, episodes: int, n_envs: int, shards: int, saved: 
     print(f"{name}: {merged.summary()}", flush=True)
 
 
+def videos(agents: list[str]) -> None:
+    """One seed-0 episode per agent with seqpolicy-eval (the preset's size and fast rendering), renamed to
+    videos/Hopper-v4/<name>.mp4."""
+    import tempfile
+
+    folder = REPO / "videos" / "Hopper-v4"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in agents or list(load_preset()["agents"]) + ["random"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            command = ["seqpolicy-eval", "--env", "Hopper-v4", "--agent", name, "--episodes", "1", "--seed", "0",
+                       "--video-dir", tmp]
+            print("$ " + shlex.join(command), flush=True)
+            subprocess.run(command, cwd=REPO, check=True)
+            (video,) = Path(tmp).glob("*.mp4")
+            shutil.move(video, folder / f"{name}.mp4")
+        print(f"{name}: {folder / f'{name}.mp4'} ({(folder / f'{name}.mp4').stat().st_size / 1e3:.0f} kB)")
+
+
 def cards() -> None:
     """<name>.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), AGENTS.md."""
     preset = load_preset()
@@ -235,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--shards", type=int, default=1, help="processes per agent, each with a share of the seeds")
     e.add_argument("--agents", nargs="*", default=[], help="default: every agent in preset.json, then random")
     sub.add_parser("cards")
+    sub.add_parser("videos").add_argument("agents", nargs="*", help="default: every preset agent, then random")
     args = p.parse_args(argv)
     if args.step == "train":
         train(args.name)
@@ -244,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         calibrate(args.name, args.targets, args.episodes)
     elif args.step == "evaluate":
         evaluate(args.episodes, args.n_envs, args.shards, args.agents)
+    elif args.step == "videos":
+        videos(args.agents)
     else:
         cards()
     return 0
