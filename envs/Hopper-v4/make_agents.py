@@ -94,6 +94,11 @@ def ship(name: str) -> None:
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
+    planner = load_preset().get("planner", {}).get(name)
+    if planner:  # the zoo's planner settings for this TT, stored in the artifact
+        from seqpolicy.agents.tt.agent import TrajectoryTransformerAgent
+
+        TrajectoryTransformerAgent.load(tmp, **planner.get("overrides", {})).save(tmp)
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
@@ -196,6 +201,8 @@ def cards() -> None:
                          "seed": info.get("train_config", {}).get("seed"), "train_steps": info.get("train_steps"),
                          "train_wall_time_s": info.get("train_wall_time_s"), "train_device": info.get("device"),
                          "hyperparameters": info.get("train_config"), "target_return": meta.get("target_return")})
+            if meta.get("planner"):
+                card["planner"] = {"settings": meta["planner"], **preset.get("planner", {}).get(name, {})}
             calibration = HERE / f"{rel}-calibration.png"
             if calibration.is_file():
                 card["calibration"] = {"plot": calibration.name, "sweep": f"{rel}-calibration.json",
@@ -211,8 +218,9 @@ def cards() -> None:
             "mean_length": sum(result["lengths"]) / len(result["lengths"]), "wall_s": result["wall_time_s"],
             "n_envs": result["n_envs"], "versions": result["versions"],
         }
-        if "goal" in (recipe or {}):
-            card["goal"] = recipe["goal"]
+        for key in ("goal", "notes"):
+            if key in (recipe or {}):
+                card[key] = recipe[key]
         write_json(card_path, card)
         rows.append((name, card))
         print(f"{name}: {card_path.name}")
