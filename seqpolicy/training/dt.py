@@ -56,7 +56,7 @@ class DTTrainConfig(RunSettings):
     warmup_steps: int = 10_000
     """Linear learning-rate warm-up, then the schedule below."""
     lr_schedule: str = "constant"
-    """After warm-up: constant (the paper) or cosine (decays to a tenth at max_steps; steadier final weights)."""
+    """After warm-up: constant (the paper) or cosine (decays to a tenth at max_steps)."""
     grad_clip: float = 0.25
     """Gradient-norm clip."""
     max_steps: int = 100_000

@@ -1,0 +1,131 @@
+"""The shipped Hopper-v4 zoo (envs/Hopper-v4/): artifacts load and act, a score regression guard, cards,
+wheel packaging, and ``seqpolicy-eval --env Hopper-v4`` end to end."""
+
+from __future__ import annotations
+
+import configparser
+import glob
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqpolicy.evaluation.evaluate import evaluate
+from seqpolicy.zoo import get_agent, load_preset
+
+REPO = Path(__file__).resolve().parent.parent
+HOPPER = REPO / "envs" / "Hopper-v4"
+PRESET = json.loads((HOPPER / "preset.json").read_text())
+SHIPPED = {name: HOPPER / rel for name, rel in PRESET["agents"].items()}
+
+# The default DT scored 1271.7 and 1336.2 on seeds 0 and 1 (its 100-episode evaluation, envs/Hopper-v4/
+# dt-medium.json: mean 1234.6, lowest episode 1063.1). The guard sits below every one of those 100 episodes
+# and far above what a broken agent gets (random: ~19; the same DT without centring its observations: 57, 56).
+DT_SEEDS_0_1 = (1271.7, 1336.2)
+DT_GUARD = 1000.0
+
+
+@pytest.fixture(autouse=True)
+def _zoo_from_repo(monkeypatch):
+    monkeypatch.delenv("SEQPOLICY_ENVS", raising=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_preset_lists_shipped_agents_with_cards():
+    preset = load_preset("Hopper-v4")
+    assert preset.folder == HOPPER and preset.default_agent == "dt"
+    for name, path in SHIPPED.items():
+        assert path.exists(), f"{name}: {path} is missing"
+        card = json.loads((HOPPER / f"{path.name.removesuffix('.zip')}.json").read_text())
+        assert card["evaluation"]["episodes"] == 100 and card["evaluation"]["seeds"] == "0-99"
+        assert card["evaluation"]["ci95"][0] <= card["evaluation"]["mean"] <= card["evaluation"]["ci95"][1]
+        if name in PRESET["training"]:
+            assert card["command"] == PRESET["training"][name]["command"]
+            assert card["train_steps"] > 0 and card["train_wall_time_s"] > 0 and card["trained_on"]
+        size = sum(f.stat().st_size for f in ([path] if path.is_file() else path.iterdir()))
+        assert size < 5e6, f"{name} is {size / 1e6:.1f} MB"
+
+
+def test_setup_cfg_ships_every_zoo_file():
+    """Every file of every preset agent (and the preset) is in a wheel's data files."""
+    cfg = configparser.ConfigParser()
+    cfg.optionxform = str  # keep the case of the target folders (setuptools does)
+    cfg.read(REPO / "setup.cfg")
+    shipped = set()
+    for target, patterns in cfg["options.data_files"].items():
+        for pattern in patterns.split():
+            for f in glob.glob(str(REPO / pattern)):
+                assert target == "share/seqpolicy/" + str(Path(f).parent.relative_to(REPO))
+                shipped.add(Path(f))
+    needed = {HOPPER / "preset.json"}
+    for path in SHIPPED.values():
+        needed |= set(path.iterdir()) if path.is_dir() else {path}
+    assert not needed - shipped, f"not in setup.cfg [options.data_files]: {sorted(map(str, needed - shipped))}"
+
+
+@pytest.mark.parametrize("name", ["dt", "dt-medium-expert", "tt", "bc"])
+def test_shipped_agents_load_and_act(name):
+    agent = get_agent("Hopper-v4", name, device="cpu")
+    assert agent.env_id == "Hopper-v4"
+    obs = np.zeros(11, dtype=np.float32)
+    agent.reset()
+    for _ in range(3):
+        action = agent.act(obs, 1.0)
+        assert action.shape == (3,) and np.all(np.abs(action) <= 1.0) and np.isfinite(action).all()
+
+
+def test_default_dt_score_guard():
+    """Two fixed-seed episodes of the default agent: a regression guard for the weights and the agent code."""
+    result = evaluate(get_agent("Hopper-v4", device="cpu"), "Hopper-v4", n_episodes=2, seed=0, n_envs=2)
+    assert result.mean > DT_GUARD, f"default DT scored {result.returns} on seeds 0-1 (measured: {DT_SEEDS_0_1})"
+
+
+def test_seqpolicy_eval_hopper_end_to_end(tmp_path):
+    pytest.importorskip("imageio_ffmpeg", reason="the video needs the video extra: pip install -e .[video]")
+    out = subprocess.run(
+        [sys.executable, "-m", "seqpolicy.cli.eval", "--env", "Hopper-v4", "--episodes", "1",
+         "--max-episode-steps", "40", "--video-size", "96x96", "--video-dir", str(tmp_path / "videos"),
+         "--json", str(tmp_path / "eval.json")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Hopper-v4" in out.stdout and "video:" in out.stdout
+    doc = json.loads((tmp_path / "eval.json").read_text())
+    assert doc["label"] == "dt" and doc["evaluation"]["n_episodes"] == 1
+    assert doc["evaluation"]["dataset"] == "seqpolicy/hopper-v4/medium-v0"
+    videos = list((tmp_path / "videos").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+
+
+def test_wheel_carries_the_zoo(tmp_path):
+    """A wheel built from a copy of this checkout holds the zoo under data/share/seqpolicy/envs."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"  # building writes build/ and egg-info next to setup.cfg: keep that out of the repo
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("seqpolicy", "envs"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.tmp"))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    if build.returncode != 0 and "No module named" in build.stderr:
+        pytest.skip(f"cannot build a wheel here: {build.stderr.strip().splitlines()[-1]}")
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("seqpolicy-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name, path in SHIPPED.items():
+        inside = f"share/seqpolicy/envs/Hopper-v4/{path.name}"
+        assert any(inside in n for n in names), f"{name}: {inside} is not in {wheel.name}"
+    assert any(n.endswith("share/seqpolicy/envs/Hopper-v4/preset.json") for n in names)
