@@ -123,3 +123,18 @@ def test_cosine_schedule_decays_to_a_tenth(toy_data, tmp_path):
             assert all(a >= b for a, b in itertools.pairwise(lrs[5:])) and lrs[-1] == pytest.approx(1e-4, rel=0.05)
     with pytest.raises(ValueError, match="lr_schedule must be"):
         seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=2, lr_schedule="step", **TINY)
+
+
+def test_resume_a_checkpoint_written_before_a_config_field_existed(toy_data, tmp_path):
+    """A checkpoint without a newer field (lr_schedule) resumes when the field keeps its default."""
+    import json
+
+    seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=5, seed=0, run_dir=tmp_path, **TINY)
+    state = tmp_path / "checkpoint" / "trainer.json"
+    doc = json.loads(state.read_text())
+    del doc["train_config"]["lr_schedule"]
+    state.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=10, seed=0, run_dir=tmp_path, resume=True,
+                           lr_schedule="cosine", **TINY)
+    seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=10, seed=0, run_dir=tmp_path, resume=True, **TINY)

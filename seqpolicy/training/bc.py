@@ -86,7 +86,7 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(0))
     generator = torch.Generator().manual_seed(cfg.seed)
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                      config=asdict(cfg), resumable=RESUMABLE_CHANGES, desc="train bc", tensorboard=tensorboard,
+                      config=cfg, resumable=RESUMABLE_CHANGES, desc="train bc", tensorboard=tensorboard,
                       progress=progress)
     if resume:
         run.resume(lambda ckpt: policy.load_state_dict(BCAgent.load(ckpt, device=device).policy.state_dict()))

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -285,17 +285,19 @@ class TrainingRun:
         run_dir: run folder, or None to keep nothing on disk.
         agent: the agent being trained (its ``save(folder)`` writes checkpoints and the final artifact).
         optimizer, scheduler, generator: restored on resume and saved in checkpoints.
-        config: the trainer's config as a dict (stored in checkpoints, compared on resume).
+        config: the trainer's config dataclass (stored in checkpoints, compared on resume; a field that a
+            checkpoint lacks, because it was written before the field existed, counts as its default).
         resumable: config keys a resumed run may change.
     """
 
     def __init__(self, run_dir: str | os.PathLike | None, *, agent: Any, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator | None,
-                 config: dict[str, Any], resumable: frozenset[str] = frozenset(), desc: str = "train",
+                 config: Any, resumable: frozenset[str] = frozenset(), desc: str = "train",
                  tensorboard: bool = False, progress: bool = True):
         self.path = Path(run_dir) if run_dir is not None else None
         self.agent, self.optimizer, self.scheduler, self.generator = agent, optimizer, scheduler, generator
-        self.config, self.resumable, self.desc, self.progress = config, resumable, desc, progress
+        self.config, self.resumable, self.desc, self.progress = asdict(config), resumable, desc, progress
+        self.defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
         self.logger = MetricLogger(self.path, tensorboard=tensorboard) if self.path is not None else None
         self.step, self.wall_before = 0, 0.0
         self._t0 = time.perf_counter()
@@ -309,7 +311,8 @@ class TrainingRun:
         load_weights(ckpt)
         state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator)
         saved = state.get("train_config", {})
-        diff = {k: (saved.get(k), v) for k, v in self.config.items() if k not in self.resumable and saved.get(k) != v}
+        diff = {k: (saved.get(k, self.defaults.get(k)), v) for k, v in self.config.items()
+                if k not in self.resumable and saved.get(k, self.defaults.get(k)) != v}
         if diff:
             raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
                              f"Only {', '.join(sorted(self.resumable))} may change on resume.")

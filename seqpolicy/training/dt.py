@@ -193,7 +193,7 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
                             cfg.return_scale, max_ep_len, device)
 
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                      config=asdict(cfg), resumable=RESUMABLE_CHANGES, desc="train dt", tensorboard=tensorboard,
+                      config=cfg, resumable=RESUMABLE_CHANGES, desc="train dt", tensorboard=tensorboard,
                       progress=progress)
     if resume:
         run.resume(lambda ckpt: model.load_state_dict(DecisionTransformerAgent.load(ckpt, device=device)

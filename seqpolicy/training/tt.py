@@ -259,7 +259,7 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     generator = torch.Generator().manual_seed(cfg.seed)
 
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                      config=asdict(cfg), resumable=RESUMABLE_CHANGES, desc="train tt", tensorboard=tensorboard,
+                      config=cfg, resumable=RESUMABLE_CHANGES, desc="train tt", tensorboard=tensorboard,
                       progress=progress)
     if resume:
         run.resume(lambda ckpt: model.load_state_dict(TrajectoryTransformerAgent.load(ckpt, device=device)
