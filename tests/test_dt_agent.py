@@ -169,3 +169,21 @@ def test_artifact_is_self_describing(tmp_path, dt_agent):
                 "versions"):
         assert key in doc, key
     assert doc["versions"]["torch"] == torch.__version__
+
+
+def test_state_stats_change_only_through_set_state_stats(dt_agent, toy_env):
+    """The statistics act() uses are the ones the agent reports: no silent edits of a stale copy."""
+    obs, _ = toy_env.reset(seed=0)
+    dt_agent.reset()
+    before = dt_agent.act(obs)
+    with pytest.raises(AttributeError):
+        dt_agent.state_mean = np.zeros(6)
+    with pytest.raises(ValueError, match="read-only"):
+        dt_agent.state_mean[0] = 5.0
+    mean = dt_agent.state_mean + 3.0
+    dt_agent.set_state_stats(mean, dt_agent.state_std)
+    assert mean.flags.writeable and np.array_equal(dt_agent.state_mean, mean)
+    dt_agent.reset()
+    assert not np.allclose(dt_agent.act(obs), before)
+    with pytest.raises(ValueError, match="must have shape"):
+        dt_agent.set_state_stats(np.zeros(5), np.ones(5))

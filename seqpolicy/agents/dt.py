@@ -63,21 +63,13 @@ class DecisionTransformerAgent(ContextAgent):
         if c.act_dim != self.act_dim:
             raise ValueError(f"The model predicts actions of size {c.act_dim} but the action space has size "
                              f"{self.act_dim}: this checkpoint was trained for another environment.")
-        mean = np.asarray(state_mean, dtype=np.float32).reshape(-1)
-        std = np.asarray(state_std, dtype=np.float32).reshape(-1)
-        if mean.shape != (self.obs_dim,) or std.shape != (self.obs_dim,):
-            raise ValueError(f"state_mean/state_std must have shape ({self.obs_dim},), got {mean.shape}/{std.shape}.")
-        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
-            raise ValueError("state_mean/state_std must be finite and state_std non-negative.")
         if context_length < 1:
             raise ValueError(f"context_length must be >= 1, got {context_length}.")
         if not return_scale > 0:
             raise ValueError(f"return_scale must be > 0, got {return_scale}.")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
-        self.state_mean, self.state_std = mean, std
-        self._mean_t = torch.as_tensor(mean, device=self.device)
-        self._inv_std_t = 1.0 / (torch.as_tensor(std, device=self.device) + 1e-6)  # +1e-6 as in the paper
+        self.set_state_stats(state_mean, state_std)
         self.context_length = int(context_length)
         self.return_scale = float(return_scale)
         self.target_return = float(target_return)
@@ -152,6 +144,29 @@ class DecisionTransformerAgent(ContextAgent):
         return action.float().cpu().numpy()
 
     # -- artifacts -------------------------------------------------------------------------------------
+    @property
+    def state_mean(self) -> np.ndarray:
+        """Observation mean of the training data (read-only; change it with :meth:`set_state_stats`)."""
+        return self._state_mean
+
+    @property
+    def state_std(self) -> np.ndarray:
+        """Observation std of the training data (read-only; change it with :meth:`set_state_stats`)."""
+        return self._state_std
+
+    def set_state_stats(self, state_mean: np.ndarray, state_std: np.ndarray) -> None:
+        """Normalise observations with new statistics (``(obs - mean) / (std + 1e-6)``, as in the paper)."""
+        mean = np.array(state_mean, dtype=np.float32).reshape(-1)  # a copy: the caller's array stays writable
+        std = np.array(state_std, dtype=np.float32).reshape(-1)
+        if mean.shape != (self.obs_dim,) or std.shape != (self.obs_dim,):
+            raise ValueError(f"state_mean/state_std must have shape ({self.obs_dim},), got {mean.shape}/{std.shape}.")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
+            raise ValueError("state_mean/state_std must be finite and state_std non-negative.")
+        mean.flags.writeable = std.flags.writeable = False  # in-place edits would bypass the cached tensors
+        self._state_mean, self._state_std = mean, std
+        self._mean_t = torch.as_tensor(mean.copy(), device=self.device)
+        self._inv_std_t = 1.0 / (torch.as_tensor(std.copy(), device=self.device) + 1e-6)
+
     def _meta(self) -> dict:
         return {
             "model_config": asdict(self.model.config),
