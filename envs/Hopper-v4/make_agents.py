@@ -31,6 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+from seqpolicy.cli.compare import compare_settings
+from seqpolicy.common.artifact import atomic_write_json
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 RUNS = REPO / "runs" / "zoo"
@@ -40,12 +43,6 @@ CALIBRATION_SEED = 1000  # target sweeps use episodes the 100-episode evaluation
 
 def load_preset() -> dict:
     return json.loads((HERE / "preset.json").read_text())
-
-
-def write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def machine() -> str:
@@ -104,7 +101,7 @@ def ship(name: str) -> None:
     os.replace(tmp, target)
     card_path = HERE / f"{target.name}.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    write_json(card_path, {**card, "trained_on": machine()})
+    atomic_write_json(card_path, {**card, "trained_on": machine()})
     print(f"{name}: {source} -> {target} ({sum(f.stat().st_size for f in target.iterdir()) / 1e6:.1f} MB)")
 
 
@@ -128,7 +125,7 @@ def evaluate(episodes: int, n_envs: int, shards: int, agents: list[str]) -> None
     if shards > 1:
         for name in names:
             saved = RESULTS / "results" / f"{name}.json"
-            settings = {"env": "Hopper-v4", "agent": name, "episodes": episodes, "seed": 0, "max_episode_steps": None}
+            settings = compare_settings("Hopper-v4", name, episodes, 0, None)
             if saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings:
                 continue
             evaluate_sharded(name, episodes, n_envs, shards, saved, settings)
@@ -157,7 +154,7 @@ def evaluate_sharded(name: str, episodes: int, n_envs: int, shards: int, saved: 
         sys.exit(f"{name}: an evaluation shard failed (finished shards are kept in {RESULTS / 'shards'}).")
     merged = merge_results([EvalResult.from_dict(json.loads(p.read_text())["evaluation"]) for p in parts])
     saved.parent.mkdir(parents=True, exist_ok=True)
-    write_json(saved, {**merged.to_dict(), "compare_settings": settings, "shards": [p.name for p in parts]})
+    atomic_write_json(saved, {**merged.to_dict(), "compare_settings": settings, "shards": [p.name for p in parts]})
     print(f"{name}: {merged.summary()}", flush=True)
 
 
@@ -221,7 +218,7 @@ def cards() -> None:
         for key in ("goal", "notes"):
             if key in (recipe or {}):
                 card[key] = recipe[key]
-        write_json(card_path, card)
+        atomic_write_json(card_path, card)
         rows.append((name, card))
         print(f"{name}: {card_path.name}")
     write_markdown(rows)

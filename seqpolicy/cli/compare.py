@@ -85,8 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     for i, spec in enumerate(specs, 1):
         label = labels[spec]
         saved = out / "results" / f"{label.replace('/', '__')}.json"
-        settings = {"env": args.env, "agent": spec, "episodes": args.episodes, "seed": args.seed,
-                    "max_episode_steps": args.max_episode_steps}
+        settings = compare_settings(args.env, spec, args.episodes, args.seed, args.max_episode_steps)
         if args.resume and saved.is_file():
             doc = json.loads(saved.read_text())
             if doc.get("compare_settings") == settings:
@@ -115,6 +114,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"video: {video.path} ({video.frames} frames; returns "
               + ", ".join(f"{k} {v:.1f}" for k, v in video.returns.items()) + ")")
     return 0
+
+
+def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode_steps: int | None) -> dict:
+    """What a saved ``results/<agent>.json`` must have been made with for ``--resume`` to reuse it."""
+    return {"env": env, "agent": agent, "episodes": episodes, "seed": seed, "max_episode_steps": max_episode_steps}
 
 
 def _labels(specs: list[str]) -> dict[str, str]:
