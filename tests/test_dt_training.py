@@ -90,6 +90,25 @@ def test_cli_trains_evaluates_logs_and_saves(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_cli_resume_continues_with_the_checkpoints_settings(tmp_path, capsys):
+    """--resume without --preset takes the checkpoint's settings (here the pointreach preset, not the paper's
+    default), continues exactly, and a wrong --preset is refused as a settings mismatch before loading weights."""
+    from seqpolicy.cli.train import main
+
+    common_args = ["--dataset", "pointreach-mixed", "--env", TOY_ID, "--eval-every", "0", "--checkpoint-every", "5",
+                   "--device", "cpu", "--quiet", "--seed", "3"]
+    assert main(["dt", *common_args, "--preset", "pointreach", "--out", str(tmp_path / "a"), "--steps", "12"]) == 0
+    assert main(["dt", *common_args, "--preset", "pointreach", "--out", str(tmp_path / "b"), "--steps", "5"]) == 0
+    assert main(["dt", *common_args, "--preset", "paper", "--out", str(tmp_path / "b"), "--steps", "12",
+                 "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "different settings than the checkpoint" in err and "hidden_size" in err and "\n" not in err
+    assert main(["dt", *common_args, "--out", str(tmp_path / "b"), "--steps", "12", "--resume"]) == 0
+    straight = DecisionTransformerAgent.load(tmp_path / "a" / "agent")
+    resumed = DecisionTransformerAgent.load(tmp_path / "b" / "agent")
+    assert resumed.info["train_steps"] == 12 and _same(_weights(straight), _weights(resumed))
+
+
 def test_cli_bad_dataset_is_one_clear_line(tmp_path, capsys):
     from seqpolicy.cli.train import main
 

@@ -106,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
                        ".npz, or 'pointreach-mixed' (built-in toy data)")
         p.add_argument("--env", dest="env_id", default=None, help="Gymnasium env id (default: the dataset's)")
         p.add_argument("--out", required=True, help="run folder for log.csv, checkpoint/ and agent/")
-        p.add_argument("--preset", choices=sorted(presets), default="paper", help="starting hyperparameters")
-        p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+        p.add_argument("--preset", choices=sorted(presets), default=None,
+                       help="starting hyperparameters (default: paper; with --resume, the checkpoint's own)")
+        p.add_argument("--resume", action="store_true",
+                       help="continue from OUT/checkpoint with its settings (only the step count, evaluation, "
+                            "checkpoint and log intervals and the device may change)")
         p.add_argument("--steps", dest="max_steps", type=int, default=None, help="alias of --max-steps")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--threads", type=int, default=None,
@@ -117,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also log to OUT/tensorboard (pip install tensorboard)")
         add_config_arguments(p, config_cls)
     return parser
+
+
+def _base_config(args: argparse.Namespace, presets: dict, config_cls: type) -> Any:
+    """The settings the command-line flags apply to: the named preset; on --resume without one, the settings
+    stored in the checkpoint (a setting it predates keeps its default); otherwise the paper preset."""
+    from seqpolicy.training.common import saved_train_config
+
+    if args.preset is not None:
+        return presets[args.preset]
+    saved = saved_train_config(args.out) if args.resume else None
+    if saved is None:  # no checkpoint: train() says so when resuming
+        return presets["paper"]
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return config_cls(**{k: v for k, v in saved.items() if k in names})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)
                  if getattr(args, f.name, None) is not None}
     try:
-        config = dataclasses.replace(presets[args.preset], **overrides)
+        config = dataclasses.replace(_base_config(args, presets, config_cls), **overrides)
         agent = train(args.dataset, config, env_id=args.env_id, run_dir=args.out, resume=args.resume,
                       progress=not args.quiet, tensorboard=args.tensorboard)
     except KeyboardInterrupt:

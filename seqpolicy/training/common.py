@@ -229,6 +229,14 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+def saved_train_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The training settings stored in ``run_dir``'s checkpoint, or None when it has no checkpoint."""
+    ckpt = find_checkpoint(Path(run_dir))
+    if ckpt is None:
+        return None
+    return json.loads((ckpt / TRAINER_STATE).read_text()).get("train_config", {})
+
+
 def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer,
                        scheduler: torch.optim.lr_scheduler.LRScheduler,
                        generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -308,14 +316,15 @@ class TrainingRun:
         ckpt = find_checkpoint(self.path) if self.path is not None else None
         if ckpt is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {self.path}. Start without --resume.")
-        load_weights(ckpt)
-        state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator)
-        saved = state.get("train_config", {})
+        saved = json.loads((ckpt / TRAINER_STATE).read_text()).get("train_config", {})
         diff = {k: (saved.get(k, self.defaults.get(k)), v) for k, v in self.config.items()
                 if k not in self.resumable and saved.get(k, self.defaults.get(k)) != v}
-        if diff:
+        if diff:  # checked before any weights load, so a wrong model size reads as a settings mismatch
             raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
-                             f"Only {', '.join(sorted(self.resumable))} may change on resume.")
+                             f"Only {', '.join(sorted(self.resumable))} may change on resume; leave out "
+                             "--preset and the other settings to continue with the checkpoint's own.")
+        load_weights(ckpt)
+        state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator)
         self.step, self.wall_before = state["step"], state.get("wall_time_s", 0.0)
         assert self.logger is not None
         self.logger.drop_after(self.step)
