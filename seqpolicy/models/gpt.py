@@ -112,11 +112,12 @@ class Block(nn.Module):
 
 
 def block_inference(block: Block, x: torch.Tensor, allow: torch.Tensor | None, causal: bool = False,
-                    n_query: int | None = None) -> torch.Tensor:
+                    n_query: int | None = None, buffer: KVBuffer | None = None) -> torch.Tensor:
     """``block(x, allow, ...)[0]`` in eval mode, as direct functional calls (no module dispatch, no dropout).
 
     The same operations on the same parameters, so the numbers equal the module path; it exists because at
-    batch 1 the per-call overhead of modules is a large share of an inference step.
+    batch 1 (and in the TT planner's one-token steps) the per-call overhead of modules is a large share of an
+    inference step. ``buffer`` is the key/value buffer of :meth:`CausalSelfAttention.forward`.
     """
     attn, e = block.attn, x.shape[-1]
     b, n = x.shape[:2]
@@ -134,6 +135,11 @@ def block_inference(block: Block, x: torch.Tensor, allow: torch.Tensor | None, c
     q = q.view(b, nq, nh, hd).transpose(1, 2)
     k = k.view(b, n, nh, hd).transpose(1, 2)
     v = v.view(b, n, nh, hd).transpose(1, 2)
+    if buffer is not None:
+        k_buf, v_buf, n_past = buffer
+        k_buf[:, :, n_past:n_past + n] = k
+        v_buf[:, :, n_past:n_past + n] = v
+        k, v = k_buf[:, :, :n_past + n], v_buf[:, :, :n_past + n]  # (B, heads, L_past + L, head_dim)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
                                        scale=1.0 / math.sqrt(hd))
     x_out = x_out + F.linear(y.transpose(1, 2).reshape(b, nq, e), attn.proj.weight, attn.proj.bias)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqpolicy.models.gpt import Block
+from seqpolicy.models.gpt import Block, block_inference
 
 
 @dataclass(frozen=True)
@@ -222,10 +222,14 @@ class TrajectoryTransformer(nn.Module):
             raise ValueError(f"KVCache holds {cache.capacity} tokens; {start} + {n} do not fit.")
         x = self._embed(tokens, start)
         allow = self.allow[start:start + n, :start + n]
-        for i, block in enumerate(self.blocks):
-            x, _ = block(x, allow, buffer=(cache.k[i], cache.v[i], start))
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):  # functional calls: module dispatch dominates one-token steps
+            # Only the last token's output is read: the last block computes its query alone (keys and values
+            # of every new token still go to the cache).
+            x = block_inference(block, x, allow[-1:] if i == last else allow, n_query=1 if i == last else None,
+                                buffer=(cache.k[i], cache.v[i], start))
         cache.length = start + tokens.shape[1]
-        return self.head(self.ln_f(x[:, -1:]), cache.length - 1)[:, 0]
+        return self.head(self.ln_f(x), cache.length - 1)[:, 0]
 
     # -- weights in and out ------------------------------------------------------------------------
     @classmethod
