@@ -53,6 +53,26 @@ def test_resume_refuses_changed_recipe(toy_data, tmp_path):
         seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=5, run_dir=tmp_path / "empty", resume=True, **TINY)
 
 
+def test_keep_best_keeps_the_agent_of_the_best_periodic_evaluation(toy_data, tmp_path, monkeypatch):
+    """keep_best writes run_dir/best at the evaluation with the highest return, and a resumed run remembers
+    that return (scripted returns 3, 7, 5 then, after resuming, 6, 4: the best stays the step-8 agent)."""
+    import seqpolicy.training.dt as dt_training
+
+    returns = iter([3.0, 7.0, 5.0, 6.0, 4.0])
+    monkeypatch.setattr(dt_training, "eval_metrics", lambda *a, **k: {"eval/return": next(returns)})
+    kw = {**TINY, "eval_every": 4, "eval_episodes": 2, "keep_best": True, "checkpoint_every": 4}
+    seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=12, seed=0, run_dir=tmp_path, **kw)
+    best_before = _weights(DecisionTransformerAgent.load(tmp_path / "best"))
+    seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=20, seed=0, run_dir=tmp_path, resume=True, **kw)
+    best = DecisionTransformerAgent.load(tmp_path / "best")
+    chosen = best.info["selected_by"]
+    assert (chosen["step"], chosen["eval/return"], chosen["eval_episodes"], chosen["eval_seed"]) == (8, 7.0, 2, 10_000)
+    assert best.info["train_steps"] == 8 and _same(_weights(best), best_before)
+    final = DecisionTransformerAgent.load(tmp_path / "agent")
+    assert "selected_by" not in final.info and final.info["train_steps"] == 20
+    assert not _same(_weights(best), _weights(final))
+
+
 def test_a_crash_while_checkpointing_keeps_the_previous_checkpoint(toy_data, tmp_path):
     agent = seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=5, run_dir=tmp_path, **TINY)
     before = (tmp_path / "checkpoint" / "model.safetensors").read_bytes()

@@ -46,6 +46,9 @@ class RunSettings:
     """Episodes per periodic evaluation."""
     eval_seed: int = 10_000
     """Seed of the first periodic-evaluation episode (episode i uses eval_seed + i)."""
+    keep_best: bool = False
+    """Also keep OUT/best: the agent at the periodic evaluation with the highest mean return (seeds from
+    eval_seed, never the test seeds 0-99), for model selection when returns swing between evaluations."""
     checkpoint_every: int = 10_000
     """Write a resumable checkpoint every this many steps (0: only at the end)."""
     log_every: int = 100
@@ -66,7 +69,8 @@ class RunSettings:
 
 
 # Settings a resumed run may change (they do not alter what the model has learned so far).
-RESUMABLE_CHANGES = frozenset({"max_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "device"})
+RESUMABLE_CHANGES = frozenset({"max_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "device",
+                               "keep_best"})
 
 
 def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Any:
@@ -82,13 +86,17 @@ def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Any
 
 
 def eval_metrics(agent: Any, module: torch.nn.Module, env_id: str, n_episodes: int, seed: int,
-                 n_envs: int = 1) -> dict[str, float]:
-    """Periodic evaluation in the env: ``module`` in eval mode for the episodes, back in train mode after."""
+                 n_envs: int | None = None) -> dict[str, float]:
+    """Periodic evaluation in the env: ``module`` in eval mode for the episodes, back in train mode after.
+
+    The episodes run side by side in up to 10 envs (one batched ``act`` per step); episode i uses seed
+    ``seed + i`` either way."""
     from seqpolicy.evaluation.evaluate import evaluate
 
     module.eval()
     try:
-        result = evaluate(agent, env_id, n_episodes=n_episodes, seed=seed, n_envs=n_envs)
+        result = evaluate(agent, env_id, n_episodes=n_episodes, seed=seed,
+                          n_envs=min(n_episodes, 10) if n_envs is None else n_envs)
     finally:
         module.train()
     metrics = {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
@@ -308,6 +316,7 @@ class TrainingRun:
         self.defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
         self.logger = MetricLogger(self.path, tensorboard=tensorboard) if self.path is not None else None
         self.step, self.wall_before = 0, 0.0
+        self.best: dict[str, float] | None = None  # {"step", "eval/return"} of the agent in run_dir/best
         self._t0 = time.perf_counter()
 
     def resume(self, load_weights: Callable[[Path], None]) -> None:
@@ -326,6 +335,7 @@ class TrainingRun:
         load_weights(ckpt)
         state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator)
         self.step, self.wall_before = state["step"], state.get("wall_time_s", 0.0)
+        self.best = state.get("best")
         assert self.logger is not None
         self.logger.drop_after(self.step)
 
@@ -337,7 +347,8 @@ class TrainingRun:
     def checkpoint(self) -> None:
         if self.path is not None:
             save_checkpoint(self.path, self.agent.save, self.optimizer, self.scheduler, self.step,
-                            {"train_config": self.config, "wall_time_s": self.wall_time}, self.generator)
+                            {"train_config": self.config, "wall_time_s": self.wall_time, "best": self.best},
+                            self.generator)
 
     def loop(self, train_step: Callable[[], torch.Tensor], *, max_steps: int, log_every: int, eval_every: int = 0,
              checkpoint_every: int = 0, evaluate: Callable[[], dict[str, float]] | None = None) -> None:
@@ -363,6 +374,8 @@ class TrainingRun:
                 if evaluate is not None and eval_every and (step % eval_every == 0 or done):
                     metrics = evaluate()
                     self._log(metrics)
+                    if self.config.get("keep_best"):
+                        self._keep_if_best(metrics)
                     shown["eval"] = f"{metrics.get('eval/return', float('nan')):.1f}"
                     bar.set_postfix(shown)
                 if checkpoint_every and step % checkpoint_every == 0 and not done:
@@ -386,6 +399,27 @@ class TrainingRun:
                 shutil.rmtree(tmp)
             self.agent.save(tmp)
             replace_folder(tmp, self.path / "agent")
+
+    def _keep_if_best(self, metrics: dict[str, float]) -> None:
+        """Write the agent to ``run_dir/best`` when this periodic evaluation beats every earlier one."""
+        score = metrics.get("eval/return")
+        if self.path is None or score is None or (self.best is not None and score <= self.best["eval/return"]):
+            return
+        self.best = {"step": self.step, "eval/return": float(score)}
+        info = dict(self.agent.info)
+        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1),
+                                "selected_by": {"rule": "highest periodic evaluation return", **self.best,
+                                                "eval_episodes": self.config.get("eval_episodes"),
+                                                "eval_seed": self.config.get("eval_seed")}})
+        try:
+            tmp = self.path / ".best-tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            self.agent.save(tmp)
+            replace_folder(tmp, self.path / "best")
+        finally:
+            self.agent.info.clear()
+            self.agent.info.update(info)
 
     def _log(self, metrics: dict[str, float]) -> None:
         if self.logger is not None:
