@@ -107,6 +107,26 @@ def test_seqpolicy_eval_hopper_end_to_end(tmp_path):
     assert len(videos) == 1 and videos[0].stat().st_size > 1000
 
 
+def test_seqpolicy_eval_planner_settings_for_the_zoo_tt(tmp_path, capsys):
+    """--planner changes the zoo TT's search on top of its own settings (k_act=1 stays) and is recorded in
+    the JSON; it is refused for agents that do not plan and for bad settings, in one line."""
+    from seqpolicy.cli import eval as eval_cli
+
+    base = ["--env", "Hopper-v4", "--episodes", "1", "--max-episode-steps", "4", "--no-video"]
+    code = eval_cli.main([*base, "--agent", "tt", "--planner", "beam_width=4", "plan_freq=1",
+                          "--json", str(tmp_path / "tt.json")])
+    assert code == 0, capsys.readouterr().err
+    planner = json.loads((tmp_path / "tt.json").read_text())["planner"]
+    assert (planner["beam_width"], planner["plan_freq"], planner["k_act"], planner["horizon"]) == (4, 1, 1, 5)
+    for extra, message in ((["--agent", "dt", "--planner", "cpu"], "applies to Trajectory Transformer agents"),
+                           (["--agent", "tt", "--planner", "beam_width=2.5"], "beam_width takes int"),
+                           (["--agent", "tt", "--planner", "beams=4"], "Unknown planner settings ['beams']")):
+        capsys.readouterr()
+        assert eval_cli.main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_wheel_carries_the_zoo(tmp_path):
     """A wheel built from a copy of this checkout holds the zoo under data/share/seqpolicy/envs."""
     import shutil

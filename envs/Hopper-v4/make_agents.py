@@ -73,18 +73,31 @@ def run_dir(name: str) -> Path:
 
 # -- steps --------------------------------------------------------------------------------------------------
 
+def commands(name: str) -> list[str]:
+    """The recorded training commands: ``command``, then any ``then`` commands (runs continued with --resume)."""
+    recipe = load_preset()["training"][name]
+    return [recipe["command"], *recipe.get("then", [])]
+
+
 def train(name: str) -> None:
-    """Run the recorded command (resumes an interrupted run: the trainers' --resume is added)."""
-    command = load_preset()["training"][name]["command"]
-    print(f"$ {command}", flush=True)
+    """Run the recorded commands in order. A run folder with a checkpoint is resumed (--resume is added), so
+    an interrupted run continues and a finished command only rewrites its agent."""
+    from seqpolicy.training.common import find_checkpoint
+
     t0 = time.time()
-    subprocess.run(shlex.split(command) + ["--resume"], cwd=REPO, check=True)
+    for command in commands(name):
+        argv = shlex.split(command)
+        if "--resume" not in argv and find_checkpoint(run_dir(name)) is not None:
+            argv.append("--resume")
+        print("$ " + shlex.join(argv), flush=True)
+        subprocess.run(argv, cwd=REPO, check=True)
     print(f"{name}: trained in {time.time() - t0:.0f} s", flush=True)
 
 
 def ship(name: str) -> None:
-    """Copy the run's final agent into envs/Hopper-v4/<name>/ (its agent.json keeps steps and wall time)."""
-    source = run_dir(name) / "agent"
+    """Copy the run's agent into envs/Hopper-v4/<name>/ (its agent.json keeps steps and wall time): the final
+    one, or with ``"ship": "best"`` in the recipe the one --keep-best kept."""
+    source = run_dir(name) / load_preset()["training"][name].get("ship", "agent")
     if not (source / "agent.json").is_file():
         sys.exit(f"{source} has no agent.json: train it first (python {Path(__file__).name} train {name}).")
     target = HERE / load_preset()["agents"][name]
@@ -194,7 +207,8 @@ def cards() -> None:
         if recipe:
             meta = json.loads((path / "agent.json").read_text())
             info = meta.get("info", {})
-            card.update({"kind": meta.get("kind"), "command": recipe["command"], "dataset": meta.get("dataset_id"),
+            card.update({"kind": meta.get("kind"), "command": recipe["command"], "then": recipe.get("then"),
+                         "shipped": f"{recipe.get('ship', 'agent')}/ of the run", "dataset": meta.get("dataset_id"),
                          "seed": info.get("train_config", {}).get("seed"), "train_steps": info.get("train_steps"),
                          "train_wall_time_s": info.get("train_wall_time_s"), "train_device": info.get("device"),
                          "hyperparameters": info.get("train_config"), "target_return": meta.get("target_return")})
@@ -239,7 +253,8 @@ def write_markdown(rows: list[tuple[str, dict]]) -> None:
     lines += ["", "## Commands", ""]
     for name, card in rows:
         if "command" in card:
-            lines.append(f"- `{name}`: `{card['command']}`")
+            then = "".join(f", then `{c}`" for c in card.get("then") or [])
+            lines.append(f"- `{name}`: `{card['command']}`{then}")
     (HERE / "AGENTS.md").write_text("\n".join(lines) + "\n")
     print("AGENTS.md written")
 

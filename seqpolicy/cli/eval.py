@@ -22,6 +22,9 @@ examples:
   seqpolicy-eval --env Hopper-v4 --agent runs/hopper-dt/agent --record best --episodes 20
   seqpolicy-eval --env Hopper-v4 --agent runs/hopper-dt/agent --record worst --video-size 320x320
 
+  # the zoo's TT with a wider, every-step search
+  seqpolicy-eval --env Hopper-v4 --agent tt --planner beam_width=32 plan_freq=1 --no-video
+
 Episode i is reset with seed SEED + i, so two runs with the same options score the same episodes.
 Videos are rendered headless (MUJOCO_GL=egl, else osmesa; a MUJOCO_GL you set wins).
 Errors are one line; SEQPOLICY_DEBUG=1 shows the full traceback.
@@ -58,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL; "
                         "default: the env preset's, else off)")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
+    p.add_argument("--planner", nargs="+", default=None, metavar="PRESET|KEY=VALUE",
+                   help="TT agents: a planner preset (paper, cpu, greedy) and/or settings on top of the agent's "
+                        "own, e.g. --planner beam_width=32 plan_freq=1, or --planner cpu k_act=1 cdf_act=None")
     return p
 
 
@@ -86,6 +92,15 @@ def _run(args: argparse.Namespace) -> int:
     n_envs = args.n_envs or min(int(preset_eval.get("n_envs", 1)), episodes)
     fast = args.fast_render if args.fast_render is not None else bool(preset_eval.get("fast_render", False))
     agent = get_agent(args.env, args.agent, device=args.device, seed=seed)
+    if args.planner:
+        from seqpolicy.agents.tt import TrajectoryTransformerAgent
+        from seqpolicy.agents.tt.planner import planner_from_args
+
+        if not isinstance(agent, TrajectoryTransformerAgent):
+            raise ValueError(f"--planner applies to Trajectory Transformer agents; {args.agent or 'the default agent'}"
+                             f" is a {type(agent).__name__}.")
+        agent.planner = planner_from_args(agent.planner, args.planner)
+        print("planner: " + ", ".join(f"{k}={v}" for k, v in agent.planner.to_dict().items()))
     label = args.agent if args.agent and "/" not in args.agent and "\\" not in args.agent else None
     label = label or getattr(agent, "kind", None) or type(agent).__name__
     result = evaluate(agent, args.env, episodes, seed, n_envs, vectorization=args.vectorization,
@@ -107,7 +122,9 @@ def _run(args: argparse.Namespace) -> int:
         for v in videos:
             print(f"video: {v.path} (episode {v.episode}, seed {v.seed}, {v.frames} frames)")
     if args.json:
+        planner = getattr(agent, "planner", None)
         atomic_write_json(args.json, {"agent": args.agent, "label": label, "evaluation": result.to_dict(),
+                                      "planner": planner.to_dict() if planner is not None else None,
                                       "videos": [v.to_dict() for v in videos]})
         print(f"json: {args.json}")
     return 0

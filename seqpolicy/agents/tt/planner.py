@@ -92,6 +92,38 @@ class PlannerConfig:
         return cls(**d)
 
 
+def planner_from_args(base: PlannerConfig, args: list[str]) -> PlannerConfig:
+    """Command-line planner settings: an optional preset name, then ``key=value`` overrides, applied on top of
+    ``base`` (the agent's own settings) when no preset is named. Values are Python literals (``None``,
+    ``0.6``, ``32``); ``true``/``false`` are accepted too.
+
+    >>> planner_from_args(PlannerConfig.preset("cpu"), ["beam_width=32", "cdf_act=None"]).beam_width
+    32
+    """
+    import ast
+
+    config, overrides = base, {}
+    types = {f.name: str(f.type) for f in fields(PlannerConfig)}
+    for i, arg in enumerate(args):
+        if "=" not in arg:
+            if i:
+                raise ValueError(f"planner setting {arg!r} is not KEY=VALUE (a preset name goes first).")
+            config = PlannerConfig.preset(arg)
+            continue
+        key, text = (part.strip() for part in arg.split("=", 1))
+        try:
+            value = {"true": True, "false": False}[text.lower()] if text.lower() in ("true", "false") \
+                else ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"planner setting {arg!r}: {text!r} is not a number, None, true or false.") from None
+        kind = types.get(key, "")
+        if ((value is None and "None" not in kind) or (isinstance(value, float) and kind.startswith("int"))
+                or (isinstance(value, bool) != kind.startswith("bool") and value is not None)):
+            raise ValueError(f"planner setting {arg!r}: {key} takes {kind or 'no value (unknown setting)'}.")
+        overrides[key] = value
+    return PlannerConfig.from_dict({**config.to_dict(), **overrides})
+
+
 PRESETS: dict[str, dict] = {
     "paper": {},
     # Deviation for speed on a 2-core CPU: a shorter, narrower search (see benchmarks/bench_tt.py).
