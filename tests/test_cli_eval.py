@@ -96,10 +96,15 @@ def test_compare_writes_table_json_chart_and_side_by_side_video(dt_folder, tmp_p
 
 
 def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, monkeypatch):
-    """No --agents: the preset's agents then random; --resume reuses finished agents' saved results."""
+    """No --agents: the preset's agents then random; --resume reuses finished agents' saved results, but not
+    those of an agent whose files changed since."""
+    import shutil
+
     pytest.importorskip("matplotlib")
-    monkeypatch.setenv("SEQPOLICY_ENVS", str(dt_folder.parent.parent))
-    (dt_folder.parent / "preset.json").write_text(json.dumps({"default_agent": "dt", "agents": {"dt": "dt"}}))
+    zoo = tmp_path / "zoo" / dt_folder.parent.name
+    shutil.copytree(dt_folder, zoo / "dt")
+    monkeypatch.setenv("SEQPOLICY_ENVS", str(zoo.parent))
+    (zoo / "preset.json").write_text(json.dumps({"default_agent": "dt", "agents": {"dt": "dt"}}))
     out_dir = tmp_path / "cmp"
     argv = ["--env", TOY, "--episodes", "2", "--out", str(out_dir), "--resume"]
     code, _, err = run(compare_cli, capsys, *argv)
@@ -117,6 +122,14 @@ def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, mo
     assert code == 0, err
     assert "reusing" not in err
     assert json.loads((out_dir / "comparison.json").read_text())["results"]["dt"]["seeds"] == [0, 1, 2]
+    code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])
+    assert "dt: reusing" in err and "random: reusing" in err
+    agent = seqpolicy.DecisionTransformerAgent.load(zoo / "dt")
+    agent.target_return = agent.target_return + 1.0  # e.g. a re-calibration
+    agent.save(zoo / "dt")
+    code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])
+    assert code == 0, err
+    assert "dt: evaluating" in err and "random: reusing" in err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -155,6 +155,11 @@ def evaluate_sharded(name: str, episodes: int, n_envs: int, shards: int, saved: 
 
     bounds = [episodes * k // shards for k in range(shards + 1)]
     parts = [RESULTS / "shards" / f"{name}-{lo}-{hi - 1}.json" for lo, hi in itertools.pairwise(bounds)]
+    made_with = RESULTS / "shards" / f"{name}.settings.json"  # finished shards are reused only for the same agent
+    if not made_with.is_file() or json.loads(made_with.read_text()) != settings:
+        for part in parts:
+            part.unlink(missing_ok=True)
+        atomic_write_json(made_with, settings)
     procs = []
     for (lo, hi), part in zip(itertools.pairwise(bounds), parts, strict=True):
         if part.is_file():

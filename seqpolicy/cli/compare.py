@@ -117,8 +117,31 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode_steps: int | None) -> dict:
-    """What a saved ``results/<agent>.json`` must have been made with for ``--resume`` to reuse it."""
-    return {"env": env, "agent": agent, "episodes": episodes, "seed": seed, "max_episode_steps": max_episode_steps}
+    """What a saved ``results/<agent>.json`` must have been made with for ``--resume`` to reuse it: the
+    options, and the sha256 of the agent's files (a retrained or re-calibrated agent is evaluated again)."""
+    return {"env": env, "agent": agent, "episodes": episodes, "seed": seed, "max_episode_steps": max_episode_steps,
+            "artifact_sha256": artifact_sha256(env, agent)}
+
+
+def artifact_sha256(env: str, agent: str) -> str | None:
+    """sha256 over the files of the saved agent ``agent`` names (a path or a zoo name), None for ``random``."""
+    import hashlib
+    import os
+
+    from seqpolicy.agents.loading import resolve_agent_path
+    from seqpolicy.zoo import agent_path
+
+    if agent == "random":
+        return None
+    path = Path(agent) if (Path(agent).exists() or os.sep in agent or agent.endswith(".zip")) else \
+        agent_path(env, agent)
+    path = resolve_agent_path(path)
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _labels(specs: list[str]) -> dict[str, str]:
