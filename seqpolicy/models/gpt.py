@@ -7,7 +7,10 @@ SDPA convention); callers build them by meaning (causal, padding, value columns)
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -111,18 +114,54 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x)), kv
 
 
-def block_inference(block: Block, x: torch.Tensor, allow: torch.Tensor | None, causal: bool = False,
+class BlockWeights(NamedTuple):
+    """A block's parameters and settings as plain attributes, read once: at the TT planner's one-token steps,
+    module attribute lookups and module calls cost about as much as the arithmetic."""
+
+    ln_1: tuple[torch.Tensor, torch.Tensor, float]
+    qkv: tuple[torch.Tensor, torch.Tensor]
+    n_head: int
+    head_dim: int
+    proj: tuple[torch.Tensor, torch.Tensor]
+    ln_2: tuple[torch.Tensor, torch.Tensor, float]
+    fc: tuple[torch.Tensor, torch.Tensor]
+    act: Callable[[torch.Tensor], torch.Tensor]
+    mlp_proj: tuple[torch.Tensor, torch.Tensor]
+
+    @classmethod
+    def of(cls, block: Block) -> BlockWeights:
+        attn, mlp = block.attn, block.mlp
+        return cls((block.ln_1.weight, block.ln_1.bias, block.ln_1.eps), (attn.qkv.weight, attn.qkv.bias),
+                   attn.n_head, attn.head_dim, (attn.proj.weight, attn.proj.bias),
+                   (block.ln_2.weight, block.ln_2.bias, block.ln_2.eps), (mlp.fc.weight, mlp.fc.bias),
+                   _functional(mlp.act), (mlp.proj.weight, mlp.proj.bias))
+
+
+def _functional(act: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The function an activation module computes, callable without module dispatch."""
+    if isinstance(act, nn.GELU):
+        return functools.partial(F.gelu, approximate=act.approximate)
+    if isinstance(act, nn.ReLU):
+        return F.relu
+    if isinstance(act, nn.Tanh):
+        return torch.tanh
+    return act
+
+
+def block_inference(block: Block | BlockWeights, x: torch.Tensor, allow: torch.Tensor | None, causal: bool = False,
                     n_query: int | None = None, buffer: KVBuffer | None = None) -> torch.Tensor:
     """``block(x, allow, ...)[0]`` in eval mode, as direct functional calls (no module dispatch, no dropout).
 
     The same operations on the same parameters, so the numbers equal the module path; it exists because at
     batch 1 (and in the TT planner's one-token steps) the per-call overhead of modules is a large share of an
-    inference step. ``buffer`` is the key/value buffer of :meth:`CausalSelfAttention.forward`.
+    inference step. ``block`` may be given as its :class:`BlockWeights` (read once, reused for many calls).
+    ``buffer`` is the key/value buffer of :meth:`CausalSelfAttention.forward`.
     """
-    attn, e = block.attn, x.shape[-1]
+    wts = block if isinstance(block, BlockWeights) else BlockWeights.of(block)
+    e = x.shape[-1]
     b, n = x.shape[:2]
-    h = F.layer_norm(x, (e,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
-    w, bias = attn.qkv.weight, attn.qkv.bias
+    h = F.layer_norm(x, (e,), wts.ln_1[0], wts.ln_1[1], wts.ln_1[2])
+    w, bias = wts.qkv
     if n_query is None:
         q, k, v = F.linear(h, w, bias).split(e, dim=2)
         x_out = x
@@ -130,7 +169,7 @@ def block_inference(block: Block, x: torch.Tensor, allow: torch.Tensor | None, c
         q = F.linear(h[:, n - n_query:], w[:e], bias[:e])
         k, v = F.linear(h, w[e:], bias[e:]).split(e, dim=2)
         x_out = x[:, n - n_query:]
-    nq, nh, hd = q.shape[1], attn.n_head, attn.head_dim
+    nq, nh, hd = q.shape[1], wts.n_head, wts.head_dim
     # (B, L, E) -> (B, heads, L, head_dim)
     q = q.view(b, nq, nh, hd).transpose(1, 2)
     k = k.view(b, n, nh, hd).transpose(1, 2)
@@ -142,7 +181,6 @@ def block_inference(block: Block, x: torch.Tensor, allow: torch.Tensor | None, c
         k, v = k_buf[:, :, :n_past + n], v_buf[:, :, :n_past + n]  # (B, heads, L_past + L, head_dim)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
                                        scale=1.0 / math.sqrt(hd))
-    x_out = x_out + F.linear(y.transpose(1, 2).reshape(b, nq, e), attn.proj.weight, attn.proj.bias)
-    mlp = block.mlp
-    h = F.layer_norm(x_out, (e,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
-    return x_out + F.linear(mlp.act(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias)
+    x_out = x_out + F.linear(y.transpose(1, 2).reshape(b, nq, e), *wts.proj)
+    h = F.layer_norm(x_out, (e,), wts.ln_2[0], wts.ln_2[1], wts.ln_2[2])
+    return x_out + F.linear(wts.act(F.linear(h, *wts.fc)), *wts.mlp_proj)

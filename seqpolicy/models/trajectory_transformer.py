@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqpolicy.models.gpt import Block, block_inference
+from seqpolicy.models.gpt import Block, BlockWeights, block_inference
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class KVCache:
         self.k = [self._buffer(rows) for _ in range(c.n_layer)]
         self.v = [self._buffer(rows) for _ in range(c.n_layer)]
         self.length = 0  # tokens filled; position 0 is the window start (a transition boundary)
+        self.weights = [BlockWeights.of(block) for block in model.blocks]  # read once per cache, not per token
 
     @property
     def capacity(self) -> int:
@@ -160,10 +161,14 @@ class TrajectoryTransformer(nn.Module):
     # -- pieces ----------------------------------------------------------------------------------
     def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """tokens (B, L) in 0..N at window positions start..start+L-1 -> (B, L, E)."""
-        c, n = self.config, tokens.shape[1]
-        idx = torch.where(tokens == c.vocab_size, c.vocab_size * c.transition_dim,  # the stop token's own row
-                          tokens + self.offsets[start:start + n])  # each dimension owns N embedding rows
-        return self.drop(self.tok_emb(idx) + self.pos_emb[:, start:start + n])
+        n = tokens.shape[1]
+        return self.drop(self.tok_emb(self._rows(tokens, start)) + self.pos_emb[:, start:start + n])
+
+    def _rows(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """Embedding rows of tokens at window positions start..: each dimension owns N rows, the stop token one."""
+        c = self.config
+        return torch.where(tokens == c.vocab_size, c.vocab_size * c.transition_dim,
+                           tokens + self.offsets[start:start + tokens.shape[1]])
 
     def _check(self, tokens: torch.Tensor, start: int = 0) -> None:
         c = self.config
@@ -220,16 +225,19 @@ class TrajectoryTransformer(nn.Module):
         start, n = cache.length, tokens.shape[1]
         if start + n > min(cache.capacity, self.config.block_size):  # tokens come from the planner: no range check
             raise ValueError(f"KVCache holds {cache.capacity} tokens; {start} + {n} do not fit.")
-        x = self._embed(tokens, start)
+        c = self.config
+        # Functional calls throughout (eval mode: no dropout): module dispatch dominates one-token steps.
+        x = F.embedding(self._rows(tokens, start), self.tok_emb.weight) + self.pos_emb[:, start:start + n]
         allow = self.allow[start:start + n, :start + n]
-        last = len(self.blocks) - 1
-        for i, block in enumerate(self.blocks):  # functional calls: module dispatch dominates one-token steps
+        last = len(cache.weights) - 1
+        for i, weights in enumerate(cache.weights):
             # Only the last token's output is read: the last block computes its query alone (keys and values
             # of every new token still go to the cache).
-            x = block_inference(block, x, allow[-1:] if i == last else allow, n_query=1 if i == last else None,
+            x = block_inference(weights, x, allow[-1:] if i == last else allow, n_query=1 if i == last else None,
                                 buffer=(cache.k[i], cache.v[i], start))
-        cache.length = start + tokens.shape[1]
-        return self.head(self.ln_f(x), cache.length - 1)[:, 0]
+        cache.length = start + n
+        x = F.layer_norm(x[:, 0], (c.n_embd,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps)  # (B, E)
+        return x @ self.head.weight[(cache.length - 1) % c.transition_dim].T  # the last position's matrix
 
     # -- weights in and out ------------------------------------------------------------------------
     @classmethod

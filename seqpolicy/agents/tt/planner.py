@@ -217,9 +217,11 @@ def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def sample_tokens(logits: torch.Tensor, topk: int | None, cdf: float | None,
-                  generators: list[torch.Generator], rows_per_env: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One token per row (B, 1) and the unfiltered probabilities (B, N+1), as the authors' ``sample``."""
-    raw = logits.softmax(-1)
+                  generators: list[torch.Generator], rows_per_env: int,
+                  want_probs: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One token per row (B, 1) and the unfiltered probabilities (B, N+1), as the authors' ``sample``
+    (None instead of the probabilities when ``want_probs`` is False)."""
+    raw = logits.softmax(-1) if want_probs else None
     if cdf is not None:
         logits = _filter_cdf(logits, cdf)
     if topk is not None:
@@ -258,10 +260,11 @@ def beam_plan(model: TrajectoryTransformer, discretizer: Discretizer, prefixes: 
     dev = prefixes.device
     env_base = torch.arange(g, device=dev)[:, None]  # (G, 1)
 
-    def sample_n(x: torch.Tensor, n: int, topk: int | None, cdf: float | None) -> tuple[torch.Tensor, list]:
+    def sample_n(x: torch.Tensor, n: int, topk: int | None, cdf: float | None,
+                 want_probs: bool = False) -> tuple[torch.Tensor, list]:
         probs = []
         for _ in range(n):
-            tok, p = sample_tokens(dec.logits(x), topk, cdf, generators, x.shape[0] // g)
+            tok, p = sample_tokens(dec.logits(x), topk, cdf, generators, x.shape[0] // g, want_probs)
             x = torch.cat([x, tok], dim=1)
             probs.append(p)
         return x, probs
@@ -281,7 +284,7 @@ def beam_plan(model: TrajectoryTransformer, discretizer: Discretizer, prefixes: 
         expand = (env_base[:, None] * w + torch.arange(w, device=dev).repeat(e, 1)[None]).reshape(-1)
         x, rewards = take(expand, x, rewards)
         x, _ = sample_n(x, act_dim, config.k_act, config.cdf_act)
-        x, (p_r, p_v) = sample_n(x, 2, config.k_rew, config.cdf_rew)
+        x, (p_r, p_v) = sample_n(x, 2, config.k_rew, config.cdf_rew, want_probs=True)
         rewards[:, t] = discretizer.expectation(p_r, t_dim - 2).float()
         rewards[:, t + 1] = discretizer.expectation(p_v, t_dim - 1).float()
         values = (rewards * discounts).sum(-1)  # (G*E*W,)
