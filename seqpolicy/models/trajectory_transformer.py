@@ -219,8 +219,9 @@ class TrajectoryTransformer(nn.Module):
     def extend(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Feed new tokens after those already in ``cache``; returns the logits of the last one, (B, N+1).
 
-        Exactly the last row of ``forward`` on the whole cached window plus ``tokens``: the keys and values of
-        earlier positions do not depend on later tokens, and the value mask is applied to cached keys too.
+        Exactly the last row of ``forward`` (in eval mode: no dropout here) on the whole cached window plus
+        ``tokens``: the keys and values of earlier positions do not depend on later tokens, and the value mask is
+        applied to cached keys too.
         """
         start, n = cache.length, tokens.shape[1]
         if start + n > min(cache.capacity, self.config.block_size):  # tokens come from the planner: no range check
