@@ -116,12 +116,20 @@ def planner_from_args(base: PlannerConfig, args: list[str]) -> PlannerConfig:
                 else ast.literal_eval(text)
         except (ValueError, SyntaxError):
             raise ValueError(f"planner setting {arg!r}: {text!r} is not a number, None, true or false.") from None
-        kind = types.get(key, "")
-        if ((value is None and "None" not in kind) or (isinstance(value, float) and kind.startswith("int"))
-                or (isinstance(value, bool) != kind.startswith("bool") and value is not None)):
-            raise ValueError(f"planner setting {arg!r}: {key} takes {kind or 'no value (unknown setting)'}.")
-        overrides[key] = value
+        if key in types and not _fits(value, types[key]):
+            raise ValueError(f"planner setting {arg!r}: {key} takes {types[key]}.")
+        overrides[key] = value  # an unknown key is refused by from_dict, with the valid names
     return PlannerConfig.from_dict({**config.to_dict(), **overrides})
+
+
+def _fits(value: object, annotation: str) -> bool:
+    """Whether a parsed value suits a field annotated ``annotation`` (e.g. ``"int | None"``); ints fit floats."""
+    kinds = set(annotation.replace(" ", "").split("|"))
+    if value is None or isinstance(value, bool):
+        return ("None" if value is None else "bool") in kinds
+    if isinstance(value, int):
+        return bool(kinds & {"int", "float"})
+    return isinstance(value, float) and "float" in kinds
 
 
 PRESETS: dict[str, dict] = {
