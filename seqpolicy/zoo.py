@@ -143,6 +143,11 @@ def zoo_agent_names(env_id: str) -> list[str]:
         return []
 
 
+def is_agent_path(spec: str) -> bool:
+    """Whether an agent spec names a saved agent on disk (rather than a zoo name or ``random``)."""
+    return Path(spec).exists() or os.sep in spec or spec.endswith(".zip")
+
+
 def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: int | None = None) -> Any:
     """The agent ``spec`` for ``env_id``: a zoo name, ``"random"``, or a path to a saved agent.
 
@@ -169,7 +174,7 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
             raise ValueError(f"Cannot make env {env_id!r}: {e}") from e
         env.close()
         return RandomAgent(env.observation_space, env.action_space, seed=seed)
-    if spec is not None and (Path(spec).exists() or os.sep in spec or spec.endswith(".zip")):
+    if spec is not None and is_agent_path(spec):
         return load_agent(spec, device=device)
     if spec is not None and spec not in AGENT_NAMES and spec not in zoo_agent_names(env_id):
         names = list(AGENT_NAMES) + [n for n in zoo_agent_names(env_id) if n not in AGENT_NAMES]

@@ -126,16 +126,13 @@ def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode
 def artifact_sha256(env: str, agent: str) -> str | None:
     """sha256 over the files of the saved agent ``agent`` names (a path or a zoo name), None for ``random``."""
     import hashlib
-    import os
 
     from seqpolicy.agents.loading import resolve_agent_path
-    from seqpolicy.zoo import agent_path
+    from seqpolicy.zoo import agent_path, is_agent_path
 
     if agent == "random":
         return None
-    path = Path(agent) if (Path(agent).exists() or os.sep in agent or agent.endswith(".zip")) else \
-        agent_path(env, agent)
-    path = resolve_agent_path(path)
+    path = resolve_agent_path(agent if is_agent_path(agent) else agent_path(env, agent))
     files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for f in files:

@@ -29,6 +29,16 @@ KVCache = tuple[torch.Tensor, torch.Tensor]
 KVBuffer = tuple[torch.Tensor, torch.Tensor, int]
 
 
+def _append(buffer: KVBuffer, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Write new keys/values (B, heads, L, head_dim) after the buffer's n_past filled positions; return the
+    filled part, (B, heads, n_past + L, head_dim)."""
+    k_buf, v_buf, n_past = buffer
+    end = n_past + k.shape[2]
+    k_buf[:, :, n_past:end] = k
+    v_buf[:, :, n_past:end] = v
+    return k_buf[:, :, :end], v_buf[:, :, :end]
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention; the caller supplies the (causal and any other) mask."""
 
@@ -69,10 +79,7 @@ class CausalSelfAttention(nn.Module):
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
         elif buffer is not None:
-            k_buf, v_buf, n_past = buffer
-            k_buf[:, :, n_past:n_past + n] = k
-            v_buf[:, :, n_past:n_past + n] = v
-            k, v = k_buf[:, :, :n_past + n], v_buf[:, :, :n_past + n]  # (B, heads, L_past + L, head_dim)
+            k, v = _append(buffer, k, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
                                            dropout_p=self.attn_pdrop if self.training else 0.0,
                                            scale=1.0 / math.sqrt(self.head_dim))
@@ -175,10 +182,7 @@ def block_inference(block: Block | BlockWeights, x: torch.Tensor, allow: torch.T
     k = k.view(b, n, nh, hd).transpose(1, 2)
     v = v.view(b, n, nh, hd).transpose(1, 2)
     if buffer is not None:
-        k_buf, v_buf, n_past = buffer
-        k_buf[:, :, n_past:n_past + n] = k
-        v_buf[:, :, n_past:n_past + n] = v
-        k, v = k_buf[:, :, :n_past + n], v_buf[:, :, :n_past + n]  # (B, heads, L_past + L, head_dim)
+        k, v = _append(buffer, k, v)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
                                        scale=1.0 / math.sqrt(hd))
     x_out = x_out + F.linear(y.transpose(1, 2).reshape(b, nq, e), *wts.proj)

@@ -240,8 +240,10 @@ def find_checkpoint(run_dir: Path) -> Path | None:
 def saved_train_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The training settings stored in ``run_dir``'s checkpoint, or None when it has no checkpoint."""
     ckpt = find_checkpoint(Path(run_dir))
-    if ckpt is None:
-        return None
+    return None if ckpt is None else _train_config(ckpt)
+
+
+def _train_config(ckpt: Path) -> dict[str, Any]:
     return json.loads((ckpt / TRAINER_STATE).read_text()).get("train_config", {})
 
 
@@ -325,7 +327,7 @@ class TrainingRun:
         ckpt = find_checkpoint(self.path) if self.path is not None else None
         if ckpt is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {self.path}. Start without --resume.")
-        saved = json.loads((ckpt / TRAINER_STATE).read_text()).get("train_config", {})
+        saved = _train_config(ckpt)
         diff = {k: (saved.get(k, self.defaults.get(k)), v) for k, v in self.config.items()
                 if k not in self.resumable and saved.get(k, self.defaults.get(k)) != v}
         if diff:  # checked before any weights load, so a wrong model size reads as a settings mismatch
@@ -394,11 +396,16 @@ class TrainingRun:
                                 "device": str(device)})
         if self.path is not None:
             self.checkpoint()
-            tmp = self.path / ".agent-tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            self.agent.save(tmp)
-            replace_folder(tmp, self.path / "agent")
+            self._save_agent("agent")
+
+    def _save_agent(self, name: str) -> None:
+        """Write the agent to ``run_dir/name`` atomically (a kill leaves the previous one)."""
+        assert self.path is not None
+        tmp = self.path / f".{name}-tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        self.agent.save(tmp)
+        replace_folder(tmp, self.path / name)
 
     def _keep_if_best(self, metrics: dict[str, float]) -> None:
         """Write the agent to ``run_dir/best`` when this periodic evaluation beats every earlier one."""
@@ -412,11 +419,7 @@ class TrainingRun:
                                                 "eval_episodes": self.config.get("eval_episodes"),
                                                 "eval_seed": self.config.get("eval_seed")}})
         try:
-            tmp = self.path / ".best-tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            self.agent.save(tmp)
-            replace_folder(tmp, self.path / "best")
+            self._save_agent("best")
         finally:
             self.agent.info.clear()
             self.agent.info.update(info)
