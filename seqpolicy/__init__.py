@@ -32,6 +32,7 @@ _LAZY = {
     "compare": "seqpolicy.evaluation.compare",
     "record_video": "seqpolicy.evaluation.video",
     "load_agent": "seqpolicy.agents.loading",
+    "RewardFeed": "seqpolicy.agents.reward_feed",
 }
 
 __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
@@ -42,6 +43,7 @@ __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
     "Episode",
     "FunctionAgent",
     "RandomAgent",
+    "RewardFeed",
     "SB3Agent",
     "train_bc",
     "TTTrainConfig",
@@ -60,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from seqpolicy.agents.base import Agent, RandomAgent
     from seqpolicy.agents.bc import BCAgent
     from seqpolicy.agents.dt import DecisionTransformerAgent
+    from seqpolicy.agents.reward_feed import RewardFeed
     from seqpolicy.agents.sb3 import SB3Agent
     from seqpolicy.agents.tt import TrajectoryTransformerAgent
     from seqpolicy.data.sources import load_trajectories

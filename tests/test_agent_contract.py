@@ -126,3 +126,51 @@ def test_save_load_gives_identical_actions(kind, toy_env, tmp_path):
     agent.save(tmp_path / "agent")
     loaded = loader(agent, tmp_path / "agent")
     np.testing.assert_array_equal(rollout(agent, toy_env, seed=3), rollout(loaded, toy_env, seed=3))
+
+
+def test_predict_in_sb3_vec_env_equals_act(kind):
+    """SB3's predict() over a DummyVecEnv (RewardFeed handing over rewards and dones, envs ending at different
+    steps and auto-reset by SB3) gives each env's single-agent act() actions; episode_start alone resets too."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from seqpolicy.agents.reward_feed import RewardFeed
+
+    lengths = [7, 11, 40]
+    venv = DummyVecEnv([lambda n=n: gym.make(TOY_ID, max_episode_steps=n) for n in lengths])
+    venv.seed(10)
+    batched = AGENT_FACTORIES[kind][0](venv.envs[0])
+    feed = RewardFeed(venv, batched)
+    singles = [AGENT_FACTORIES[kind][0](venv.envs[0]) for _ in lengths]
+    obs = feed.reset()
+    single_rewards = [None] * len(lengths)
+    restarts = 0
+    for _ in range(30):
+        actions, state = batched.predict(obs, episode_start=None, deterministic=True)  # the feed knows the dones
+        assert state is None and actions.shape == (len(lengths), 2)
+        expected = np.stack([s.act(o, r) for s, o, r in zip(singles, obs, single_rewards, strict=True)])
+        np.testing.assert_allclose(actions, expected, atol=1e-5)
+        obs, rewards, dones, _ = feed.step(actions)
+        for i in np.flatnonzero(dones):
+            singles[i].reset()
+            restarts += 1
+        single_rewards = [None if d else r for r, d in zip(rewards, dones, strict=True)]
+    assert restarts >= 3  # envs 0 and 1 restarted mid-run
+    # episode_start marks a new episode on its own too (SB3's loops pass it)
+    first, _ = batched.predict(obs, episode_start=np.ones(len(lengths), dtype=bool))
+    for s in singles:
+        s.reset()
+    np.testing.assert_allclose(first, np.stack([s.act(o) for s, o in zip(singles, obs, strict=True)]), atol=1e-5)
+
+
+def test_predict_without_rewards(kind, toy_env):
+    """Agents that act on rewards refuse a second predict() with no rewards; the others need none."""
+    agent = AGENT_FACTORIES[kind][0](toy_env)
+    obs, _ = toy_env.reset(seed=0)
+    agent.predict(obs[None], episode_start=np.ones(1, dtype=bool))
+    obs, *_ = toy_env.step(agent.action_space.sample())
+    if agent.uses_rewards:
+        with pytest.raises(RuntimeError, match=r"no rewards for the previous step.*seqpolicy\.RewardFeed"):
+            agent.predict(obs[None], episode_start=np.zeros(1, dtype=bool))
+    else:
+        actions, _ = agent.predict(obs[None], episode_start=np.zeros(1, dtype=bool))
+        assert actions.shape == (1, 2)

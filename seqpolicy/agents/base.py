@@ -14,13 +14,22 @@ An agent is driven like this, in a plain Gymnasium loop::
 For vector envs, ``obs`` has shape (n, obs_dim) and ``reward`` shape (n,); each env keeps its own context,
 and ``agent.reset(envs=mask_or_indices)`` clears only the envs that ended (Gymnasium's autoreset). The
 reward entry of an env whose context was just cleared is ignored.
+
+Stable-Baselines3's loop (``evaluate_policy``, ``model.predict``) passes no rewards. Every
+:class:`ContextAgent` also has SB3's ``predict(observation, state, episode_start, deterministic)``; an agent that
+needs rewards (``uses_rewards``: the DT's returns-to-go, the TT's context) gets them from
+:class:`~seqpolicy.agents.reward_feed.RewardFeed`, a VecEnv wrapper that hands each step's rewards and dones to
+the agent, and ``predict`` refuses to act on a continuing episode whose last reward never arrived::
+
+    venv = RewardFeed(DummyVecEnv([make_env] * 4), agent)
+    evaluate_policy(agent, venv, n_eval_episodes=4)
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -52,6 +61,9 @@ class ContextAgent(ABC):
     when the action Box is unbounded), and :meth:`_start_batch` / :meth:`_clear` for their context storage.
     """
 
+    uses_rewards = True
+    """Whether actions depend on past rewards; :meth:`predict` then refuses to act without them."""
+
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box):
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
             raise TypeError(f"{type(self).__name__} needs a flat Box observation space, got {observation_space}.")
@@ -66,6 +78,9 @@ class ContextAgent(ABC):
         self._n: int | None = None  # batch size of the running episode(s); None until the first act()
         self._batched = False
         self._steps = np.zeros(0, dtype=np.int64)  # per env: actions taken since its last reset
+        # What a RewardFeed handed over since the last predict(): (rewards, dones) of one step, or a full reset.
+        self._fed: tuple[np.ndarray, np.ndarray] | None = None
+        self._fed_reset = False
 
     # -- public protocol -------------------------------------------------------------------------
     def reset(self, seed: int | None = None, envs: EnvSelector = None) -> None:
@@ -113,6 +128,88 @@ class ContextAgent(ABC):
         self._steps += 1
         actions = self._scaler.from_unit(actions)
         return actions if batched else actions[0]
+
+    # -- Stable-Baselines3's protocol ----------------------------------------------------------------
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """SB3's ``policy.predict``: the action(s) for ``observation``, one step of the agent's episode(s).
+
+        Rewards come from :meth:`observe` (a :class:`~seqpolicy.agents.reward_feed.RewardFeed` around the
+        VecEnv calls it after every step); envs that ``episode_start`` marks, or that the feed saw end, start
+        a new episode. Every call advances the episodes by one step, exactly like :meth:`act`.
+
+        Args:
+            observation: (n, obs_dim) from a VecEnv, or (obs_dim,) for one env.
+            state: returned unchanged (the episode context lives inside the agent, as for SB3's
+                non-recurrent policies).
+            episode_start: (n,) bools, True where an env starts a new episode (SB3's loops pass it).
+            deterministic: accepted for SB3's signature and ignored: actions are the agent's own (a DT is
+                deterministic; a TT samples as its planner settings and seed say), so they equal :meth:`act`'s.
+
+        Returns:
+            (actions, state): actions of shape (n, act_dim) or (act_dim,), inside the action Box.
+
+        Raises:
+            RuntimeError: the agent ``uses_rewards`` and the previous step's rewards never arrived (no
+                RewardFeed, or predict() called twice without an env step in between).
+        """
+        obs2d, batched = self._check_obs(observation)
+        n = obs2d.shape[0]
+        fed, self._fed = self._fed, None
+        fed_reset, self._fed_reset = self._fed_reset, False
+        start = np.zeros(n, dtype=bool)
+        if episode_start is not None:
+            marks = np.asarray(episode_start, dtype=bool).reshape(-1)
+            if marks.shape != (n,):
+                raise ValueError(f"episode_start has shape {np.shape(episode_start)}, expected ({n},) for {n} "
+                                 "observation(s).")
+            start |= marks
+        rewards = None
+        if fed is not None:
+            rewards, dones = fed
+            if rewards.shape != (n,):
+                raise ValueError(f"The RewardFeed handed over {rewards.shape[0]} reward(s) but predict() got {n} "
+                                 "observation(s): wrap the same VecEnv the observations come from.")
+            start |= dones  # a VecEnv resets an env that is done: its observation starts a new episode
+        if fed_reset or start.all():
+            self.reset()
+        elif start.any() and self._n == n:
+            self.reset(envs=start)
+        continuing = self._n is not None and bool((self._steps > 0).any())
+        if continuing and rewards is None:
+            if self.uses_rewards:
+                raise RuntimeError(
+                    f"{type(self).__name__}.predict() has no rewards for the previous step, and this agent acts on "
+                    "them (a DT's returns-to-go fall by each reward; a TT plans from past rewards). SB3 passes no "
+                    "rewards to predict(): wrap the VecEnv with seqpolicy.RewardFeed(venv, agent), which hands "
+                    "each step's rewards to the agent, or drive it with agent.act(obs, reward).")
+            rewards = np.zeros(n)
+        reward = None if rewards is None else (rewards if batched else float(rewards[0]))
+        return self.act(observation, reward), state
+
+    def observe(self, rewards: float | np.ndarray, dones: bool | np.ndarray | None = None) -> None:
+        """Hand over what the env's step returned for the last :meth:`predict`'s actions (RewardFeed calls it).
+
+        Args:
+            rewards: shape (n,) (or a scalar for one env): the env's own rewards of that step.
+            dones: shape (n,): envs whose episode ended at that step (the next predict() restarts them).
+
+        Raises:
+            RuntimeError: rewards of an earlier step are still waiting for predict(); the agent's context
+                would miss a step.
+        """
+        if self._fed is not None:
+            raise RuntimeError("observe() was called twice without predict() in between: the agent did not choose "
+                               "the action of one of those steps. Call predict() once per env step.")
+        r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        d = np.zeros(r.shape, dtype=bool) if dones is None else np.asarray(dones, dtype=bool).reshape(-1)
+        if d.shape != r.shape:
+            raise ValueError(f"dones has shape {d.shape}, rewards {r.shape}: pass one of each per env.")
+        self._fed = (r, d)
+
+    def observe_reset(self) -> None:
+        """Every env was reset (``VecEnv.reset()``): the next :meth:`predict` starts new episodes."""
+        self._fed, self._fed_reset = None, True
 
     # -- hooks -----------------------------------------------------------------------------------
     @abstractmethod
@@ -181,6 +278,8 @@ class ContextAgent(ABC):
 class RandomAgent(ContextAgent):
     """Uniformly random actions inside the action Box: the floor every learned agent should beat."""
 
+    uses_rewards = False
+
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, seed: int | None = None):
         super().__init__(observation_space, action_space)
         self._rng = np.random.default_rng(seed)
@@ -200,6 +299,8 @@ class FunctionAgent(ContextAgent):
 
     Used for scripted policies such as PointReach's expert (``seqpolicy.toy.ScriptedPolicy``).
     """
+
+    uses_rewards = False
 
     def __init__(self, policy, observation_space: gym.spaces.Box, action_space: gym.spaces.Box):
         super().__init__(observation_space, action_space)

@@ -61,6 +61,7 @@ class BCAgent(ContextAgent):
     """A trained behaviour-cloning policy behind ``reset()`` / ``act(obs, reward)``."""
 
     kind = "bc"
+    uses_rewards = False
 
     def __init__(self, policy: BCPolicy, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, *,
                  state_mean: np.ndarray, state_std: np.ndarray, env_id: str | None = None,

@@ -41,6 +41,8 @@ class SB3Agent(ContextAgent):
         name: a label for reports (defaults to the model's class name).
     """
 
+    uses_rewards = False
+
     def __init__(self, model, deterministic: bool = True, name: str | None = None):
         super().__init__(model.observation_space, model.action_space)
         self.model = model
