@@ -50,20 +50,34 @@ def local_minari_ids() -> list[str]:
 def load_minari(dataset_id: str) -> Trajectories:
     """Read a local Minari dataset (never downloads).
 
+    Ids are Minari's own, namespaces included: ``mujoco/hopper/medium-v0`` (once fetched with
+    ``minari download mujoco/hopper/medium-v0``), ``seqpolicy/hopper-v4/medium-v0``, ``pointreach/expert-v0``.
+
     Raises:
-        FileNotFoundError: the id is not in the local store; the message lists the local datasets.
+        FileNotFoundError: the id is not in the local store; the message lists the local datasets and says
+            how to get this one (Minari's ``minari download`` command, or how to make it).
         ValueError: the dataset's spaces are not flat Boxes.
     """
     minari = require_minari()
     try:
         ds = minari.load_dataset(dataset_id, download=False)
     except FileNotFoundError:
-        local = local_minari_ids()
-        listing = ", ".join(local) if local else "none"
-        raise FileNotFoundError(
-            f"No Minari dataset {dataset_id!r} on this machine (looked in {minari_root()}; set "
-            f"MINARI_DATASETS_PATH to look elsewhere). Local datasets: {listing}. {MAKE_ONE}") from None
+        raise FileNotFoundError(_not_local(dataset_id)) from None
     return minari_to_trajectories(ds, dataset_id)
+
+
+def _not_local(dataset_id: str) -> str:
+    """Why ``dataset_id`` cannot be read and the one way to get it: seqpolicy's own datasets are made here,
+    any other id may be one Minari publishes, which Minari's CLI fetches (seqpolicy never downloads)."""
+    local = local_minari_ids()
+    where = (f"No Minari dataset {dataset_id!r} on this machine (looked in {minari_root()}; set "
+             f"MINARI_DATASETS_PATH to look elsewhere). Local datasets: {', '.join(local) if local else 'none'}.")
+    if dataset_id.startswith("seqpolicy/"):
+        return (f"{where} seqpolicy's own datasets are built, not downloaded: run the env's make_datasets.py in a "
+                "source checkout (e.g. `python envs/Hopper-v4/make_datasets.py --from-zips`, see "
+                "envs/Hopper-v4/DATASETS.md).")
+    return (f"{where} seqpolicy never downloads: if it is a dataset Minari publishes, fetch it with Minari's own "
+            f"CLI: `minari download {dataset_id}`. Or make your own: {MAKE_ONE}")
 
 
 def minari_to_trajectories(ds, dataset_id: str | None = None) -> Trajectories:
