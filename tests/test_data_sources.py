@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -102,6 +104,58 @@ def test_missing_file_and_unknown_suffix(tmp_path):
     (tmp_path / "x.csv").write_text("1,2")
     with pytest.raises(ValueError, match="expected a D4RL .hdf5/.h5 file"):
         load_trajectories(tmp_path / "x.csv")
+
+
+SPOIL = {  # what can happen to a dataset file on the way to a user
+    "empty": lambda good: b"",
+    "other format": lambda good: b"episode,return\n0,12.5\n",
+    "truncated": lambda good: good[: len(good) // 2],
+}
+
+
+@pytest.mark.parametrize("suffix", [".hdf5", ".npz"])
+@pytest.mark.parametrize("spoil, message", [("empty", r"the file is empty \(0 bytes\)"),
+                                            ("other format", r"it is not an? (HDF5|\.npz)"),
+                                            ("truncated", r"it is an? (HDF5|\.npz).* file but damaged or truncated")])
+def test_unreadable_dataset_file_is_named_with_what_is_wrong(tmp_path, suffix, spoil, message):
+    from seqpolicy.toy import make_toy_dataset
+
+    data, good, bad = make_toy_dataset(n_episodes=3, seed=0), tmp_path / f"good{suffix}", tmp_path / f"bad{suffix}"
+    write_d4rl_hdf5(data, good) if suffix == ".hdf5" else data.save(good)
+    bad.write_bytes(SPOIL[spoil](good.read_bytes()))
+    with pytest.raises(ValueError, match=rf"Cannot read {re.escape(str(bad))}: {message}"):
+        load_trajectories(bad)
+
+
+@pytest.mark.parametrize("by", ["id", "folder"])
+@pytest.mark.parametrize("file, spoil, message", [
+    ("main_data.hdf5", "empty", "its data file is empty, damaged or truncated"),
+    ("main_data.hdf5", "truncated", "its data file is empty, damaged or truncated"),
+    ("metadata.json", "truncated", "metadata.json is not valid JSON"),
+])
+def test_damaged_minari_dataset_names_its_folder(tmp_path, monkeypatch, by, file, spoil, message):
+    pytest.importorskip("minari")
+    from seqpolicy.data.minari_io import write_minari
+    from seqpolicy.toy import make_toy_dataset
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    with pytest.warns(UserWarning, match="no final observation"):  # the toy data keeps none
+        write_minari(make_toy_dataset(n_episodes=3, seed=0), "spoilt/toy-v0", env_id="seqpolicy/PointReach-v0")
+    data_dir = tmp_path / "minari" / "spoilt" / "toy-v0" / "data"
+    (data_dir / file).write_bytes(SPOIL[spoil]((data_dir / file).read_bytes()))
+    with pytest.raises(ValueError, match=rf"Cannot read the Minari dataset in {re.escape(str(data_dir))}: {message}"):
+        load_trajectories("spoilt/toy-v0" if by == "id" else data_dir.parent)
+
+
+def test_malformed_minari_id_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    from seqpolicy.data.minari_io import local_minari_ids, write_minari
+    from seqpolicy.toy import make_toy_dataset
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    with pytest.raises(ValueError, match=r"Malformed Minari dataset id 'my data': ids are \[namespace/\]name-vN"):
+        write_minari(make_toy_dataset(n_episodes=2, seed=0), "my data", env_id="seqpolicy/PointReach-v0")
+    assert local_minari_ids() == []  # a half-made folder would break listing the store
 
 
 def test_unknown_minari_id_lists_local_datasets(tmp_path, monkeypatch):

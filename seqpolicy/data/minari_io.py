@@ -9,6 +9,7 @@ is what :func:`write_minari` does. The result is an ordinary local Minari datase
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +23,9 @@ from seqpolicy.data.trajectories import Episode, Trajectories
 MAKE_ONE = ("Make one with seqpolicy-collect (e.g. `seqpolicy-collect --env seqpolicy/PointReach-v0 --policy "
             "pointreach-expert --episodes 100 --dataset-id pointreach/expert-v0`), or copy a downloaded Minari "
             "dataset folder into that directory.")
+BUILD_ZOO = ("The zoo's Hopper-v4 datasets (seqpolicy/hopper-v4/...) are built, not downloaded: run "
+             "`python envs/Hopper-v4/make_datasets.py --from-zips` in a source checkout (~3 min; see "
+             "envs/Hopper-v4/DATASETS.md).")
 
 
 def require_minari():
@@ -42,9 +46,17 @@ def minari_root() -> Path:
 
 
 def local_minari_ids() -> list[str]:
-    """Ids of the Minari datasets on this machine."""
+    """Ids of the Minari datasets on this machine.
+
+    Raises:
+        ValueError: a folder in the store has a name Minari cannot parse as an id (names the store).
+    """
     minari = require_minari()
-    return sorted(minari.list_local_datasets())
+    try:
+        return sorted(minari.list_local_datasets())
+    except ValueError as e:
+        raise ValueError(f"Cannot list the Minari datasets in {minari_root()}: {e} Move that folder out of the "
+                         "store, or rename it to a valid id.") from e
 
 
 def load_minari(dataset_id: str) -> Trajectories:
@@ -56,14 +68,24 @@ def load_minari(dataset_id: str) -> Trajectories:
     Raises:
         FileNotFoundError: the id is not in the local store; the message lists the local datasets and says
             how to get this one (Minari's ``minari download`` command, or how to make it).
-        ValueError: the dataset's spaces are not flat Boxes.
+        ValueError: the dataset's spaces are not flat Boxes, or its files are damaged (names the folder).
     """
     minari = require_minari()
     try:
         ds = minari.load_dataset(dataset_id, download=False)
     except FileNotFoundError:
         raise FileNotFoundError(_not_local(dataset_id)) from None
+    except json.JSONDecodeError as e:
+        raise damaged_minari(minari_root() / dataset_id / "data", e) from e
     return minari_to_trajectories(ds, dataset_id)
+
+
+def damaged_minari(data_dir: Path, error: Exception) -> ValueError:
+    """The error for a Minari dataset whose files exist but do not read (h5py's or json's ``error``)."""
+    what = "metadata.json is not valid JSON" if isinstance(error, json.JSONDecodeError) else \
+        "its data file is empty, damaged or truncated"
+    return ValueError(f"Cannot read the Minari dataset in {data_dir}: {what} ({error}). Write it again (e.g. with "
+                      "--overwrite) or copy it again.")
 
 
 def _not_local(dataset_id: str) -> str:
@@ -73,11 +95,9 @@ def _not_local(dataset_id: str) -> str:
     where = (f"No Minari dataset {dataset_id!r} on this machine (looked in {minari_root()}; set "
              f"MINARI_DATASETS_PATH to look elsewhere). Local datasets: {', '.join(local) if local else 'none'}.")
     if dataset_id.startswith("seqpolicy/"):
-        return (f"{where} seqpolicy's own datasets are built, not downloaded: run the env's make_datasets.py in a "
-                "source checkout (e.g. `python envs/Hopper-v4/make_datasets.py --from-zips`, see "
-                "envs/Hopper-v4/DATASETS.md).")
+        return f"{where} {BUILD_ZOO}"
     return (f"{where} seqpolicy never downloads: if it is a dataset Minari publishes, fetch it with Minari's own "
-            f"CLI: `minari download {dataset_id}`. Or make your own: {MAKE_ONE}")
+            f"CLI: `minari download {dataset_id}`. {BUILD_ZOO} Or make your own: {MAKE_ONE}")
 
 
 def minari_to_trajectories(ds, dataset_id: str | None = None) -> Trajectories:
@@ -87,11 +107,14 @@ def minari_to_trajectories(ds, dataset_id: str | None = None) -> Trajectories:
             raise ValueError(f"Minari dataset {dataset_id} has a {name} space {space}; seqpolicy reads flat "
                              f"Box spaces only (flatten Dict observations before collecting).")
     episodes = []
-    for ep in ds.iterate_episodes():
-        obs = np.asarray(ep.observations, dtype=np.float32)  # (T + 1, obs_dim): Minari keeps the last one
-        terminated = bool(np.asarray(ep.terminations)[-1]) if len(ep.rewards) else False
-        episodes.append(Episode(obs[:-1], ep.actions, ep.rewards, terminated=terminated,
-                                truncated=not terminated, final_observation=obs[-1]))
+    try:
+        for ep in ds.iterate_episodes():  # Minari opens its data file only here
+            obs = np.asarray(ep.observations, dtype=np.float32)  # (T + 1, obs_dim): Minari keeps the last one
+            terminated = bool(np.asarray(ep.terminations)[-1]) if len(ep.rewards) else False
+            episodes.append(Episode(obs[:-1], ep.actions, ep.rewards, terminated=terminated,
+                                    truncated=not terminated, final_observation=obs[-1]))
+    except OSError as e:
+        raise damaged_minari(Path(ds.spec.data_path), e) from e
     meta = dict(ds.storage.metadata)
     spec = ds.spec.env_spec
     return Trajectories(episodes, env_id=spec.id if spec is not None else None,
@@ -107,6 +130,29 @@ def _jsonable(meta: dict) -> dict:
             continue  # big serialised blobs; the spaces are kept on the Trajectories itself
         out[k] = sorted(v) if isinstance(v, set) else v
     return out
+
+
+def check_new_dataset_id(dataset_id: str, overwrite: bool = False) -> bool:
+    """Check, before any data is collected, that ``dataset_id`` can be written; True if it already exists.
+
+    Raises:
+        ValueError: the id is not of the form ``[namespace/]name-vN``.
+        FileExistsError: a dataset with this id exists and ``overwrite`` is False.
+    """
+    require_minari()
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except ValueError:
+        raise ValueError(f"Malformed Minari dataset id {dataset_id!r}: ids are [namespace/]name-vN, e.g. "
+                         "seqpolicy/hopper-v4/medium-v0 or pointreach/expert-v0.") from None
+    path = minari_root() / dataset_id
+    exists = (path / "data").exists()
+    if exists and not overwrite:
+        raise FileExistsError(f"Minari dataset {dataset_id!r} already exists at {path}. Pick another id "
+                              "(bump the -vN version) or pass overwrite=True / --overwrite.")
+    return exists
 
 
 def write_minari(data: Trajectories | Iterable[Episode], dataset_id: str, env_id: str,
@@ -136,11 +182,7 @@ def write_minari(data: Trajectories | Iterable[Episode], dataset_id: str, env_id
     episodes = list(data)
     if not episodes:
         raise ValueError(f"Nothing to write to {dataset_id}: no episodes.")
-    path = minari_root() / dataset_id
-    if (path / "data").exists():
-        if not overwrite:
-            raise FileExistsError(f"Minari dataset {dataset_id!r} already exists at {path}. Pick another id "
-                                  "(bump the -vN version) or pass overwrite=True / --overwrite.")
+    if check_new_dataset_id(dataset_id, overwrite):
         minari.delete_dataset(dataset_id)
     if (ref_min_score is None) != (ref_max_score is None):
         raise ValueError("Pass both ref_min_score and ref_max_score, or neither.")

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from seqpolicy.data.files import check_format, damaged
 from seqpolicy.data.trajectories import Trajectories
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -46,7 +48,8 @@ def load_trajectories(source: str | os.PathLike, env_id: str | None = None) -> T
     Raises:
         FileNotFoundError: a path that does not exist, or a Minari id that is not local (lists the local ones).
         KeyError: an HDF5 file without one of the D4RL keys (names it).
-        ValueError: NaN/inf values, mismatched array lengths, or sizes that do not fit ``env_id``'s spaces.
+        ValueError: an empty, damaged or mislabelled file (names it and what is wrong), NaN/inf values,
+            mismatched array lengths, or sizes that do not fit ``env_id``'s spaces.
     """
     path = Path(source)
     if path.exists():
@@ -55,7 +58,7 @@ def load_trajectories(source: str | os.PathLike, env_id: str | None = None) -> T
         elif path.suffix.lower() in HDF5_SUFFIXES:
             data = load_d4rl_hdf5(path)
         elif path.suffix.lower() == ".npz":
-            data = _load_npz(path)
+            data = Trajectories.load(path)
         else:
             raise ValueError(f"Cannot read {path}: expected a D4RL .hdf5/.h5 file, a seqpolicy .npz file or a "
                              f"Minari dataset folder, got a '{path.suffix}' file.")
@@ -117,15 +120,19 @@ def load_d4rl_hdf5(path: str | os.PathLike) -> Trajectories:
     """
     h5py = _require_h5py()
     path = Path(path)
-    with h5py.File(path, "r") as f:
-        for key in D4RL_KEYS:
-            if key not in f:
-                raise KeyError(f"{path} has no '{key}' dataset, so it is not a D4RL-format file (needs "
-                               f"{', '.join(D4RL_KEYS)}; found {', '.join(sorted(f.keys())) or 'nothing'}). "
-                               f"D4RL v0 files without 'timeouts' must be split by hand.")
-        arrays = {k: np.asarray(f[k]) for k in D4RL_KEYS}
-        next_obs = np.asarray(f["next_observations"]) if "next_observations" in f else None
-        env_id = f.attrs.get("env_id")
+    check_format(path, "an HDF5 file", h5py.is_hdf5)
+    try:
+        with h5py.File(path, "r") as f:
+            for key in D4RL_KEYS:
+                if key not in f:
+                    raise KeyError(f"{path} has no '{key}' dataset, so it is not a D4RL-format file (needs "
+                                   f"{', '.join(D4RL_KEYS)}; found {', '.join(sorted(f.keys())) or 'nothing'}). "
+                                   f"D4RL v0 files without 'timeouts' must be split by hand.")
+            arrays = {k: np.asarray(f[k]) for k in D4RL_KEYS}
+            next_obs = np.asarray(f["next_observations"]) if "next_observations" in f else None
+            env_id = f.attrs.get("env_id")
+    except OSError as e:  # h5py's errors name neither the file nor what to do
+        raise damaged(path, "an HDF5 file", e) from e
     n = len(arrays["rewards"])
     for k, v in arrays.items():
         if len(v) != n:
@@ -158,15 +165,8 @@ def write_d4rl_hdf5(data: Trajectories, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def _load_npz(path: Path) -> Trajectories:
-    try:
-        return Trajectories.load(path)
-    except ValueError as e:
-        raise ValueError(f"{e} Expected a file written by Trajectories.save().") from e
-
-
 def _load_minari_folder(path: Path) -> Trajectories:
-    from seqpolicy.data.minari_io import minari_to_trajectories, require_minari
+    from seqpolicy.data.minari_io import damaged_minari, minari_to_trajectories, require_minari
 
     require_minari()
     from minari.dataset.minari_dataset import MinariDataset
@@ -175,7 +175,11 @@ def _load_minari_folder(path: Path) -> Trajectories:
     if not (data_dir / "metadata.json").is_file():
         raise FileNotFoundError(f"{path} is a folder but not a Minari dataset (no data/metadata.json). Pass a "
                                 "Minari dataset folder, a .hdf5/.npz file, or a Minari dataset id.")
-    return minari_to_trajectories(MinariDataset(data_dir), dataset_id=path.name)
+    try:
+        ds = MinariDataset(data_dir)
+    except json.JSONDecodeError as e:
+        raise damaged_minari(data_dir, e) from e
+    return minari_to_trajectories(ds, dataset_id=path.name)
 
 
 def _require_h5py():

@@ -211,13 +211,28 @@ class Trajectories:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectories:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            ValueError: the file is empty, not a .npz, damaged, or a .npz of something else (names it).
+        """
+        import zipfile
+        import zlib
+
+        from seqpolicy.data.files import check_format, damaged
+
         path = Path(path)
-        with np.load(path, allow_pickle=False) as z:
-            if "meta" not in z:
-                raise ValueError(f"{path} is not a seqpolicy trajectories file (no 'meta' entry).")
-            meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
-            finals = z.get("final_observations")
+        check_format(path, "a .npz (zip) file", lambda p: p.open("rb").read(4) == b"PK\x03\x04")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "meta" not in z:
+                    raise ValueError(f"{path} is not a seqpolicy trajectories file (no 'meta' entry): expected "
+                                     "a .npz written by Trajectories.save() or seqpolicy-collect --out.")
+                meta = json.loads(str(z["meta"]))
+                arrays = {k: z[k] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
+                finals = z.get("final_observations")
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # a zip whose contents are cut or corrupt
+            raise damaged(path, "a .npz (zip) file", e) from e
         data = cls.from_arrays(
             **arrays, env_id=meta.get("env_id"), dataset_id=meta.get("dataset_id"),
             observation_space=space_from_json(meta["observation_space"]) if meta.get("observation_space") else None,
