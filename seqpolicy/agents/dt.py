@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from seqpolicy.agents.base import ContextAgent
-from seqpolicy.common.artifact import ArtifactError, load_artifact, save_artifact
+from seqpolicy.common.artifact import ArtifactError, load_artifact, load_network, save_pretrained_artifact
 from seqpolicy.common.spaces import space_from_json, space_to_json, spaces_match
 from seqpolicy.common.torch_utils import resolve_device
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
@@ -185,17 +185,17 @@ class DecisionTransformerAgent(ContextAgent):
         }
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write the agent (safetensors weights + ``agent.json``) into ``folder``; see :meth:`load`."""
-        return save_artifact(folder, self.kind, self.model.state_dict(), self._meta())
+        """Write the agent into ``folder``: ``config.json`` + ``model.safetensors`` that
+        ``transformers.DecisionTransformerModel.from_pretrained(folder)`` loads, and ``agent.json`` with what
+        transformers does not store (observation statistics, return scale, context length, targets, spaces)."""
+        return save_pretrained_artifact(folder, self.kind, self.model, self._meta())
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> DecisionTransformerAgent:
-        """Load an agent written by :meth:`save` (or by ``seqpolicy-train dt``)."""
+        """Load an agent written by :meth:`save` (or by ``seqpolicy-train dt``), in either artifact layout."""
         tensors, meta = load_artifact(folder, cls.kind)
         try:
-            config = DTConfig.from_dict(meta["model_config"])
-            model = DecisionTransformer(config)
-            model.load_state_dict(tensors)
+            model = load_network(DecisionTransformer, DTConfig.from_dict(meta["model_config"]), folder, tensors, meta)
             return cls(model, space_from_json(meta["observation_space"]), space_from_json(meta["action_space"]),
                        state_mean=np.asarray(meta["state_mean"]), state_std=np.asarray(meta["state_std"]),
                        target_return=meta["target_return"], return_scale=meta["return_scale"],

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from seqpolicy.common.artifact import CONFIG_FILE, ArtifactError
+from seqpolicy.common.artifact import CONFIG_FILE, HF_CONFIG_FILE, ArtifactError
 
 # agent.json "kind" -> (module, class). Each class has a ``load(path, ...)`` classmethod.
 AGENT_KINDS: dict[str, tuple[str, str]] = {
@@ -42,6 +42,12 @@ def agent_kind(path: str | os.PathLike) -> str:
         raise ArtifactError(f"No agent at {path}: the path does not exist. Pass a folder written by agent.save() "
                             "or seqpolicy-train, or an SB3 model .zip.")
     if not cfg.is_file():
+        if (path / HF_CONFIG_FILE).is_file():  # a transformers folder: weights only, no statistics or targets
+            raise ArtifactError(f"{path} is a transformers folder without seqpolicy's {CONFIG_FILE}: it lacks the "
+                                "observation statistics, return scale and targets an agent needs. Load it with "
+                                "DecisionTransformerAgent.from_pretrained(path, state_mean=..., state_std=..., "
+                                "target_return=...) (or TrajectoryTransformerAgent.from_pretrained(path, thresholds)) "
+                                "and save() it.")
         raise ArtifactError(f"No agent at {path}: {CONFIG_FILE} is missing. Pass a folder written by agent.save() "
                             "or seqpolicy-train, or an SB3 model .zip.")
     try:

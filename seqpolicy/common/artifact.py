@@ -3,6 +3,16 @@
 Loading never unpickles. Every file is written to a temporary name and renamed into place, and the JSON
 (written last) records the SHA-256 of the weights, so a crash or kill never leaves a half-written artifact
 that loads silently, and a weights file from another save is detected.
+
+Two layouts (``format_version`` in agent.json):
+
+- 1: ``model.safetensors`` under seqpolicy's own module names + ``agent.json`` (BC agents; DT/TT agents saved
+  before version 2, which still load).
+- 2 (DT and TT): the folder is also a ``transformers`` ``save_pretrained`` folder: ``config.json`` with
+  transformers' names and ``model.safetensors`` under its key names, as the network's ``save_pretrained``
+  writes them (``DecisionTransformerModel.from_pretrained(folder)`` loads it). ``agent.json`` beside them holds
+  what transformers does not store (observation statistics, return scale, context length, targets,
+  discretizer, spaces) and the SHA-256 of both files.
 """
 
 from __future__ import annotations
@@ -18,7 +28,10 @@ import torch
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "agent.json"
-FORMAT_VERSION = 1
+HF_CONFIG_FILE = "config.json"
+FORMAT_VERSION = 2
+"""The newest layout this seqpolicy reads (see the module docstring)."""
+TRANSFORMERS_LAYOUT = "transformers"
 
 
 class ArtifactError(RuntimeError):
@@ -74,14 +87,39 @@ def save_artifact(folder: str | os.PathLike, kind: str, tensors: dict[str, torch
     """
     from safetensors.torch import save
 
-    folder = Path(folder)
     blob = save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
-    atomic_write_bytes(folder / WEIGHTS_FILE, blob)
+    return _write_artifact(Path(folder), kind, 1, {WEIGHTS_FILE: blob}, meta)
+
+
+def save_pretrained_artifact(folder: str | os.PathLike, kind: str, model: Any, meta: dict) -> Path:
+    """Write ``model.save_pretrained``'s ``config.json`` and ``model.safetensors`` and ``meta`` beside them in
+    ``agent.json`` (format 2): a folder that both seqpolicy and ``transformers`` load.
+
+    Args:
+        folder: target folder, created if needed.
+        kind: the agent kind stored in the JSON; ``load_artifact`` checks it.
+        model: a network whose ``save_pretrained(folder)`` writes those two files (the DT and TT models).
+        meta: JSON-serialisable description of everything else the agent needs.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".save_pretrained.", dir=folder) as tmp:
+        model.save_pretrained(tmp)
+        files = {name: (Path(tmp) / name).read_bytes() for name in (HF_CONFIG_FILE, WEIGHTS_FILE)}
+    return _write_artifact(folder, kind, 2, files, {"weights_layout": TRANSFORMERS_LAYOUT,
+                                                    "config_sha256": hashlib.sha256(files[HF_CONFIG_FILE]).hexdigest(),
+                                                    **meta})
+
+
+def _write_artifact(folder: Path, kind: str, version: int, files: dict[str, bytes], meta: dict) -> Path:
+    """Each file atomically, then agent.json (last, with the weights' SHA-256)."""
+    for name, data in files.items():
+        atomic_write_bytes(folder / name, data)
     doc = {
         "format": "seqpolicy-agent",
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "kind": kind,
-        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+        "weights_sha256": hashlib.sha256(files[WEIGHTS_FILE]).hexdigest(),
         "versions": package_versions(),
         **meta,
     }
@@ -90,7 +128,9 @@ def save_artifact(folder: str | os.PathLike, kind: str, tensors: dict[str, torch
 
 
 def load_artifact(folder: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read an artifact written by :func:`save_artifact`, checking kind and integrity.
+    """Read an artifact written by :func:`save_artifact` or :func:`save_pretrained_artifact`, checking kind and
+    integrity. The tensors are under the names of the layout ``meta["weights_layout"]`` says (transformers'
+    for format 2, seqpolicy's module names when absent).
 
     Raises:
         ArtifactError: with the reason and what to do about it.
@@ -122,8 +162,38 @@ def load_artifact(folder: str | os.PathLike, kind: str) -> tuple[dict[str, torch
     if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
         raise ArtifactError(f"Corrupt agent artifact at {folder}: {WEIGHTS_FILE} does not match the checksum "
                             f"recorded in {CONFIG_FILE} (truncated or replaced). Re-save the agent.")
+    if meta.get("weights_layout") == TRANSFORMERS_LAYOUT:
+        hf_path = folder / HF_CONFIG_FILE
+        if not hf_path.is_file():
+            raise ArtifactError(f"Incomplete agent artifact at {folder}: missing {HF_CONFIG_FILE}. Re-save the agent "
+                                "or re-run the training that produced it.")
+        if hashlib.sha256(hf_path.read_bytes()).hexdigest() != meta.get("config_sha256"):
+            raise ArtifactError(f"Corrupt agent artifact at {folder}: {HF_CONFIG_FILE} does not match the checksum "
+                                f"recorded in {CONFIG_FILE} (edited or replaced, e.g. by another save_pretrained). "
+                                "Re-save the agent with agent.save().")
     try:
         tensors = load(blob)
     except Exception as e:  # safetensors raises its own error types
         raise ArtifactError(f"Corrupt agent artifact: cannot read {w_path} ({e}).") from e
     return tensors, meta
+
+
+def load_network(network_cls: Any, config: Any, folder: str | os.PathLike, tensors: dict[str, torch.Tensor],
+                 meta: dict) -> torch.nn.Module:
+    """The network an artifact read by :func:`load_artifact` holds, in either layout.
+
+    Format 2 is read with ``network_cls.from_pretrained(folder)``, exactly as a transformers folder is, and its
+    config.json must describe ``config`` (agent.json's); format 1 builds ``network_cls(config)`` and loads
+    ``tensors`` under seqpolicy's module names.
+
+    Raises:
+        ValueError: config.json and agent.json describe different networks.
+    """
+    if meta.get("weights_layout") == TRANSFORMERS_LAYOUT:
+        model = network_cls.from_pretrained(folder)
+        if model.config != config:
+            raise ValueError(f"config.json describes {model.config}, agent.json {config}.")
+        return model
+    model = network_cls(config)
+    model.load_state_dict(tensors)
+    return model

@@ -18,7 +18,7 @@ import torch
 from seqpolicy.agents.base import ContextAgent
 from seqpolicy.agents.tt.discretizer import Discretizer
 from seqpolicy.agents.tt.planner import VALUE_PLACEHOLDER, PlannerConfig, beam_plan
-from seqpolicy.common.artifact import ArtifactError, load_artifact, save_artifact
+from seqpolicy.common.artifact import ArtifactError, load_artifact, load_network, save_pretrained_artifact
 from seqpolicy.common.spaces import space_from_json, space_to_json, spaces_match
 from seqpolicy.common.torch_utils import resolve_device
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
@@ -133,8 +133,10 @@ class TrajectoryTransformerAgent(ContextAgent):
         }
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write the agent (safetensors weights + ``agent.json`` with thresholds and settings) into ``folder``."""
-        return save_artifact(folder, self.kind, self.model.state_dict(), self._meta())
+        """Write the agent into ``folder``: ``config.json`` + ``model.safetensors`` that ``transformers``'
+        ``TrajectoryTransformerModel.from_pretrained(folder)`` loads (transformers < 5), and ``agent.json`` with
+        what transformers does not store (discretizer thresholds, planner settings, spaces)."""
+        return save_pretrained_artifact(folder, self.kind, self.model, self._meta())
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu",
@@ -143,8 +145,8 @@ class TrajectoryTransformerAgent(ContextAgent):
         planner settings, e.g. ``load(folder, beam_width=32)``."""
         tensors, meta = load_artifact(folder, cls.kind)
         try:
-            model = TrajectoryTransformer(TTConfig.from_dict(meta["model_config"]))
-            model.load_state_dict(tensors)
+            model = load_network(TrajectoryTransformer, TTConfig.from_dict(meta["model_config"]), folder, tensors,
+                                 meta)
             planner = PlannerConfig.from_dict(meta["planner"])
             return cls(model, Discretizer.from_json(meta["discretizer"]),
                        space_from_json(meta["observation_space"]), space_from_json(meta["action_space"]),
