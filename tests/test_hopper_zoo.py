@@ -149,3 +149,44 @@ def test_wheel_carries_the_zoo(tmp_path):
         inside = f"share/seqpolicy/envs/Hopper-v4/{path.name}"
         assert any(inside in n for n in names), f"{name}: {inside} is not in {wheel.name}"
     assert any(n.endswith("share/seqpolicy/envs/Hopper-v4/preset.json") for n in names)
+
+
+FOLDERS = {name: path for name, path in SHIPPED.items() if path.is_dir()}
+
+
+@pytest.mark.parametrize("name", ["dt", "dt-medium-expert", "tt"])
+def test_shipped_transformer_folders_load_in_transformers(name):
+    """The zoo's DT and TT folders are transformers folders holding exactly the agent's weights."""
+    transformers = pytest.importorskip("transformers", reason="needs the test extra: pip install -e .[test]")
+    if name == "tt":
+        tt = pytest.importorskip("transformers.models.deprecated.trajectory_transformer",
+                                 reason="the TT needs transformers>=4.40,<5")
+        cls = tt.TrajectoryTransformerModel
+    else:
+        cls = transformers.DecisionTransformerModel
+    theirs = cls.from_pretrained(SHIPPED[name]).state_dict()
+    ours = get_agent("Hopper-v4", name, device="cpu").model.hf_state_dict()
+    assert set(ours) <= set(theirs)
+    for key, tensor in ours.items():
+        torch.testing.assert_close(theirs[key], tensor, rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("name", sorted(FOLDERS))
+def test_shipped_folders_carry_a_model_card_made_from_their_card(name):
+    """README.md is what make_agents.py cards generates from <artifact>.json, and the Hub reads its metadata."""
+    from seqpolicy.common.model_card import model_card
+
+    folder = FOLDERS[name]
+    card = json.loads((HOPPER / f"{folder.name}.json").read_text())
+    readme = (folder / "README.md").read_text()
+    assert readme == model_card(card, "Hopper-v4"), "stale README.md: run python envs/Hopper-v4/make_agents.py cards"
+    hub = pytest.importorskip("huggingface_hub", reason="needs the test extra: pip install -e .[test]")
+    data = hub.ModelCard(readme).data
+    evaluation = card["evaluation"]
+    results = {r.metric_type: r for r in data.eval_results}
+    assert sorted(results) == ["d4rl_normalized_score", "mean_reward"]
+    for result in results.values():
+        assert (result.task_type, result.dataset_type) == ("reinforcement-learning", "Hopper-v4")
+    assert results["mean_reward"].metric_value == f"{evaluation['mean']:.2f} +/- {evaluation['std']:.2f}"
+    assert results["d4rl_normalized_score"].metric_value == pytest.approx(evaluation["d4rl_normalized"], abs=0.01)
+    assert data.datasets == [card["dataset"]] and "Hopper-v4" in data.tags

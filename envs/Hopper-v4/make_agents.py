@@ -7,11 +7,15 @@ it, copies the result here and describes it). The steps, in order, with their ti
     python envs/Hopper-v4/make_agents.py ship dt         # copy runs/zoo/dt-medium/agent -> dt-medium/
     python envs/Hopper-v4/make_agents.py calibrate dt    # target sweep on seeds 1000+, PNG, best target saved
     python envs/Hopper-v4/make_agents.py evaluate        # seqpolicy-compare, 100 episodes, seeds 0-99 -> results/
-    python envs/Hopper-v4/make_agents.py cards           # <artifact>.json cards and AGENTS.md
+    python envs/Hopper-v4/make_agents.py cards           # <artifact>.json cards, README.md model cards, AGENTS.md
     python envs/Hopper-v4/make_agents.py videos          # videos/Hopper-v4/<name>.mp4, one episode (seed 0) each
 
 Names are the preset's agent names (dt, dt-medium-expert, tt, bc; td3 and td3-medium come from
 make_datasets.py and are only evaluated here).
+
+``python envs/Hopper-v4/make_agents.py resave [NAMES]`` writes shipped agents again in the current artifact
+layout (DT/TT folders that transformers also loads), checking that every weight is unchanged; run ``cards``
+after it (the files' sha256 change, and so does seqpolicy-compare's --resume key).
 
 The datasets come first: ``python envs/Hopper-v4/make_datasets.py --from-zips`` (see DATASETS.md).
 """
@@ -118,6 +122,36 @@ def ship(name: str) -> None:
     print(f"{name}: {source} -> {target} ({sum(f.stat().st_size for f in target.iterdir()) / 1e6:.1f} MB)")
 
 
+def resave(names: list[str]) -> None:
+    """Load each shipped agent folder and save it again (the current artifact layout), keeping its README.md;
+    refuse if any weight or action would change."""
+    import numpy as np
+    import torch
+
+    from seqpolicy.agents.loading import load_agent
+
+    preset = load_preset()
+    for name in names or [n for n, rel in preset["agents"].items() if (HERE / rel / "agent.json").is_file()]:
+        folder = HERE / preset["agents"][name]
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        old = load_agent(folder, device="cpu")
+        old.save(tmp)
+        new = load_agent(tmp, device="cpu")
+        old_sd, new_sd = (getattr(a, "model", None) or a.policy for a in (old, new))
+        same = old_sd.state_dict().keys() == new_sd.state_dict().keys() and all(
+            torch.equal(t, new_sd.state_dict()[k]) for k, t in old_sd.state_dict().items())
+        obs = np.random.default_rng(0).normal(size=(4, old.obs_dim)).astype(np.float32)
+        if not same or not np.array_equal(old.act(obs), new.act(obs)):
+            shutil.rmtree(tmp)
+            sys.exit(f"{name}: the re-saved agent differs from {folder}; nothing was replaced.")
+        if (folder / "README.md").is_file():
+            shutil.copy2(folder / "README.md", tmp / "README.md")
+        shutil.rmtree(folder)
+        os.replace(tmp, folder)
+        print(f"{name}: {folder} re-saved ({', '.join(sorted(p.name for p in folder.iterdir()))}); weights unchanged")
+
+
 def calibrate(name: str, targets: list[float], episodes: int) -> None:
     """seqpolicy-calibrate on seeds CALIBRATION_SEED.., the PNG beside the card, the best target saved."""
     folder = HERE / load_preset()["agents"][name]
@@ -195,7 +229,10 @@ def videos(agents: list[str]) -> None:
 
 
 def cards() -> None:
-    """<name>.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), AGENTS.md."""
+    """<name>.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), a Hugging Face
+    model card (README.md) in every agent folder made from it, AGENTS.md."""
+    from seqpolicy.common.model_card import model_card
+
     preset = load_preset()
     rows = []
     for name, rel in preset["agents"].items():
@@ -207,7 +244,7 @@ def cards() -> None:
         result = json.loads(result_file.read_text())
         card_path = HERE / f"{rel.removesuffix('.zip')}.json" if rel.endswith(".zip") else HERE / f"{rel}.json"
         card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        card.update({"name": name, "artifact": rel, "files": files_of(path)})
+        card.update({"name": name, "artifact": rel, "files": {}})  # files: once README.md is written
         recipe = preset["training"].get(name)
         if recipe:
             meta = json.loads((path / "agent.json").read_text())
@@ -237,6 +274,9 @@ def cards() -> None:
         for key in ("goal", "notes"):
             if key in (recipe or {}):
                 card[key] = recipe[key]
+        if path.is_dir():  # the folder can go to the Hugging Face Hub as it is
+            (path / "README.md").write_text(model_card(card, preset["env_id"]))
+        card["files"] = files_of(path)
         atomic_write_json(card_path, card)
         rows.append((name, card))
         print(f"{name}: {card_path.name}")
@@ -279,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--shards", type=int, default=1, help="processes per agent, each with a share of the seeds")
     e.add_argument("--agents", nargs="*", default=[], help="default: every agent in preset.json, then random")
     sub.add_parser("cards")
+    sub.add_parser("resave").add_argument("names", nargs="*", help="default: every preset agent with a folder")
     sub.add_parser("videos").add_argument("agents", nargs="*", help="default: every preset agent, then random")
     args = p.parse_args(argv)
     if args.step == "train":
@@ -291,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         evaluate(args.episodes, args.n_envs, args.shards, args.agents)
     elif args.step == "videos":
         videos(args.agents)
+    elif args.step == "resave":
+        resave(args.names)
     else:
         cards()
     return 0
