@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqpolicy.models.gpt import ACTIVATIONS, Block, block_inference
+from seqpolicy.models.gpt import ACTIVATIONS, Block, Dropout, block_inference
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class DecisionTransformer(nn.Module):
         self.embed_ln = nn.LayerNorm(h)
         # HF adds wpe(position_ids=0) to every token, i.e. one constant vector: we keep just that row.
         self.pos_bias = nn.Parameter(torch.zeros(h))
-        self.drop = nn.Dropout(c.embd_pdrop)
+        self.drop = Dropout(c.embd_pdrop)
         self.blocks = nn.ModuleList(
             Block(h, c.n_head, c.n_inner, c.activation_function, c.attn_pdrop, c.resid_pdrop, c.layer_norm_epsilon)
             for _ in range(c.n_layer))

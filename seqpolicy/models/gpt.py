@@ -3,6 +3,17 @@
 Pre-LayerNorm blocks (x + attn(ln1 x); x + mlp(ln2 x)) with a fused query/key/value projection and
 ``torch.nn.functional.scaled_dot_product_attention``. Masks are boolean with **True = may attend** (the
 SDPA convention); callers build them by meaning (causal, padding, value columns) and pass them in.
+
+Training (``module.train()`` with a full sequence) takes a second path with the same maths and fewer passes
+over memory, because on a CPU a training step is bound by elementwise work, not by matmuls:
+
+- SDPA has no fused CPU kernel for attention dropout, so it falls back to a composite that scales q and k,
+  turns the bool mask into a float one, checks for empty rows and draws dropout with ``bernoulli_`` over the
+  whole (B, heads, L, L) matrix. The training path adds the mask as ``baddbmm``'s bias in the QK^T GEMM.
+- Dropout masks come from 16-bit pieces of 64-bit random words (:func:`dropout_keep`): ~8x cheaper than
+  ``bernoulli_`` on CPUs. On GPUs ``F.dropout`` is used as is.
+- Dropout's 1/(1 - p) is folded into the weights of the projection before it (an (E, E) multiply instead of
+  one over every activation), and attention dropout's into the output projection.
 """
 
 from __future__ import annotations
@@ -29,6 +40,42 @@ KVCache = tuple[torch.Tensor, torch.Tensor]
 KVBuffer = tuple[torch.Tensor, torch.Tensor, int]
 
 
+def dropout_keep(shape: tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A bool mask of ``shape``, True with probability 1 - p: which units dropout keeps.
+
+    Deviation from ``bernoulli_``: p is rounded to a multiple of 2^-16 (0.1 becomes 0.1000061), because the
+    mask compares the four 16-bit pieces of 64-bit random words with a threshold, which costs ~1/8 of
+    ``bernoulli_`` on a CPU. Draws come from torch's default generator, so ``torch.manual_seed`` repeats them.
+    """
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1)
+    pieces = words.view(torch.int16)[:n]  # each uniform over the int16 range
+    threshold = round(p * 65536) - 32768  # pieces >= threshold are kept: probability (32768 - threshold) / 65536
+    return (pieces >= threshold).view(shape)
+
+
+def _drop(x: torch.Tensor, p: float, scaled: bool = False) -> torch.Tensor:
+    """Training-mode dropout of x; ``scaled=True`` means the caller already multiplied x by 1 / (1 - p)."""
+    if p == 0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True) * (1 - p) if scaled else F.dropout(x, p, True)
+    kept = torch.where(dropout_keep(x.shape, p, x.device), x, 0)
+    return kept if scaled else kept.mul_(1 / (1 - p))
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with the cheaper CPU mask of :func:`dropout_keep` (same module, same ``p``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _drop(x, self.p) if self.training else x
+
+
+def attention_bias(allow: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention mask: 0 where ``allow`` (True = may attend), -inf elsewhere."""
+    return torch.zeros(allow.shape, dtype=dtype, device=allow.device).masked_fill_(~allow, float("-inf"))
+
+
 def _append(buffer: KVBuffer, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Write new keys/values (B, heads, L, head_dim) after the buffer's n_past filled positions; return the
     filled part, (B, heads, n_past + L, head_dim)."""
@@ -50,7 +97,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(n_embd, 3 * n_embd)
         self.proj = nn.Linear(n_embd, n_embd)
         self.attn_pdrop = attn_pdrop
-        self.resid_drop = nn.Dropout(resid_pdrop)
+        self.resid_drop = Dropout(resid_pdrop)
 
     def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
                 buffer: KVBuffer | None = None, n_query: int | None = None, causal: bool = False,
@@ -64,6 +111,8 @@ class CausalSelfAttention(nn.Module):
         values still cover every token (inference uses it when only the last outputs are read).
         """
         b, n, e = x.shape
+        if self.training and past is None and buffer is None and n_query is None:
+            return self._train_forward(x, allow, causal)
         if n_query is None:
             q, k, v = self.qkv(x).split(e, dim=2)
         else:
@@ -86,6 +135,30 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(b, nq, e)  # (B, heads, Lq, hd) -> (B, Lq, E)
         return self.resid_drop(self.proj(y)), (k, v)
 
+    def _train_forward(self, x: torch.Tensor, allow: torch.Tensor | None, causal: bool,
+                       ) -> tuple[torch.Tensor, KVCache]:
+        """forward() in training mode with the same maths in fewer passes (see the module docstring)."""
+        b, n, e = x.shape
+        nh, hd = self.n_head, self.head_dim
+        q, k, v = self.qkv(x).split(e, dim=2)
+        # (B, L, E) -> (B * heads, L, head_dim)
+        q, k, v = (t.view(b, n, nh, hd).transpose(1, 2).reshape(b * nh, n, hd) for t in (q, k, v))
+        if allow is None:
+            allow = torch.ones(n, n, dtype=torch.bool, device=x.device).tril() if causal else None
+        bias = None if allow is None else attention_bias(allow, q.dtype)
+        if bias is not None and bias.ndim == 4:  # (B or 1, 1 or heads, L, L) -> (B * heads, L, L)
+            bias = bias.expand(b, nh, n, n).reshape(b * nh, n, n)
+        scale = 1.0 / math.sqrt(hd)
+        scores = (torch.bmm(q, k.transpose(1, 2)) * scale if bias is None
+                  else torch.baddbmm(bias.to(q.dtype), q, k.transpose(1, 2), alpha=scale))  # (B*heads, L, L)
+        probs = _drop(torch.softmax(scores, dim=-1), self.attn_pdrop, scaled=True)
+        y = torch.bmm(probs, v).view(b, nh, n, hd).transpose(1, 2).reshape(b, n, e)  # (B, L, E)
+        # Both dropouts' 1 / (1 - p) folded into the output projection (the bias sees only the residual one).
+        keep_attn, keep_resid = 1 - self.attn_pdrop, 1 - self.resid_drop.p
+        out = F.linear(y, self.proj.weight / (keep_attn * keep_resid), self.proj.bias / keep_resid)
+        k = k.view(b, nh, n, hd)  # returned like forward's (keys and values of every token)
+        return _drop(out, self.resid_drop.p, scaled=True), (k, v.view(b, nh, n, hd))
+
 
 class MLP(nn.Module):
     def __init__(self, n_embd: int, n_inner: int, activation: str = "gelu", resid_pdrop: float = 0.0):
@@ -95,10 +168,16 @@ class MLP(nn.Module):
         self.fc = nn.Linear(n_embd, n_inner)
         self.act = ACTIVATIONS[activation]()
         self.proj = nn.Linear(n_inner, n_embd)
-        self.drop = nn.Dropout(resid_pdrop)
+        self.drop = Dropout(resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.proj(self.act(self.fc(x))))
+        if not self.training:
+            return self.proj(self.act(self.fc(x)))
+        h = self.fc(x)
+        # In place where the backward allows it: ReLU's backward reads its output, not its input.
+        h = torch.relu_(h) if isinstance(self.act, nn.ReLU) else self.act(h)
+        keep = 1 - self.drop.p  # dropout's 1 / (1 - p) folded into the projection's weights
+        return _drop(F.linear(h, self.proj.weight / keep, self.proj.bias / keep), self.drop.p, scaled=True)
 
 
 class Block(nn.Module):

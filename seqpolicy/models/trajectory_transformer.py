@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqpolicy.models.gpt import Block, BlockWeights, block_inference
+from seqpolicy.models.gpt import Block, BlockWeights, Dropout, block_inference
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class TrajectoryTransformer(nn.Module):
         t, n, e = c.transition_dim, c.vocab_size, c.n_embd
         self.tok_emb = nn.Embedding(n * t + 1, e)  # N rows per dimension + one stop-token row
         self.pos_emb = nn.Parameter(torch.zeros(1, c.block_size, e))
-        self.drop = nn.Dropout(c.embd_pdrop)
+        self.drop = Dropout(c.embd_pdrop)
         self.blocks = nn.ModuleList(Block(e, c.n_head, 4 * e, "gelu", c.attn_pdrop, c.resid_pdrop)
                                     for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(e)
@@ -214,6 +214,39 @@ class TrajectoryTransformer(nn.Module):
         if loss_mask is not None:
             loss = loss * loss_mask.to(loss.dtype)
         return logits, loss.mean()
+
+    def loss(self, tokens: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | None = None,
+             ) -> torch.Tensor:
+        """``forward(tokens, targets, loss_mask)[1]`` for training, computed per transition dimension.
+
+        The head runs as one batched matmul over dimensions on (T, B * transitions, E), and the loss is taken in
+        that layout (targets, mask and weights are rearranged instead of the logits), so no (B, L, N+1) gather or
+        copy of the logits is made. Cross-entropy is computed in fp32 whatever the autocast dtype.
+        """
+        self._check(tokens)
+        c = self.config
+        b, n = tokens.shape
+        t, e = c.transition_dim, c.n_embd
+        x = self._embed(tokens, 0)
+        allow = self.allow[:n, :n]
+        for block in self.blocks:
+            x, _ = block(x, allow)
+        pad = (-n) % t  # positions past the last one, to fill whole transitions
+        x = F.pad(self.ln_f(x), (0, 0, 0, pad)).view(b, -1, t, e)  # (B, transitions, T, E)
+        x = x.permute(2, 0, 1, 3).reshape(t, -1, e)  # (T, B * transitions, E): position p -> row p mod T
+        logits = torch.bmm(x, self.head.weight.transpose(1, 2))  # (T, B * transitions, N+1)
+
+        def by_dimension(v: torch.Tensor) -> torch.Tensor:  # (B, L) -> (T, B * transitions)
+            return F.pad(v, (0, pad)).view(b, -1, t).permute(2, 0, 1).reshape(t, -1)
+
+        ce = F.cross_entropy(logits.float().flatten(0, 1), by_dimension(targets).flatten(),
+                             reduction="none").view(t, -1)  # (T, B * transitions)
+        weights = torch.tensor([1.0] * c.observation_dim + [c.action_weight] * c.action_dim
+                               + [c.reward_weight, c.value_weight], device=tokens.device)
+        # Position p predicts the token of dimension (p + 1) mod T, so row d takes the weight of dimension d + 1.
+        keep = torch.ones_like(tokens, dtype=ce.dtype) if loss_mask is None else loss_mask.to(ce.dtype)
+        keep = by_dimension(keep)  # padded positions get 0
+        return (ce * keep * weights.roll(-1)[:, None]).sum() / (b * n)  # forward's mean over all B * L positions
 
     @torch.no_grad()
     def extend(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:

@@ -25,6 +25,7 @@ from seqpolicy.training.common import (
     resolve_dataset,
     warmup_constant,
 )
+from seqpolicy.training.speed import adamw, autocast, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -72,19 +73,21 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
     obs_space, act_space, time_limit = env_spaces(data, env_id)
     stats = data.stats()
     device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
 
     seed_everything(cfg.seed)
     policy = BCPolicy(BCConfig(data.obs_dim, data.act_dim, cfg.hidden_size, cfg.n_hidden, cfg.dropout)).to(device)
-    info = {"trainer": "seqpolicy.train_bc", "train_config": asdict(cfg), "dataset_stats": stats.to_json()}
+    info = {"trainer": "seqpolicy.train_bc", "train_config": asdict(cfg), "dataset_stats": stats.to_json(),
+            "precision": precision}
     agent = BCAgent(policy, obs_space, act_space, state_mean=stats.obs_mean, state_std=stats.obs_std, env_id=env_id,
                     dataset_id=data.dataset_id, device=device, info=info)
     obs = np.concatenate([ep.observations for ep in data])
     obs_t = torch.as_tensor((obs - stats.obs_mean) / (stats.obs_std + 1e-6), dtype=torch.float32, device=device)
     act_t = torch.as_tensor(ActionScaler(act_space).to_unit(np.concatenate([ep.actions for ep in data])),
                             device=device)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(0))
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator(device).manual_seed(cfg.seed)
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
                       config=cfg, resumable=RESUMABLE_CHANGES, desc="train bc", tensorboard=tensorboard,
                       progress=progress)
@@ -92,8 +95,10 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
         run.resume(lambda ckpt: policy.load_state_dict(BCAgent.load(ckpt, device=device).policy.state_dict()))
 
     def train_step() -> torch.Tensor:
-        idx = torch.randint(0, obs_t.shape[0], (cfg.batch_size,), generator=generator).to(device)
-        loss = ((policy(obs_t[idx]) - act_t[idx]) ** 2).mean()
+        idx = torch.randint(0, obs_t.shape[0], (cfg.batch_size,), generator=generator, device=device)
+        with autocast(precision, device):
+            pred = policy(obs_t[idx])
+        loss = ((pred.float() - act_t[idx]) ** 2).mean()  # loss in fp32
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

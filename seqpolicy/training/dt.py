@@ -29,6 +29,7 @@ from seqpolicy.training.common import (
     warmup_constant,
     warmup_cosine,
 )
+from seqpolicy.training.speed import adamw, autocast, keep_freed_memory, micro_batches, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,15 @@ class WindowSampler:
         self.timesteps = torch.as_tensor(np.concatenate([np.arange(n) for n in lengths]), device=device)
         self.ep_start = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)[:-1]]), device=device)
         self.ep_len = torch.as_tensor(lengths, device=device)
-        self.ep_prob = torch.as_tensor(lengths / lengths.sum(), dtype=torch.float32)  # CPU, like the generator
+        self.ep_prob = torch.as_tensor(lengths / lengths.sum(), dtype=torch.float32, device=device)
         self.arange = torch.arange(k, device=device)
 
     def sample(self, batch_size: int, generator: torch.Generator):
-        """Returns states, actions, returns_to_go, timesteps, keep (all (B, K, ...)) and the action targets."""
+        """Returns states, actions, returns_to_go, timesteps, keep (all (B, K, ...)) and the action targets.
+
+        Built on the training device with ``generator`` (which must live there too): no host round trip."""
         ep = torch.multinomial(self.ep_prob, batch_size, replacement=True, generator=generator)
-        ep = ep.to(self.device)
-        start = (torch.rand(batch_size, generator=generator).to(self.device) * self.ep_len[ep]).long()
+        start = (torch.rand(batch_size, generator=generator, device=self.device) * self.ep_len[ep]).long()
         n_real = torch.clamp(self.ep_len[ep] - start, max=self.k)  # steps of the window inside the episode
         pad = self.k - n_real  # left padding
         offset = self.arange[None, :] - pad[:, None]  # (B, K): position in the episode relative to start
@@ -171,6 +173,9 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     max_ep_len = cfg.max_ep_len or max(time_limit or 0, stats.length_max)
     target = cfg.target_return if cfg.target_return is not None else stats.return_max
     device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    if device.type == "cpu":
+        keep_freed_memory()
 
     # -- model, optimiser, sampler -------------------------------------------------------------------
     seed_everything(cfg.seed)
@@ -184,11 +189,11 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
         return_scale=cfg.return_scale, context_length=cfg.context_length, env_id=env_id,
         dataset_id=data.dataset_id, device=device,
         info={"trainer": "seqpolicy.train_dt", "train_config": asdict(cfg), "dataset_stats": stats.to_json()})
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = adamw(model.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     schedule = (warmup_constant(cfg.warmup_steps) if cfg.lr_schedule == "constant"
                 else warmup_cosine(cfg.warmup_steps, cfg.max_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator(device).manual_seed(cfg.seed)
     sampler = WindowSampler(data, cfg.context_length, stats.obs_mean, stats.obs_std, ActionScaler(act_space),
                             cfg.return_scale, max_ep_len, device)
 
@@ -200,16 +205,28 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
                                                       .model.state_dict()))
 
     # -- training loop -------------------------------------------------------------------------------
+    # Largest activation per window: the MLP's hidden layer or the attention matrix (bytes in fp32).
+    tokens = 3 * cfg.context_length
+    chunks = micro_batches(cfg.batch_size, 4 * tokens * max(4 * cfg.hidden_size, cfg.n_head * tokens))
+    agent.info.update({"precision": precision, "micro_batches": chunks})
+
     def train_step() -> torch.Tensor:
-        states, actions, rtg, timesteps, keep, target_actions = sampler.sample(cfg.batch_size, generator)
-        _, action_preds, _ = model(states, actions, rtg, timesteps, keep.long())
-        loss = ((action_preds - target_actions) ** 2)[keep].mean()  # MSE on real (unpadded) steps
+        batch = sampler.sample(cfg.batch_size, generator)
+        n_real = batch[4].sum() * data.act_dim  # MSE over the real (unpadded) steps of the whole batch
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total = torch.zeros((), device=device)
+        for states, actions, rtg, timesteps, keep, target_actions in zip(*(t.tensor_split(chunks) for t in batch),
+                                                                         strict=True):
+            with autocast(precision, device):
+                _, action_preds, _ = model(states, actions, rtg, timesteps, keep.long())
+            squared = (action_preds.float() - target_actions) ** 2  # (B, K, act_dim), loss in fp32
+            loss = (squared * keep[..., None]).sum() / n_real  # masked sum: no host sync, unlike [keep]
+            loss.backward()
+            total += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-        return loss
+        return total
 
     evaluate = None if env_id is None else (
         lambda: eval_metrics(agent, model, env_id, cfg.eval_episodes, cfg.eval_seed))

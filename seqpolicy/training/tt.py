@@ -32,6 +32,7 @@ from seqpolicy.training.common import (
     eval_metrics,
     resolve_dataset,
 )
+from seqpolicy.training.speed import adamw, autocast, keep_freed_memory, micro_batches, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class SequenceSampler:
     def sample(self, batch_size: int, generator: torch.Generator):
         """(X, Y, loss_mask), each (B, k*T - 1): inputs, next-token targets and where the loss counts."""
         # Deviation: starts drawn uniformly with replacement instead of shuffled epochs (resume stays exact).
-        pick = torch.randint(len(self.starts), (batch_size,), generator=generator).to(self.starts.device)
+        pick = torch.randint(len(self.starts), (batch_size,), generator=generator, device=self.starts.device)
         idx = self.starts[pick][:, None] + self.arange  # (B, k) row indices
         seq = self.tokens[idx].long().reshape(batch_size, -1)  # (B, k, T) -> (B, k*T)
         mask = self.keep[idx][..., None].expand(-1, -1, self.t).reshape(batch_size, -1)  # (B, k*T)
@@ -201,7 +202,7 @@ def make_optimizer(model: TrajectoryTransformer, cfg: TTTrainConfig) -> torch.op
     ids = {id(p) for p in decay}
     rest = [p for p in model.parameters() if id(p) not in ids]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+    return adamw(groups, next(model.parameters()).device, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
 
 
 def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | None = None, *,
@@ -237,6 +238,9 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     obs_space, act_space, time_limit = env_spaces(data, env_id)
     max_path_length = cfg.max_path_length or time_limit or 1000
     device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    if device.type == "cpu":
+        keep_freed_memory()
     rows = joined_rows(data, cfg.discount, cfg.termination_penalty)
     disc = Discretizer.fit(np.concatenate(rows), cfg.n_bins, cfg.discretizer)
     sampler = SequenceSampler(rows, disc, cfg.seq_transitions, max_path_length, device)
@@ -258,7 +262,7 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
         info={"trainer": "seqpolicy.train_tt", "train_config": asdict(cfg), "dataset_stats": data.stats().to_json()})
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(warmup, decay))
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator(device).manual_seed(cfg.seed)
 
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
                       config=cfg, resumable=RESUMABLE_CHANGES, desc="train tt", tensorboard=tensorboard,
@@ -268,15 +272,26 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
                                                       .model.state_dict()))
 
     # -- training loop -------------------------------------------------------------------------------
+    # Largest activation per sequence: the attention matrix, the MLP's hidden layer or the logits (bytes).
+    n_tok = model_cfg.block_size
+    width = 2 if precision == "bf16" else 4
+    chunks = micro_batches(cfg.batch_size, n_tok * max(width * cfg.n_head * n_tok, width * 4 * cfg.n_embd,
+                                                       4 * (cfg.n_bins + 1)))
+    agent.info.update({"precision": precision, "micro_batches": chunks})
+
     def train_step() -> torch.Tensor:
         x, y, mask = sampler.sample(cfg.batch_size, generator)
-        _, loss = model(x, y, mask)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total = torch.zeros((), device=device)
+        for xc, yc, mc in zip(x.tensor_split(chunks), y.tensor_split(chunks), mask.tensor_split(chunks), strict=True):
+            with autocast(precision, device):
+                loss = model.loss(xc, yc, mc) * (len(xc) / cfg.batch_size)  # the whole batch's mean, summed
+            loss.backward()
+            total += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-        return loss
+        return total
 
     # All episodes as one batch of envs: the planner's cost is per call, so this is much faster than a loop.
     evaluate = None if env_id is None else (

@@ -1,0 +1,37 @@
+"""What a trainer reads before it builds a model: the dataset and the env's spaces."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Any:
+    """A dataset id/path as the trainers accept it: PointReach's built-in mixed data, or any source that
+    ``seqpolicy.data.sources.load_trajectories`` reads (Minari id, D4RL HDF5, seqpolicy .npz)."""
+    from seqpolicy.toy import TOY_DATASET_ID, make_toy_dataset
+
+    if str(source) == TOY_DATASET_ID:
+        return make_toy_dataset()
+    from seqpolicy.data.sources import load_trajectories
+
+    return load_trajectories(source, env_id=env_id)
+
+
+def env_spaces(data: Any, env_id: str | None) -> tuple[Any, Any, int | None]:
+    """The observation space, action space and time limit a trainer builds its agent for.
+
+    With ``env_id`` they come from the env (and the data must fit it); otherwise from the data itself.
+    """
+    import gymnasium as gym
+
+    if env_id is not None:
+        env = gym.make(env_id)
+        obs_space, act_space = env.observation_space, env.action_space
+        time_limit = env.spec.max_episode_steps if env.spec else None
+        env.close()
+        data.check_env(obs_space, act_space)
+        return obs_space, act_space, time_limit
+    if data.observation_space is not None and data.action_space is not None:
+        return data.observation_space, data.action_space, None
+    raise ValueError("Training needs the env's spaces: pass env_id= (--env), or data that records its spaces.")

@@ -1,0 +1,185 @@
+"""The loop around a trainer's gradient step: progress bar, log.csv, periodic evaluation, checkpoints, resume
+and the final agent. A run folder looks like this::
+
+    run/
+      log.csv           one row per logged step (train/loss, train/lr, train/steps_per_s, eval/return, ...)
+      checkpoint/       the latest checkpoint: the agent artifact + trainer.safetensors + trainer.json
+      best/             with keep_best: the agent of the best periodic evaluation
+      agent/            the final agent (written when training ends)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from seqpolicy.training.checkpoint import (
+    checkpoint_settings,
+    find_checkpoint,
+    load_trainer_state,
+    replace_folder,
+    save_checkpoint,
+)
+from seqpolicy.training.metrics import MetricLogger
+
+
+def eval_metrics(agent: Any, module: torch.nn.Module, env_id: str, n_episodes: int, seed: int,
+                 n_envs: int | None = None) -> dict[str, float]:
+    """Periodic evaluation in the env: ``module`` in eval mode for the episodes, back in train mode after.
+
+    The episodes run side by side in up to 10 envs (one batched ``act`` per step); episode i uses seed
+    ``seed + i`` either way."""
+    from seqpolicy.evaluation.evaluate import evaluate
+
+    module.eval()
+    try:
+        result = evaluate(agent, env_id, n_episodes=n_episodes, seed=seed,
+                          n_envs=min(n_episodes, 10) if n_envs is None else n_envs)
+    finally:
+        module.train()
+    metrics = {"eval/return": float(result.mean), "eval/return_std": float(result.std)}
+    if result.normalized is not None:
+        metrics["eval/normalized_score"] = float(result.normalized["mean"])
+    return metrics
+
+
+class TrainingRun:
+    """Everything around a trainer's gradient step: progress bar, log.csv, periodic evaluation, checkpoints,
+    resume and the final agent. Each trainer keeps its own step function, so its maths stays in one place.
+
+    Args:
+        run_dir: run folder, or None to keep nothing on disk.
+        agent: the agent being trained (its ``save(folder)`` writes checkpoints and the final artifact).
+        optimizer, scheduler, generator: restored on resume and saved in checkpoints.
+        config: the trainer's config dataclass (stored in checkpoints, compared on resume; a field that a
+            checkpoint lacks, because it was written before the field existed, counts as its default).
+        resumable: config keys a resumed run may change.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike | None, *, agent: Any, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator | None,
+                 config: Any, resumable: frozenset[str] = frozenset(), desc: str = "train",
+                 tensorboard: bool = False, progress: bool = True):
+        self.path = Path(run_dir) if run_dir is not None else None
+        self.agent, self.optimizer, self.scheduler, self.generator = agent, optimizer, scheduler, generator
+        self.config, self.resumable, self.desc, self.progress = asdict(config), resumable, desc, progress
+        self.defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+        self.logger = MetricLogger(self.path, tensorboard=tensorboard) if self.path is not None else None
+        self.step, self.wall_before = 0, 0.0
+        self.best: dict[str, float] | None = None  # {"step", "eval/return"} of the agent in run_dir/best
+        self._t0 = time.perf_counter()
+
+    def resume(self, load_weights: Callable[[Path], None]) -> None:
+        """Continue from ``run_dir/checkpoint``: ``load_weights(folder)`` restores the model from the agent
+        saved there; optimizer, scheduler, RNG states, step and wall time are restored here."""
+        ckpt = find_checkpoint(self.path) if self.path is not None else None
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {self.path}. Start without --resume.")
+        saved = checkpoint_settings(ckpt)
+        diff = {k: (saved.get(k, self.defaults.get(k)), v) for k, v in self.config.items()
+                if k not in self.resumable and saved.get(k, self.defaults.get(k)) != v}
+        if diff:  # checked before any weights load, so a wrong model size reads as a settings mismatch
+            raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
+                             f"Only {', '.join(sorted(self.resumable))} may change on resume; leave out "
+                             "--preset and the other settings to continue with the checkpoint's own.")
+        load_weights(ckpt)
+        state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator)
+        self.step, self.wall_before = state["step"], state.get("wall_time_s", 0.0)
+        self.best = state.get("best")
+        assert self.logger is not None
+        self.logger.drop_after(self.step)
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds of training so far, across resumes."""
+        return self.wall_before + time.perf_counter() - self._t0
+
+    def checkpoint(self) -> None:
+        if self.path is not None:
+            save_checkpoint(self.path, self.agent.save, self.optimizer, self.scheduler, self.step,
+                            {"train_config": self.config, "wall_time_s": self.wall_time, "best": self.best},
+                            self.generator)
+
+    def loop(self, train_step: Callable[[], torch.Tensor], *, max_steps: int, log_every: int, eval_every: int = 0,
+             checkpoint_every: int = 0, evaluate: Callable[[], dict[str, float]] | None = None) -> None:
+        """Call ``train_step()`` (one gradient step, returning the loss) until ``max_steps``, logging
+        ``train/loss``, ``train/lr`` and ``train/steps_per_s`` every ``log_every`` steps, the metrics of
+        ``evaluate()`` every ``eval_every`` steps and at the end, and checkpointing every ``checkpoint_every``."""
+        self._t0 = time.perf_counter()
+        last_t, last_step, shown = time.perf_counter(), self.step, {}
+        bar = tqdm(total=max_steps, initial=self.step, disable=not self.progress, desc=self.desc, unit="step")
+        try:
+            while self.step < max_steps:
+                loss = train_step()
+                self.step += 1
+                step, done = self.step, self.step == max_steps
+                if step % log_every == 0 or done:
+                    now = time.perf_counter()
+                    metrics = {"train/loss": loss.item(), "train/lr": self.scheduler.get_last_lr()[0],
+                               "train/steps_per_s": (step - last_step) / max(now - last_t, 1e-9)}
+                    last_t, last_step = now, step
+                    self._log(metrics)
+                    shown["loss"] = f"{metrics['train/loss']:.4f}"
+                    bar.set_postfix(shown)
+                if evaluate is not None and eval_every and (step % eval_every == 0 or done):
+                    metrics = evaluate()
+                    self._log(metrics)
+                    if self.config.get("keep_best"):
+                        self._keep_if_best(metrics)
+                    shown["eval"] = f"{metrics.get('eval/return', float('nan')):.1f}"
+                    bar.set_postfix(shown)
+                if checkpoint_every and step % checkpoint_every == 0 and not done:
+                    self.checkpoint()
+                bar.update(1)
+        finally:
+            bar.close()
+            if self.logger is not None:
+                self.logger.close()
+
+    def finish(self, module: torch.nn.Module, device: torch.device) -> None:
+        """Put ``module`` in eval mode, record steps, wall time and device in the agent's info, and write the
+        final checkpoint and ``run_dir/agent``."""
+        module.eval()
+        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1),
+                                "device": str(device)})
+        if self.path is not None:
+            self.checkpoint()
+            self._save_agent("agent")
+
+    def _save_agent(self, name: str) -> None:
+        """Write the agent to ``run_dir/name`` atomically (a kill leaves the previous one)."""
+        assert self.path is not None
+        tmp = self.path / f".{name}-tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        self.agent.save(tmp)
+        replace_folder(tmp, self.path / name)
+
+    def _keep_if_best(self, metrics: dict[str, float]) -> None:
+        """Write the agent to ``run_dir/best`` when this periodic evaluation beats every earlier one."""
+        score = metrics.get("eval/return")
+        if self.path is None or score is None or (self.best is not None and score <= self.best["eval/return"]):
+            return
+        self.best = {"step": self.step, "eval/return": float(score)}
+        info = dict(self.agent.info)
+        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1),
+                                "selected_by": {"rule": "highest periodic evaluation return", **self.best,
+                                                "eval_episodes": self.config.get("eval_episodes"),
+                                                "eval_seed": self.config.get("eval_seed")}})
+        try:
+            self._save_agent("best")
+        finally:
+            self.agent.info.clear()
+            self.agent.info.update(info)
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        if self.logger is not None:
+            self.logger.log(self.step, metrics)
