@@ -166,3 +166,27 @@ def test_merged_seed_ranges_equal_one_evaluation():
     assert (merged.mean, merged.std, *merged.ci95) == pytest.approx((whole.mean, whole.std, *whole.ci95))
     with pytest.raises(ValueError, match="Seeds must follow on"):
         merge_results(parts[::-1])
+
+
+@pytest.mark.parametrize("n_episodes", [2, 4, 5, 8])
+def test_tables_have_the_same_columns_for_every_agent_and_no_ci_from_few_episodes(n_episodes):
+    """The dataset column is there for agents without a dataset too; a CI from < 5 episodes reads n/a, with a
+    note, in the table, the summary and a calibration sweep alike."""
+    from seqpolicy.evaluation.calibrate import Calibration
+    from seqpolicy.evaluation.compare import results_table
+    from seqpolicy.evaluation.scores import CI_NOTE, MIN_CI_EPISODES
+
+    agent = seqpolicy.FunctionAgent(lambda o: np.zeros((len(o), 1)), SeedLengthEnv.observation_space,
+                                    SeedLengthEnv.action_space)
+    trained = evaluate(agent, SeedLengthEnv, n_episodes=n_episodes, seed=1)
+    trained.dataset = "pointreach/expert-v0"
+    untrained = evaluate(agent, SeedLengthEnv, n_episodes=n_episodes, seed=1)
+    alone = [results_table({name: r}).splitlines()[0] for name, r in (("dt", trained), ("random", untrained))]
+    assert alone[0] == alone[1] and "| dataset |" in alone[0]
+    table = results_table({"dt": trained, "random": untrained})
+    assert f"| random | SeedLengthEnv | - | {n_episodes} |" in table
+    few = n_episodes < MIN_CI_EPISODES
+    ci = f"{trained.ci95[0]:.1f} to {trained.ci95[1]:.1f}"
+    assert (CI_NOTE in table) == few and ("| n/a |" in table) == few and (ci in table) == (not few)
+    assert (f"(95% CI {ci})" in trained.summary()) == (not few)
+    assert (CI_NOTE in Calibration(trained.env_id, [1.0], [trained]).markdown()) == few

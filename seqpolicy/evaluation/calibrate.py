@@ -18,6 +18,7 @@ import numpy as np
 
 from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.evaluate import EnvLike, EvalResult, evaluate
+from seqpolicy.evaluation.scores import CI_NOTE, MIN_CI_EPISODES
 
 
 @dataclass
@@ -47,7 +48,9 @@ class Calibration:
         rows = ["| target return | achieved mean | 95% CI |", "|---|---|---|"]
         for t, r in zip(self.targets, self.results, strict=True):
             mark = " (best)" if t == self.best_target else ""
-            rows.append(f"| {t:g}{mark} | {r.mean:.1f} | {r.ci95[0]:.1f} to {r.ci95[1]:.1f} |")
+            rows.append(f"| {t:g}{mark} | {r.mean:.1f} | {r.format_ci(r.ci95)} |")
+        if self.results[0].n_episodes < MIN_CI_EPISODES:
+            rows.append(f"\n{CI_NOTE}")
         return "\n".join(rows)
 
     def plot(self, path: str | os.PathLike) -> Path:

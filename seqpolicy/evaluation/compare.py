@@ -11,6 +11,7 @@ from typing import Any
 
 from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json
 from seqpolicy.evaluation.evaluate import EnvLike, EvalResult, evaluate
+from seqpolicy.evaluation.scores import CI_NOTE, MIN_CI_EPISODES
 
 
 @dataclass
@@ -66,23 +67,28 @@ class Comparison:
 
 
 def results_table(results: Mapping[str, EvalResult]) -> str:
-    """Markdown table of results: return mean +- std, its 95% CI, and the D4RL score where known."""
+    """Markdown table of results: return mean +- std, its 95% CI, and the D4RL score where the env has one.
+
+    Every agent gets the same columns (``-`` where an agent has no training dataset); the D4RL columns come
+    with the env. CIs from fewer than ``MIN_CI_EPISODES`` episodes read ``n/a``, with a note under the table.
+    """
     with_norm = any(r.normalized for r in results.values())
-    with_data = any(r.dataset for r in results.values())
-    head = ["agent", "env"] + (["dataset"] if with_data else []) + ["episodes", "seeds", "return (mean +- std)",
-                                                                    "95% CI"]
+    head = ["agent", "env", "dataset", "episodes", "seeds", "return (mean +- std)", "95% CI"]
     if with_norm:
         head += ["D4RL score", "D4RL 95% CI"]
     rows = [head, ["---"] * len(head)]
     for name, r in results.items():
         seeds = f"{r.seeds[0]}-{r.seeds[-1]}" if len(r.seeds) > 1 else str(r.seed)
-        row = [name, r.env_id] + ([r.dataset or "-"] if with_data else [])
-        row += [str(r.n_episodes), seeds, f"{r.mean:.1f} +- {r.std:.1f}", f"{r.ci95[0]:.1f} to {r.ci95[1]:.1f}"]
+        row = [name, r.env_id, r.dataset or "-", str(r.n_episodes), seeds, f"{r.mean:.1f} +- {r.std:.1f}",
+               r.format_ci(r.ci95)]
         if with_norm:
             n = r.normalized
-            row += [f"{n['mean']:.1f}", f"{n['ci95'][0]:.1f} to {n['ci95'][1]:.1f}"] if n else ["-", "-"]
+            row += [f"{n['mean']:.1f}", r.format_ci(n["ci95"])] if n else ["-", "-"]
         rows.append(row)
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    if any(r.n_episodes < MIN_CI_EPISODES for r in results.values()):
+        table += f"\n\n{CI_NOTE}"
+    return table
 
 
 def compare(agents: Mapping[str, Any], env: EnvLike, n_episodes: int = 10, seed: int = 0, n_envs: int = 1,

@@ -37,7 +37,7 @@ import numpy as np
 
 from seqpolicy.common.artifact import atomic_write_json
 from seqpolicy.common.spaces import space_to_json, spaces_match
-from seqpolicy.evaluation.scores import bootstrap_ci, d4rl_normalized, env_name_and_version
+from seqpolicy.evaluation.scores import MIN_CI_EPISODES, bootstrap_ci, d4rl_normalized, env_name_and_version
 from seqpolicy.wrappers import RecordRawReward
 
 EnvLike = str | Callable[..., gymnasium.Env] | gymnasium.Env
@@ -87,14 +87,20 @@ class EvalResult:
     def steps_per_second(self) -> float:
         return self.env_steps / self.wall_time_s if self.wall_time_s > 0 else float("inf")
 
+    def format_ci(self, ci: Sequence[float]) -> str:
+        """``"low to high"``, or ``"n/a"`` when there are too few episodes for a CI to mean anything."""
+        return f"{ci[0]:.1f} to {ci[1]:.1f}" if self.n_episodes >= MIN_CI_EPISODES else "n/a"
+
     def summary(self) -> str:
         """One line: mean return with its CI, and the normalised score when there is one."""
-        line = (f"{self.env_id}: return {self.mean:.1f} +- {self.std:.1f} "
-                f"(95% CI {self.ci95[0]:.1f} to {self.ci95[1]:.1f}) over {self.n_episodes} episodes")
+        few = self.n_episodes < MIN_CI_EPISODES
+        line = f"{self.env_id}: return {self.mean:.1f} +- {self.std:.1f}"
+        line += "" if few else f" (95% CI {self.format_ci(self.ci95)})"
+        line += f" over {self.n_episodes} episodes"
         if self.normalized:
             n = self.normalized
-            line += f", D4RL-normalised {n['mean']:.1f} (95% CI {n['ci95'][0]:.1f} to {n['ci95'][1]:.1f})"
-        return line
+            line += f", D4RL-normalised {n['mean']:.1f}" + ("" if few else f" (95% CI {self.format_ci(n['ci95'])})")
+        return line + (f" (no 95% CI from fewer than {MIN_CI_EPISODES} episodes)" if few else "")
 
     def to_dict(self) -> dict:
         doc = asdict(self)

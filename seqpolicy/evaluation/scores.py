@@ -34,6 +34,13 @@ class NormalizedScore:
         return {**asdict(self), "ci95": list(self.ci95)}
 
 
+MIN_CI_EPISODES = 5
+"""Fewer episodes than this make a bootstrap CI of the mean unstable to the point of meaning nothing (with 2
+episodes it is the span between them): tables show none, and say so with :data:`CI_NOTE`."""
+CI_NOTE = (f"95% CIs are shown from {MIN_CI_EPISODES} episodes up (n/a: fewer episodes; a bootstrap interval "
+           "from so few is not meaningful).")
+
+
 def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 10_000,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean (deterministic for a given ``seed``).
