@@ -70,6 +70,15 @@ def find_env_folder(env_id: str) -> Path | None:
     return None
 
 
+def zoo_env_ids() -> list[str]:
+    """The env ids that have a ``preset.json`` in one of the search paths, sorted."""
+    ids = set()
+    for root in search_paths():
+        if root.is_dir():
+            ids.update(folder.name.replace("__", "/") for folder in root.iterdir() if (folder / PRESET_FILE).is_file())
+    return sorted(ids)
+
+
 def load_preset(env_id: str) -> EnvPreset:
     """Read ``envs/<EnvId>/preset.json`` (an env folder without one gives an empty preset).
 

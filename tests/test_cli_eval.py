@@ -53,7 +53,7 @@ def test_random_agent_on_hopper_end_to_end(tmp_path, capsys):
     assert code == 0, err
     doc = json.loads((tmp_path / "eval.json").read_text())
     assert len(doc["evaluation"]["returns"]) == 3 and doc["evaluation"]["normalized"]["env_id"] == "Hopper-v4"
-    assert "| random | Hopper-v4 | 3 |" in out and "D4RL score" in out
+    assert "| random | Hopper-v4 | - | 3 |" in out and "D4RL score" in out
     (video,) = doc["videos"]
     assert video_stats(video["path"])["frames"] == video["frames"] > 1
     assert f"video: {video['path']}" in out
@@ -153,6 +153,31 @@ def test_unwritable_video_folder_and_mismatched_agent(dt_folder, tmp_path, capsy
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
     code, _, err = run(eval_cli, capsys, "--env", TOY, "--agent", "random", "--video-dir", str(blocker / "v"))
-    assert code == 2 and "Cannot write videos to" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--video-dir" in err and "is a file, not a folder" in err
+    assert len(err.strip().splitlines()) == 1
     code, _, err = run(eval_cli, capsys, "--env", "Hopper-v4", "--agent", str(dt_folder), "--no-video")
     assert code == 2 and "does not match Hopper-v4" in err
+
+
+def test_default_outputs_stay_out_of_git_and_the_sample_videos_stay_tracked():
+    """seqpolicy-eval run in the source tree writes videos/<env>_<agent>..._seed0_<time>.mp4 and seqpolicy-compare
+    comparisons/...: git ignores both, while the README's samples in videos/Hopper-v4/ stay tracked (and a new
+    sample there still shows up)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=repo).returncode == 0
+
+    assert ignored("videos/Hopper-v4_dt_ep0_seed0_20260101-120000.mp4")
+    assert ignored("videos/.Hopper-v4_dt_ep0_seed0_20260101-120000.partial-1a2b3c4d.mp4")
+    assert ignored("comparisons/Hopper-v4_20260101-120000/comparison.md")
+    assert not ignored("videos/Hopper-v4/new-agent.mp4")
+    tracked = subprocess.run(["git", "ls-files", "videos/Hopper-v4"], cwd=repo, capture_output=True,
+                             text=True).stdout.split()
+    assert "videos/Hopper-v4/dt.mp4" in tracked and not any(ignored(p) for p in tracked)

@@ -1,20 +1,46 @@
-"""Shared pieces of the evaluation CLIs: argument types, one-line errors and warnings."""
+"""What every CLI shares: a parser with one-line errors, help that fits 100 columns, argument types, output
+paths checked before the work starts, and one-line errors and warnings from the library."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from pathlib import Path
 
-# Errors a user can cause (bad ids, paths, options, missing extras): reported in one line, exit status 2.
+import gymnasium
+
+# Errors a user can cause (bad ids, paths, options, files, missing extras): one line, exit status 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, LookupError, OSError, ImportError,
-                                                RuntimeError)
+                                                RuntimeError, gymnasium.error.Error)
+HELP_WIDTH = 100  # help lines stay under this many characters, whatever the terminal width
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help wrapped to the terminal, at most ``HELP_WIDTH`` - 1 characters; a description or epilog written on
+    several lines (the examples) is kept as written."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 30,
+                 width: int | None = None) -> None:
+        width = min(width or shutil.get_terminal_size().columns - 2, HELP_WIDTH - 2)
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (``prog: error: ...``) pointing at ``--help``."""
+    """An ArgumentParser whose errors are one line (``prog: error: ...``) pointing at ``--help``; its
+    subcommands' parsers are OneLineParsers too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -38,6 +64,16 @@ positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def frame_size(text: str) -> tuple[int, int]:
     """``"480x360"`` -> (480, 360)."""
     try:
@@ -47,6 +83,37 @@ def frame_size(text: str) -> tuple[int, int]:
     if not (16 <= w <= 4096 and 16 <= h <= 4096):
         raise argparse.ArgumentTypeError(f"width and height must be between 16 and 4096, got {text!r}")
     return w, h
+
+
+def check_output(path: str | os.PathLike | None, option: str, *, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written, before any long work (nothing is created).
+
+    Args:
+        path: what the user passed (None: the option was not given; nothing to check).
+        option: the option's name for the message, e.g. ``"--json"``.
+        folder: the path names a folder (created if missing) rather than a file (written or replaced).
+
+    Raises:
+        ValueError: a file where a folder is expected or the reverse, a parent that is a file, or a folder
+            this user may not write in; the message names the path and what to do.
+    """
+    if path is None:
+        return
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file, not a folder: pass a folder (it is created if missing).")
+    if not folder and path.is_dir():
+        raise ValueError(f"{option} {path} is a folder: pass the path of a file to write.")
+    # the folder that must let us write: the output folder itself, else the nearest existing parent
+    where = path if folder and path.is_dir() else path.absolute().parent
+    while not where.exists():
+        where = where.parent
+    if not where.is_dir():
+        raise ValueError(f"{option} {path} cannot be created: {where} is a file, not a folder. Choose another "
+                         "path.")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path} cannot be written: no permission to write in {where}. Choose "
+                         "another path.")
 
 
 def run_cli(prog: str, body: Callable[[], int]) -> int:
@@ -69,10 +136,6 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
         except USER_ERRORS as e:
             if os.environ.get("SEQPOLICY_DEBUG"):
                 raise  # the full traceback, for bug reports
-            print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+            text = e.args[0] if isinstance(e, KeyError) and e.args else e  # str(KeyError) quotes its text
+            print(f"{prog}: error: {' '.join(str(text).split())}", file=sys.stderr)
             return 2
-
-
-def print_lines(lines: Sequence[str]) -> None:
-    for line in lines:
-        print(line)

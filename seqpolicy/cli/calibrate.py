@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from seqpolicy.cli._common import OneLineParser, positive_int, run_cli
+from seqpolicy.cli._common import OneLineParser, check_output, non_negative_int, positive_int, run_cli
 
 EXAMPLES = """\
 examples:
@@ -23,15 +23,17 @@ Every target is evaluated on the same episodes (seeds SEED..SEED+EPISODES-1).
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="seqpolicy-calibrate", description="Sweep a return-conditioned agent's target return.",
-                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
-    p.add_argument("--agent", required=True, help="saved DT agent folder (or a seqpolicy-train run folder)")
+                      epilog=EXAMPLES)
+    p.add_argument("--agent", required=True, metavar="PATH",
+                   help="saved DT agent folder (or a seqpolicy-train run folder)")
     p.add_argument("--env", default=None, help="Gymnasium env id (default: the agent's)")
-    p.add_argument("--targets", type=float, nargs="+", default=None, help="target returns to try")
-    p.add_argument("--episodes", type=positive_int, default=5, help="episodes per target (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i (default 0)")
-    p.add_argument("--n-envs", type=positive_int, default=1, help="envs stepped together (default 1)")
-    p.add_argument("--plot", default=None, help="write achieved-vs-target PNG here")
-    p.add_argument("--json", default=None, help="write the sweep as JSON here")
+    p.add_argument("--targets", type=float, nargs="+", default=None, metavar="RETURN",
+                   help="target returns to try (default: 6 from the data's mean return to 1.2x its best)")
+    p.add_argument("--episodes", type=positive_int, default=5, metavar="N", help="episodes per target (default 5)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i (default 0)")
+    p.add_argument("--n-envs", type=positive_int, default=1, metavar="N", help="envs stepped together (default 1)")
+    p.add_argument("--plot", default=None, metavar="PATH", help="write achieved-vs-target PNG here")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the sweep as JSON here")
     p.add_argument("--save", action="store_true", help="store the best target (and the sweep) in the agent")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     return p
@@ -45,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         from seqpolicy.common.artifact import atomic_write_json
         from seqpolicy.evaluation.calibrate import calibrate_target
 
+        check_output(args.plot, "--plot")
+        check_output(args.json, "--json")
         path = resolve_agent_path(args.agent)
+        if args.save:
+            check_output(path, "--agent (with --save)", folder=True)
         agent = load_agent(path, device=args.device)
         env = args.env or getattr(agent, "env_id", None)
         if env is None:

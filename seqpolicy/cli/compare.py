@@ -8,30 +8,36 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from seqpolicy.cli._common import OneLineParser, frame_size, non_negative_int, positive_int, run_cli
+from seqpolicy.cli._common import OneLineParser, check_output, frame_size, non_negative_int, positive_int, run_cli
+
+if TYPE_CHECKING:
+    from seqpolicy.evaluation.evaluate import EvalResult
 
 PROG = "seqpolicy-compare"
 
 EXAMPLES = """\
 examples:
-  # every agent of the env's zoo (envs/Hopper-v4/preset.json) and the random baseline, 20 episodes on seeds 0..19
+  # every agent of the env's zoo (envs/Hopper-v4/preset.json) and random, 20 episodes, seeds 0-19
   seqpolicy-compare --env Hopper-v4 --episodes 20
 
-  # some of them, 100 episodes over 10 envs; --resume reuses finished agents after a crash or Ctrl-C
-  seqpolicy-compare --env Hopper-v4 --agents dt tt td3 random --episodes 100 --n-envs 10 --out cmp --resume
+  # some of them, 100 episodes over 10 envs; --resume reuses agents finished before a crash
+  seqpolicy-compare --env Hopper-v4 --agents dt tt td3 random --episodes 100 --n-envs 10 \\
+      --out cmp --resume
 
-  # your own agents (folders written by seqpolicy-train), 8 envs at a time, plus a side-by-side video
-  seqpolicy-compare --env Hopper-v4 --agents runs/hopper-dt/agent runs/hopper-dt2/agent random --n-envs 8 --video
+  # your own agents (seqpolicy-train's folders), 8 envs at a time, and a side-by-side video
+  seqpolicy-compare --env Hopper-v4 --agents runs/hopper-dt/agent runs/hopper-dt2/agent random \\
+      --n-envs 8 --video
 
-Writes comparison.md, comparison.json and comparison.png (mean and 95% bootstrap CI per agent) into --out,
-and each agent's full results to --out/results/<agent>.json as soon as it is evaluated.
+Writes comparison.md, comparison.json and comparison.png (mean and 95% bootstrap CI per agent) into
+--out, and each agent's full results to --out/results/<agent>.json as soon as it is evaluated.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Compare agents on one env with the same evaluation and seeds.",
-                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                      epilog=EXAMPLES)
     p.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v4")
     p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
                    help="zoo names (dt tt bc td3 sac ppo, or any name the env preset lists), random, or saved "
@@ -40,13 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i (default 0)")
     p.add_argument("--n-envs", type=positive_int, default=1, help="envs stepped together (default 1)")
     p.add_argument("--max-episode-steps", type=positive_int, default=None, help="cut episodes after N steps")
-    p.add_argument("--out", default=None, help="output folder (default: comparisons/<env>_<time>)")
+    p.add_argument("--out", default=None, metavar="FOLDER",
+                   help="output folder (default: comparisons/<env>_<time>, which a source checkout's .gitignore "
+                        "covers)")
     p.add_argument("--resume", action="store_true",
                    help="reuse --out/results/<agent>.json of agents already evaluated with the same env, "
                         "episodes, seed and step limit (evaluate the rest)")
     p.add_argument("--video", action=argparse.BooleanOptionalAction, default=False,
                    help="also record one video with the agents side by side on seed SEED (default: off)")
-    p.add_argument("--video-dir", default="videos", help="folder for the video (default: videos/)")
+    p.add_argument("--video-dir", default="videos", metavar="FOLDER", help="folder for the video (default: videos/)")
     p.add_argument("--video-size", type=frame_size, default=None, metavar="WxH",
                    help="frame size of each panel (default 480x480)")
     p.add_argument("--fast-render", action="store_true",
@@ -63,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.evaluation.compare import Comparison
-    from seqpolicy.evaluation.evaluate import EvalResult, evaluate
+    from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.zoo import get_agent, zoo_agent_names
 
     specs = args.agents or zoo_agent_names(args.env) + ["random"]
@@ -74,24 +82,24 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--agents lists an agent twice: {' '.join(specs)}")
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out (the folder of the run to continue).")
+    out = Path(args.out or f"comparisons/{args.env.replace('/', '__')}_{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output(out, "--out", folder=True)
     if args.video:
-        from seqpolicy.evaluation.video import DEFAULT_SIZE, check_video_folder, record_side_by_side, setup_headless
+        from seqpolicy.evaluation.video import DEFAULT_SIZE, record_side_by_side, setup_headless
 
         setup_headless()
-        check_video_folder(args.video_dir)
+        check_output(args.video_dir, "--video-dir", folder=True)
     labels = _labels(specs)
-    out = Path(args.out or f"comparisons/{args.env.replace('/', '__')}_{time.strftime('%Y%m%d-%H%M%S')}")
     agents, results = {}, {}
     for i, spec in enumerate(specs, 1):
         label = labels[spec]
         saved = out / "results" / f"{label.replace('/', '__')}.json"
         settings = compare_settings(args.env, spec, args.episodes, args.seed, args.max_episode_steps)
-        if args.resume and saved.is_file():
-            doc = json.loads(saved.read_text())
-            if doc.get("compare_settings") == settings:
-                print(f"[{i}/{len(specs)}] {label}: reusing {saved}", file=sys.stderr, flush=True)
-                results[label] = EvalResult.from_dict(doc)
-                continue
+        reused = _reusable(saved, settings) if args.resume else None
+        if reused is not None:
+            print(f"[{i}/{len(specs)}] {label}: reusing {saved}", file=sys.stderr, flush=True)
+            results[label] = reused
+            continue
         print(f"[{i}/{len(specs)}] {label}: evaluating {args.episodes} episodes ...", file=sys.stderr, flush=True)
         agents[label] = get_agent(args.env, spec, device=args.device, seed=args.seed)
         result = evaluate(agents[label], args.env, args.episodes, args.seed, args.n_envs,
@@ -114,6 +122,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"video: {video.path} ({video.frames} frames; returns "
               + ", ".join(f"{k} {v:.1f}" for k, v in video.returns.items()) + ")")
     return 0
+
+
+def _reusable(path: Path, settings: dict) -> EvalResult | None:
+    """The results saved in ``path`` if they were made with ``settings``, else None (evaluate the agent). A
+    damaged file is not reused either, with a warning: it is written again."""
+    import warnings
+
+    from seqpolicy.evaluation.evaluate import EvalResult
+
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        return EvalResult.from_dict(doc) if doc.get("compare_settings") == settings else None
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        warnings.warn(f"--resume: cannot read {path} ({e}); evaluating that agent again.", stacklevel=2)
+        return None
 
 
 def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode_steps: int | None) -> dict:

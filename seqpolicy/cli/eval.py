@@ -6,17 +6,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from seqpolicy.cli._common import OneLineParser, frame_size, non_negative_int, positive_int, run_cli
+from seqpolicy.cli._common import OneLineParser, check_output, frame_size, non_negative_int, positive_int, run_cli
 
 PROG = "seqpolicy-eval"
+DEFAULT_EPISODES, DEFAULT_N_ENVS, DEFAULT_SEED = 10, 1, 0  # for envs whose preset does not set them
 
 EXAMPLES = """\
 examples:
-  # the env's default zoo agent (envs/Hopper-v4/), 10 episodes, a video of the first one in videos/
+  # the env's default zoo agent (envs/Hopper-v4/) on the preset's episodes, a video in videos/
   seqpolicy-eval --env Hopper-v4
 
   # the random baseline, 100 episodes over 8 envs, no video, results as JSON
-  seqpolicy-eval --env Hopper-v4 --agent random --episodes 100 --n-envs 8 --no-video --json random.json
+  seqpolicy-eval --env Hopper-v4 --agent random --episodes 100 --n-envs 8 --no-video \\
+      --json random.json
 
   # an agent you trained, recording its best and worst episodes
   seqpolicy-eval --env Hopper-v4 --agent runs/hopper-dt/agent --record best --episodes 20
@@ -33,38 +35,55 @@ Errors are one line; SEQPOLICY_DEBUG=1 shows the full traceback.
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Evaluate an agent on a Gymnasium env: per-episode returns, mean, "
-                      "95% bootstrap CI, D4RL-normalised score, and a video.", epilog=EXAMPLES,
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
+                      "95% bootstrap CI, D4RL-normalised score, and a video.", epilog=EXAMPLES)
     p.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v4")
     p.add_argument("--agent", default=None, metavar="dt|tt|bc|td3|sac|ppo|random|NAME|PATH",
                    help="a zoo agent of the env (NAME: any name its preset lists, e.g. dt-medium-expert), the "
                         "random baseline, or a saved agent folder / SB3 .zip (default: the env's default zoo agent)")
-    p.add_argument("--episodes", type=positive_int, default=None, help="episodes to score (default: the "
-                   "env preset's, else 10)")
-    p.add_argument("--seed", type=non_negative_int, default=None, help="episode i uses seed SEED+i (default 0)")
-    p.add_argument("--n-envs", type=positive_int, default=None,
-                   help="envs stepped together (default: the env preset's, else 1)")
+    p.add_argument("--episodes", type=positive_int, default=None, metavar="N",
+                   help=f"episodes to score (default: {_preset_default('episodes', DEFAULT_EPISODES)})")
+    p.add_argument("--seed", type=non_negative_int, default=None, metavar="SEED",
+                   help=f"episode i uses seed SEED+i (default: {_preset_default('seed', DEFAULT_SEED)})")
+    p.add_argument("--n-envs", type=positive_int, default=None, metavar="N",
+                   help=f"envs stepped together (default: {_preset_default('n_envs', DEFAULT_N_ENVS)})")
     p.add_argument("--vectorization", choices=("sync", "async"), default="sync",
                    help="with --n-envs > 1: one process (sync) or a subprocess per env (async)")
-    p.add_argument("--max-episode-steps", type=positive_int, default=None, help="cut episodes after N steps")
+    p.add_argument("--max-episode-steps", type=positive_int, default=None, metavar="N",
+                   help="cut episodes after N steps")
     p.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
                    help="record a video (default: on)")
     p.add_argument("--record", choices=("first", "best", "worst", "all"), default="first",
                    help="which evaluated episodes to record (default: first)")
-    p.add_argument("--video-dir", default="videos", help="folder for videos (default: videos/)")
+    p.add_argument("--video-dir", default="videos", metavar="FOLDER",
+                   help="folder for videos (default: videos/, which a source checkout's .gitignore covers)")
     p.add_argument("--video-size", type=frame_size, default=None, metavar="WxH",
-                   help="frame size for envs that take one (default: the env preset's, else 480x480)")
+                   help=f"frame size for envs that take one (default: {_preset_default('video_size', '480x480')})")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
                    help="draw step, return so far and the DT return-to-go target on the video (default: on)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON to PATH")
     p.add_argument("--fast-render", action=argparse.BooleanOptionalAction, default=None,
                    help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL; "
-                        "default: the env preset's, else off)")
+                        f"default: {_preset_default('fast_render', 'off')})")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
     p.add_argument("--planner", nargs="+", default=None, metavar="PRESET|KEY=VALUE",
                    help="TT agents: a planner preset (paper, cpu, greedy) and/or settings on top of the agent's "
                         "own, e.g. --planner beam_width=32 plan_freq=1, or --planner cpu k_act=1 cdf_act=None")
     return p
+
+
+def _preset_default(key: str, fallback: object) -> str:
+    """``the env preset's (Hopper-v4: 5), else 10``: what each zoo env's preset.json sets ``eval.KEY`` to."""
+    from seqpolicy.zoo import ZooError, load_preset, zoo_env_ids
+
+    values = []
+    for env_id in zoo_env_ids():
+        try:
+            value = load_preset(env_id).eval.get(key)
+        except ZooError:  # an unreadable preset is reported when that env is evaluated
+            continue
+        if value is not None:
+            values.append(f"{env_id}: {str(value).lower() if isinstance(value, bool) else value}")
+    return f"the env preset's value ({', '.join(values)}), else {fallback}" if values else str(fallback)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,18 +97,19 @@ def _run(args: argparse.Namespace) -> int:
     from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.zoo import ZooError, get_agent, load_preset
 
+    check_output(args.json, "--json")  # fail before spending time on the evaluation
     if args.video:
-        from seqpolicy.evaluation.video import DEFAULT_SIZE, check_video_folder, record_video, setup_headless
+        from seqpolicy.evaluation.video import DEFAULT_SIZE, record_video, setup_headless
 
         setup_headless()  # before anything imports MuJoCo
-        check_video_folder(args.video_dir)  # fail before spending time on the evaluation
+        check_output(args.video_dir, "--video-dir", folder=True)
     try:
         preset_eval = load_preset(args.env).eval
     except ZooError:
         preset_eval = {}
-    episodes = args.episodes or int(preset_eval.get("episodes", 10))
-    seed = args.seed if args.seed is not None else int(preset_eval.get("seed", 0))
-    n_envs = args.n_envs or min(int(preset_eval.get("n_envs", 1)), episodes)
+    episodes = args.episodes or int(preset_eval.get("episodes", DEFAULT_EPISODES))
+    seed = args.seed if args.seed is not None else int(preset_eval.get("seed", DEFAULT_SEED))
+    n_envs = args.n_envs or min(int(preset_eval.get("n_envs", DEFAULT_N_ENVS)), episodes)
     fast = args.fast_render if args.fast_render is not None else bool(preset_eval.get("fast_render", False))
     agent = get_agent(args.env, args.agent, device=args.device, seed=seed)
     if args.planner:

@@ -97,7 +97,7 @@ def _not_local(dataset_id: str) -> str:
     if dataset_id.startswith("seqpolicy/"):
         return f"{where} {BUILD_ZOO}"
     return (f"{where} seqpolicy never downloads: if it is a dataset Minari publishes, fetch it with Minari's own "
-            f"CLI: `minari download {dataset_id}`. {BUILD_ZOO} Or make your own: {MAKE_ONE}")
+            f"CLI: `minari download {dataset_id}`. {BUILD_ZOO} {MAKE_ONE}")
 
 
 def minari_to_trajectories(ds, dataset_id: str | None = None) -> Trajectories:
