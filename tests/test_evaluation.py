@@ -190,3 +190,22 @@ def test_tables_have_the_same_columns_for_every_agent_and_no_ci_from_few_episode
     assert (CI_NOTE in table) == few and ("| n/a |" in table) == few and (ci in table) == (not few)
     assert (f"(95% CI {ci})" in trained.summary()) == (not few)
     assert (CI_NOTE in Calibration(trained.env_id, [1.0], [trained]).markdown()) == few
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", r"r\.json is not valid JSON \(.*\): expected an evaluation result"),
+    ('{"agent": "dt"}', r"r\.json: not an evaluation result: no env_id, .*returns"),
+    ("[1, 2]", r"r\.json: not an evaluation result"),
+])
+def test_a_results_file_that_does_not_read_is_named(tmp_path, content, message):
+    (tmp_path / "r.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        EvalResult.load_json(tmp_path / "r.json")
+
+
+def test_results_load_from_what_seqpolicy_eval_json_writes(tmp_path):
+    import json
+
+    result = evaluate(toy_expert(), TOY, n_episodes=2, seed=0)
+    (tmp_path / "e.json").write_text(json.dumps({"agent": "expert", "evaluation": result.to_dict()}))
+    assert EvalResult.load_json(tmp_path / "e.json").returns == result.returns

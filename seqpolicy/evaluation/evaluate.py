@@ -28,7 +28,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,13 +116,37 @@ class EvalResult:
 
     @classmethod
     def from_dict(cls, doc: dict) -> EvalResult:
+        """The inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: ``doc`` is not an evaluation result (names the fields it lacks).
+        """
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if k not in doc] if isinstance(doc, dict) else required
+        if missing:
+            raise ValueError(f"not an evaluation result: no {', '.join(missing)} (expected what "
+                             "EvalResult.save_json writes).")
         keep = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
         keep["ci95"] = tuple(keep["ci95"])
         return cls(**keep)
 
     @classmethod
     def load_json(cls, path: str | Path) -> EvalResult:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read what :meth:`save_json` wrote (or the ``evaluation`` entry of ``seqpolicy-eval --json``'s file).
+
+        Raises:
+            ValueError: the file is not JSON, or not an evaluation result (names the file).
+        """
+        try:
+            doc = json.loads(Path(path).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:  # json's errors name no file
+            raise ValueError(f"{path} is not valid JSON ({e}): expected an evaluation result.") from e
+        if isinstance(doc, dict) and isinstance(doc.get("evaluation"), dict):
+            doc = doc["evaluation"]
+        try:
+            return cls.from_dict(doc)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
 
 
 # -- making envs -----------------------------------------------------------------------------------------
