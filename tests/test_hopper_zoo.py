@@ -190,3 +190,26 @@ def test_shipped_folders_carry_a_model_card_made_from_their_card(name):
     assert results["mean_reward"].metric_value == f"{evaluation['mean']:.2f} +/- {evaluation['std']:.2f}"
     assert results["d4rl_normalized_score"].metric_value == pytest.approx(evaluation["d4rl_normalized"], abs=0.01)
     assert data.datasets == [card["dataset"]] and "Hopper-v4" in data.tags
+
+
+def test_agents_md_keeps_its_hand_written_notes_and_is_current(tmp_path, monkeypatch):
+    """make_agents.py cards rewrites AGENTS.md's table and commands from the cards and keeps the hand-written
+    "Notes and history" section; the committed AGENTS.md is what it writes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_agents", HOPPER / "make_agents.py")
+    make_agents = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_agents)
+    committed = (HOPPER / "AGENTS.md").read_text()
+    assert make_agents.NOTES_HEADING in committed
+    rows = []
+    for name, rel in PRESET["agents"].items():
+        card = HOPPER / (f"{rel.removesuffix('.zip')}.json" if rel.endswith(".zip") else f"{rel}.json")
+        rows.append((name, json.loads(card.read_text())))
+    (tmp_path / "AGENTS.md").write_text(committed)
+    monkeypatch.setattr(make_agents, "HERE", tmp_path)
+    make_agents.write_markdown(rows)
+    assert (tmp_path / "AGENTS.md").read_text() == committed
+    (tmp_path / "AGENTS.md").write_text("# an old one without notes\n")
+    make_agents.write_markdown(rows)
+    assert make_agents.NOTES_HEADING not in (tmp_path / "AGENTS.md").read_text()

@@ -283,10 +283,17 @@ def cards() -> None:
     write_markdown(rows)
 
 
+NOTES_HEADING = "## Notes and history"  # AGENTS.md from this heading on is written by hand and kept as it is
+
+
 def write_markdown(rows: list[tuple[str, dict]]) -> None:
+    path = HERE / "AGENTS.md"
+    old = path.read_text() if path.is_file() else ""
+    notes = old[old.index(NOTES_HEADING):] if NOTES_HEADING in old else ""
     lines = ["# Hopper-v4 zoo agents", "",
              "Written by `python envs/Hopper-v4/make_agents.py cards` from the cards (`<name>.json`) and the "
-             "100-episode evaluation in `results/` (seeds 0-99, `seqpolicy-compare`).", "",
+             "100-episode evaluation in `results/` (seeds 0-99, `seqpolicy-compare`); the notes at the end are "
+             "written by hand.", "",
              "| agent | dataset | return mean +- std | 95% CI | D4RL score | train steps | train wall time |",
              "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
     for name, card in rows:
@@ -300,7 +307,7 @@ def write_markdown(rows: list[tuple[str, dict]]) -> None:
         if "command" in card:
             then = "".join(f", then `{c}`" for c in card.get("then") or [])
             lines.append(f"- `{name}`: `{card['command']}`{then}")
-    (HERE / "AGENTS.md").write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + (f"\n{notes}" if notes else ""))
     print("AGENTS.md written")
 
 
