@@ -70,7 +70,7 @@ def trained_toy_dt():
         data = make_toy_dataset(n_episodes=300, seed=0)
         t0 = time.process_time()
         agent = seqpolicy.train_dt(data, PRESETS["pointreach"], env_id=TOY_ID, eval_every=0, device="cpu",
-                                   progress=False)
+                                   progress=False, precision="fp32")
         cpu_s = time.process_time() - t0
     finally:
         torch.set_num_threads(n)

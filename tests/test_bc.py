@@ -14,10 +14,12 @@ from seqpolicy.toy import expert_returns, make_toy_dataset
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_bc_clones_the_expert(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_bc_clones_the_expert(tmp_path, precision):
     data = make_toy_dataset(n_episodes=100, seed=1, mix=(1.0, 0.0, 0.0))  # expert only
     agent = seqpolicy.train_bc(data, env_id=TOY_ID, max_steps=1500, eval_every=0, device="cpu", progress=False,
-                               run_dir=tmp_path / "run")
+                               run_dir=tmp_path / "run", precision=precision)
+    assert agent.info["precision"] == precision
     ret = seqpolicy.evaluate(agent, TOY_ID, n_episodes=20, seed=0).mean
     assert ret >= 0.9 * expert_returns(20, seed=0).mean(), ret
     loaded = load_agent(tmp_path / "run")

@@ -27,22 +27,25 @@ from seqpolicy.training import speed
 def test_dropout_mask_rate_and_repeatability():
     torch.manual_seed(0)
     keep = gpt.dropout_keep((1000, 1000), 0.1)
-    assert keep.dtype == torch.bool and keep.shape == (1000, 1000)
-    assert abs(keep.float().mean().item() - 0.9) < 2e-3
-    assert abs(gpt.dropout_keep((200_000,), 0.5).float().mean().item() - 0.5) < 5e-3
+    assert keep.dtype == torch.float32 and keep.shape == (1000, 1000)
+    assert set(keep.unique().tolist()) == {0.0, 1.0}
+    assert abs(keep.mean().item() - 0.9) < 2e-3
+    assert gpt.dropout_keep((4, 4), 0.5, torch.bfloat16).dtype == torch.bfloat16
+    assert abs(gpt.dropout_keep((200_000,), 0.5).mean().item() - 0.5) < 5e-3
     torch.manual_seed(1)
     a = gpt.dropout_keep((7, 13), 0.3)
     torch.manual_seed(1)
     assert torch.equal(a, gpt.dropout_keep((7, 13), 0.3))
     assert gpt.dropout_keep((5,), 0.0).all()
+    assert not gpt.dropout_keep((5,), 1.0).any()
 
 
 def _recording_masks(monkeypatch) -> list[torch.Tensor]:
     masks: list[torch.Tensor] = []
     real = gpt.dropout_keep
 
-    def record(shape, p, device="cpu"):
-        masks.append(real(shape, p, device))
+    def record(shape, p, dtype=torch.float32, device="cpu"):
+        masks.append(real(shape, p, dtype, device))
         return masks[-1]
 
     monkeypatch.setattr(gpt, "dropout_keep", record)

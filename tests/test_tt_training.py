@@ -74,18 +74,22 @@ def test_bad_config_is_explained():
 
 
 @pytest.mark.slow
-def test_tt_learns_pointreach(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tt_learns_pointreach(tmp_path, precision):
     """A few minutes of CPU: >= 80% of the scripted expert's mean return over 20 episodes, measured in the env."""
     from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.toy import expert_returns, make_toy_dataset
 
     data = make_toy_dataset(200, seed=0, mix=(0.7, 0.3, 0.0))  # expert and noisy-expert episodes
     t0 = time.perf_counter()
-    agent = train_tt(data, TTTrainConfig.preset("pointreach", eval_every=0, device="cpu"), progress=False)
+    agent = train_tt(data, TTTrainConfig.preset("pointreach", eval_every=0, device="cpu", precision=precision),
+                     progress=False)
+    assert agent.info["precision"] == precision
     train_s = time.perf_counter() - t0
     result = evaluate(agent, "seqpolicy/PointReach-v0", n_episodes=20, seed=0, n_envs=20)
     expert = expert_returns(20, seed=0).mean()
     ratio = float(np.mean(result.returns)) / expert
-    print(f"TT PointReach: return {np.mean(result.returns):.1f} vs expert {expert:.1f} ({100 * ratio:.0f}%), "
+    print(f"TT PointReach ({precision}): "
+          f"return {np.mean(result.returns):.1f} vs expert {expert:.1f} ({100 * ratio:.0f}%), "
           f"trained {train_s:.0f} s, evaluated {time.perf_counter() - t0 - train_s:.0f} s")
     assert ratio >= 0.8
