@@ -35,8 +35,12 @@ def replace_folder(tmp: Path, final: Path) -> None:
 
 def save_checkpoint(run_dir: Path, write_agent: Callable[[Path], Any], optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, step: int, extra: dict[str, Any],
-                    generator: torch.Generator | None = None) -> Path:
-    """Write ``run_dir/checkpoint`` atomically: the agent plus everything needed to resume training."""
+                    generator: torch.Generator | None = None,
+                    rank_states: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``run_dir/checkpoint`` atomically: the agent plus everything needed to resume training.
+
+    ``rank_states``: under torchrun, the random states of ranks 1..N-1 (``rank{r}.generator_state``, ...); this
+    process's own (rank 0's) keep the single-process names, so any checkpoint also resumes in one process."""
     from safetensors.torch import save_file
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -47,6 +51,7 @@ def save_checkpoint(run_dir: Path, write_agent: Callable[[Path], Any], optimizer
         tensors["torch_rng_state"] = torch.get_rng_state()  # dropout draws, so a resumed run repeats them
         if generator is not None:
             tensors["generator_state"] = generator.get_state()
+        tensors.update(rank_states or {})
         save_file(tensors, str(tmp / TRAINER_WEIGHTS))
         state = {"step": step, "optimizer": opt_doc, "scheduler": scheduler.state_dict(), **extra}
         (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=1, default=_json_default))
@@ -79,23 +84,27 @@ def checkpoint_settings(ckpt: Path) -> dict[str, Any]:
 
 def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer,
                        scheduler: torch.optim.lr_scheduler.LRScheduler,
-                       generator: torch.Generator | None = None) -> dict[str, Any]:
-    """Restore optimizer, scheduler and sampling generator from a checkpoint; return its JSON state."""
+                       generator: torch.Generator | None = None, rank: int = 0) -> dict[str, Any]:
+    """Restore optimizer, scheduler and sampling generator from a checkpoint; return its JSON state.
+
+    ``rank``: under torchrun, this process's rank, whose random states are restored (a rank the checkpoint has
+    none for keeps the states it has)."""
     from safetensors.torch import load_file
 
     state = json.loads((path / TRAINER_STATE).read_text())
     tensors = load_file(str(path / TRAINER_WEIGHTS))
     optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
     scheduler.load_state_dict(state["scheduler"])
-    if generator is not None and "generator_state" in tensors:
+    prefix = f"rank{rank}." if rank else ""
+    if generator is not None and f"{prefix}generator_state" in tensors:
         try:
-            generator.set_state(tensors["generator_state"])
+            generator.set_state(tensors[f"{prefix}generator_state"])
         except RuntimeError:  # saved by another kind of device (CPU vs CUDA generators differ)
             warnings.warn(f"{path}: the batch sampler's random state was saved on another kind of device; "
                           f"batches continue from a fresh seed (the run is not an exact continuation).", stacklevel=2)
-            generator.manual_seed(int(state["step"]))
-    if "torch_rng_state" in tensors:
-        torch.set_rng_state(tensors["torch_rng_state"])
+            generator.manual_seed(int(state["step"]) + rank)
+    if f"{prefix}torch_rng_state" in tensors:
+        torch.set_rng_state(tensors[f"{prefix}torch_rng_state"])
     return state
 
 

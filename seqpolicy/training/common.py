@@ -1,6 +1,7 @@
 """What every trainer shares, in one import: run settings, inputs, the training loop, checkpoints, metric logs,
-schedules and the speed settings. Each concern lives in its own module (settings, inputs, run, checkpoint,
-metrics, schedules, speed); this module only gathers their names for the trainers and for users.
+schedules, the speed settings and torchrun's process group. Each concern lives in its own module (settings,
+inputs, run, checkpoint, metrics, schedules, speed, distributed); this module only gathers their names for the
+trainers and for users.
 """
 
 from seqpolicy.training.checkpoint import (
@@ -12,12 +13,15 @@ from seqpolicy.training.checkpoint import (
     save_checkpoint,
     saved_train_config,
 )
+from seqpolicy.training.distributed import Distributed
+from seqpolicy.training.distributed import setup as setup_distributed
 from seqpolicy.training.inputs import env_spaces, resolve_dataset
 from seqpolicy.training.metrics import MetricLogger
 from seqpolicy.training.run import TrainingRun, eval_metrics
 from seqpolicy.training.schedules import warmup_constant, warmup_cosine
 from seqpolicy.training.settings import PRECISIONS, RESUMABLE_CHANGES, RunSettings
 
-__all__ = ["PRECISIONS", "RESUMABLE_CHANGES", "TRAINER_STATE", "TRAINER_WEIGHTS", "MetricLogger", "RunSettings",
-           "TrainingRun", "env_spaces", "eval_metrics", "find_checkpoint", "load_trainer_state", "replace_folder",
-           "resolve_dataset", "save_checkpoint", "saved_train_config", "warmup_constant", "warmup_cosine"]
+__all__ = ["PRECISIONS", "RESUMABLE_CHANGES", "TRAINER_STATE", "TRAINER_WEIGHTS", "Distributed", "MetricLogger",
+           "RunSettings", "TrainingRun", "env_spaces", "eval_metrics", "find_checkpoint", "load_trainer_state",
+           "replace_folder", "resolve_dataset", "save_checkpoint", "saved_train_config", "setup_distributed",
+           "warmup_constant", "warmup_cosine"]

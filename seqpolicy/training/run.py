@@ -6,6 +6,9 @@ and the final agent. A run folder looks like this::
       checkpoint/       the latest checkpoint: the agent artifact + trainer.safetensors + trainer.json
       best/             with keep_best: the agent of the best periodic evaluation
       agent/            the final agent (written when training ends)
+
+Under torchrun every rank runs this loop and only rank 0 writes the folder and evaluates (see
+``seqpolicy.training.distributed``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
@@ -28,6 +32,7 @@ from seqpolicy.training.checkpoint import (
     replace_folder,
     save_checkpoint,
 )
+from seqpolicy.training.distributed import Distributed
 from seqpolicy.training.metrics import MetricLogger
 
 
@@ -62,17 +67,23 @@ class TrainingRun:
         config: the trainer's config dataclass (stored in checkpoints, compared on resume; a field that a
             checkpoint lacks, because it was written before the field existed, counts as its default).
         resumable: config keys a resumed run may change.
+        dist: this process's place under torchrun (default: a single process); only rank 0 writes run_dir,
+            shows the progress bar and evaluates.
     """
 
     def __init__(self, run_dir: str | os.PathLike | None, *, agent: Any, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator | None,
                  config: Any, resumable: frozenset[str] = frozenset(), desc: str = "train",
-                 tensorboard: bool = False, progress: bool = True):
+                 tensorboard: bool = False, progress: bool = True, dist: Distributed | None = None):
         self.path = Path(run_dir) if run_dir is not None else None
         self.agent, self.optimizer, self.scheduler, self.generator = agent, optimizer, scheduler, generator
         self.config, self.resumable, self.desc, self.progress = asdict(config), resumable, desc, progress
         self.defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
-        self.logger = MetricLogger(self.path, tensorboard=tensorboard) if self.path is not None else None
+        self.dist = dist or Distributed()
+        writes = self.path is not None and self.dist.is_main
+        self.logger = MetricLogger(self.path, tensorboard=tensorboard) if writes else None
+        if self.dist.enabled:  # recorded in every agent this run saves (checkpoints, best/, agent/)
+            self.agent.info["world_size"] = self.dist.world_size
         self.step, self.wall_before = 0, 0.0
         self.best: dict[str, float] | None = None  # {"step", "eval/return"} of the agent in run_dir/best
         self._t0 = time.perf_counter()
@@ -91,11 +102,21 @@ class TrainingRun:
                              f"Only {', '.join(sorted(self.resumable))} may change on resume; leave out "
                              "--preset and the other settings to continue with the checkpoint's own.")
         load_weights(ckpt)
-        state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator)
+        state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator, rank=self.dist.rank)
         self.step, self.wall_before = state["step"], state.get("wall_time_s", 0.0)
         self.best = state.get("best")
-        assert self.logger is not None
-        self.logger.drop_after(self.step)
+        saved, now = state.get("world_size", 1), self.dist.world_size
+        if saved != now and self.dist.is_main:
+            batch = self.config.get("batch_size", 0)
+            verb = "draws" if now - saved == 1 else "draw"
+            fresh = f"{_ranks(saved, now)} {verb} fresh batches (seed + rank), " if now > saved else ""
+            warnings.warn(f"--resume: {ckpt} was written by {saved} process(es), this run has {now}: weights, "
+                          f"optimizer and the batches of {_ranks(0, min(saved, now))} continue, {fresh}and a step "
+                          f"learns from {batch * now} samples instead of {batch * saved}. Not an exact "
+                          f"continuation: resume with {saved} process(es) for one.", stacklevel=2)
+        if self.logger is not None:
+            self.logger.drop_after(self.step)
+        self.dist.barrier()  # every rank has read the checkpoint before rank 0 may replace it
 
     @property
     def wall_time(self) -> float:
@@ -103,10 +124,16 @@ class TrainingRun:
         return self.wall_before + time.perf_counter() - self._t0
 
     def checkpoint(self) -> None:
-        if self.path is not None:
-            save_checkpoint(self.path, self.agent.save, self.optimizer, self.scheduler, self.step,
-                            {"train_config": self.config, "wall_time_s": self.wall_time, "best": self.best},
-                            self.generator)
+        """Write ``run_dir/checkpoint`` (rank 0, with every rank's random states; all ranks must call it)."""
+        if self.path is None:
+            return
+        rank_states = self.dist.random_states(self.generator)  # a collective: before the rank-0 test
+        if self.dist.is_main:
+            extra = {"train_config": self.config, "wall_time_s": self.wall_time, "best": self.best}
+            if self.dist.enabled:
+                extra["world_size"] = self.dist.world_size
+            save_checkpoint(self.path, self.agent.save, self.optimizer, self.scheduler, self.step, extra,
+                            self.generator, rank_states)
 
     def loop(self, train_step: Callable[[], torch.Tensor], *, max_steps: int, log_every: int, eval_every: int = 0,
              checkpoint_every: int = 0, evaluate: Callable[[], dict[str, float]] | None = None) -> None:
@@ -115,7 +142,12 @@ class TrainingRun:
         ``evaluate()`` every ``eval_every`` steps and at the end, and checkpointing every ``checkpoint_every``."""
         self._t0 = time.perf_counter()
         last_t, last_step, shown = time.perf_counter(), self.step, {}
-        bar = tqdm(total=max_steps, initial=self.step, disable=not self.progress, desc=self.desc, unit="step")
+        if self.dist.enabled and self.dist.is_main:
+            batch = self.config.get("batch_size")
+            print(f"{self.desc}: {self.dist.world_size} processes (torchrun, {self.dist.device.type}); batch_size "
+                  f"{batch} per process, an effective batch of {batch * self.dist.world_size} per step", flush=True)
+        bar = tqdm(total=max_steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
+                   desc=self.desc, unit="step")
         try:
             while self.step < max_steps:
                 loss = train_step()
@@ -123,19 +155,21 @@ class TrainingRun:
                 step, done = self.step, self.step == max_steps
                 if step % log_every == 0 or done:
                     now = time.perf_counter()
-                    metrics = {"train/loss": loss.item(), "train/lr": self.scheduler.get_last_lr()[0],
+                    metrics = {"train/loss": self.dist.mean(loss).item(), "train/lr": self.scheduler.get_last_lr()[0],
                                "train/steps_per_s": (step - last_step) / max(now - last_t, 1e-9)}
                     last_t, last_step = now, step
                     self._log(metrics)
                     shown["loss"] = f"{metrics['train/loss']:.4f}"
                     bar.set_postfix(shown)
                 if evaluate is not None and eval_every and (step % eval_every == 0 or done):
-                    metrics = evaluate()
-                    self._log(metrics)
-                    if self.config.get("keep_best"):
-                        self._keep_if_best(metrics)
-                    shown["eval"] = f"{metrics.get('eval/return', float('nan')):.1f}"
-                    bar.set_postfix(shown)
+                    if self.dist.is_main:  # the other ranks wait at the barrier below
+                        metrics = evaluate()
+                        self._log(metrics)
+                        if self.config.get("keep_best"):
+                            self._keep_if_best(metrics)
+                        shown["eval"] = f"{metrics.get('eval/return', float('nan')):.1f}"
+                        bar.set_postfix(shown)
+                    self.dist.barrier()
                 if checkpoint_every and step % checkpoint_every == 0 and not done:
                     self.checkpoint()
                 bar.update(1)
@@ -146,13 +180,16 @@ class TrainingRun:
 
     def finish(self, module: torch.nn.Module, device: torch.device) -> None:
         """Put ``module`` in eval mode, record steps, wall time and device in the agent's info, and write the
-        final checkpoint and ``run_dir/agent``."""
+        final checkpoint and ``run_dir/agent`` (rank 0); under torchrun, wait for it and leave the group."""
         module.eval()
         self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1),
                                 "device": str(device)})
         if self.path is not None:
             self.checkpoint()
-            self._save_agent("agent")
+            if self.dist.is_main:
+                self._save_agent("agent")
+        self.dist.barrier()  # every rank returns once the agent is on disk
+        self.dist.close()
 
     def _save_agent(self, name: str) -> None:
         """Write the agent to ``run_dir/name`` atomically (a kill leaves the previous one)."""
@@ -183,3 +220,8 @@ class TrainingRun:
     def _log(self, metrics: dict[str, float]) -> None:
         if self.logger is not None:
             self.logger.log(self.step, metrics)
+
+
+def _ranks(first: int, end: int) -> str:
+    """``rank 2`` or ``ranks 2-5``: the ranks from ``first`` up to ``end`` (excluded), for messages."""
+    return f"rank {first}" if end - first == 1 else f"ranks {first}-{end - 1}"
