@@ -239,8 +239,11 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted: the last checkpoint in {args.out}/checkpoint is intact; add --resume to "
               "continue.", file=sys.stderr)
         return 130
-    print(f"trained {agent.info.get('train_steps')} steps in {agent.info.get('train_wall_time_s')} s; "
-          f"agent saved to {args.out}/agent")
+    from seqpolicy.training.distributed import is_main_process
+
+    if is_main_process():  # under torchrun, rank 0 wrote the agent and reports it
+        print(f"trained {agent.info.get('train_steps')} steps in {agent.info.get('train_wall_time_s')} s; "
+              f"agent saved to {args.out}/agent")
     return 0
 
 

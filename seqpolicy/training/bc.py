@@ -23,6 +23,7 @@ from seqpolicy.training.common import (
     env_spaces,
     eval_metrics,
     resolve_dataset,
+    setup_distributed,
     warmup_constant,
 )
 from seqpolicy.training.speed import adamw, autocast, resolve_precision
@@ -72,7 +73,8 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
     env_id = env_id or data.env_id
     obs_space, act_space, time_limit = env_spaces(data, env_id)
     stats = data.stats()
-    device = resolve_device(cfg.device)
+    dist = setup_distributed(resolve_device(cfg.device))  # under torchrun: join the others, take this rank's GPU
+    device = dist.device
     precision = resolve_precision(cfg.precision, device)
 
     seed_everything(cfg.seed)
@@ -87,17 +89,19 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
                             device=device)
     optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(0))
-    generator = torch.Generator(device).manual_seed(cfg.seed)
+    generator = dist.sampling_generator(cfg.seed)  # seed + rank: each rank samples its own batches
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
                       config=cfg, resumable=RESUMABLE_CHANGES, desc="train bc", tensorboard=tensorboard,
-                      progress=progress)
+                      progress=progress, dist=dist)
     if resume:
         run.resume(lambda ckpt: policy.load_state_dict(BCAgent.load(ckpt, device=device).policy.state_dict()))
+
+    forward = dist.wrap(policy)  # under torchrun, DDP around the policy
 
     def train_step() -> torch.Tensor:
         idx = torch.randint(0, obs_t.shape[0], (cfg.batch_size,), generator=generator, device=device)
         with autocast(precision, device):
-            pred = policy(obs_t[idx])
+            pred = forward(obs_t[idx])
         loss = ((pred.float() - act_t[idx]) ** 2).mean()  # loss in fp32
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -26,6 +26,7 @@ from seqpolicy.training.common import (
     env_spaces,
     eval_metrics,
     resolve_dataset,
+    setup_distributed,
     warmup_constant,
     warmup_cosine,
 )
@@ -172,7 +173,8 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     stats = data.stats()
     max_ep_len = cfg.max_ep_len or max(time_limit or 0, stats.length_max)
     target = cfg.target_return if cfg.target_return is not None else stats.return_max
-    device = resolve_device(cfg.device)
+    dist = setup_distributed(resolve_device(cfg.device))  # under torchrun: join the others, take this rank's GPU
+    device = dist.device
     precision = resolve_precision(cfg.precision, device)
     if device.type == "cpu":
         keep_freed_memory()
@@ -193,13 +195,13 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     schedule = (warmup_constant(cfg.warmup_steps) if cfg.lr_schedule == "constant"
                 else warmup_cosine(cfg.warmup_steps, cfg.max_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    generator = torch.Generator(device).manual_seed(cfg.seed)
+    generator = dist.sampling_generator(cfg.seed)  # seed + rank: each rank samples its own batches
     sampler = WindowSampler(data, cfg.context_length, stats.obs_mean, stats.obs_std, ActionScaler(act_space),
                             cfg.return_scale, max_ep_len, device)
 
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
                       config=cfg, resumable=RESUMABLE_CHANGES, desc="train dt", tensorboard=tensorboard,
-                      progress=progress)
+                      progress=progress, dist=dist)
     if resume:
         run.resume(lambda ckpt: model.load_state_dict(DecisionTransformerAgent.load(ckpt, device=device)
                                                       .model.state_dict()))
@@ -209,19 +211,24 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     tokens = 3 * cfg.context_length
     chunks = micro_batches(cfg.batch_size, 4 * tokens * max(4 * cfg.hidden_size, cfg.n_head * tokens))
     agent.info.update({"precision": precision, "micro_batches": chunks})
+    # The loss is on actions only: under torchrun, DDP is told that the state and return heads get no gradient.
+    predict_actions = dist.wrap(model, lambda *window: model(*window)[1], find_unused=True)
 
     def train_step() -> torch.Tensor:
         batch = sampler.sample(cfg.batch_size, generator)
-        n_real = batch[4].sum() * data.act_dim  # MSE over the real (unpadded) steps of the whole batch
+        # MSE over the real (unpadded) steps of the whole batch. Under torchrun DDP then averages the ranks'
+        # gradients: the mean of each rank's masked mean (ranks' real-step counts differ a little).
+        n_real = batch[4].sum() * data.act_dim
         optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=device)
-        for states, actions, rtg, timesteps, keep, target_actions in zip(*(t.tensor_split(chunks) for t in batch),
-                                                                         strict=True):
-            with autocast(precision, device):
-                _, action_preds, _ = model(states, actions, rtg, timesteps, keep.long())
-            squared = (action_preds.float() - target_actions) ** 2  # (B, K, act_dim), loss in fp32
-            loss = (squared * keep[..., None]).sum() / n_real  # masked sum: no host sync, unlike [keep]
-            loss.backward()
+        parts = zip(*(t.tensor_split(chunks) for t in batch), strict=True)
+        for i, (states, actions, rtg, timesteps, keep, target_actions) in enumerate(parts):
+            with dist.sync_gradients(predict_actions, last=i == chunks - 1):  # all-reduce once per step
+                with autocast(precision, device):
+                    action_preds = predict_actions(states, actions, rtg, timesteps, keep.long())
+                squared = (action_preds.float() - target_actions) ** 2  # (B, K, act_dim), loss in fp32
+                loss = (squared * keep[..., None]).sum() / n_real  # masked sum: no host sync, unlike [keep]
+                loss.backward()
             total += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()

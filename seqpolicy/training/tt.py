@@ -31,6 +31,7 @@ from seqpolicy.training.common import (
     env_spaces,
     eval_metrics,
     resolve_dataset,
+    setup_distributed,
 )
 from seqpolicy.training.speed import adamw, autocast, keep_freed_memory, micro_batches, resolve_precision
 
@@ -237,7 +238,8 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     env_id = env_id or data.env_id
     obs_space, act_space, time_limit = env_spaces(data, env_id)
     max_path_length = cfg.max_path_length or time_limit or 1000
-    device = resolve_device(cfg.device)
+    dist = setup_distributed(resolve_device(cfg.device))  # under torchrun: join the others, take this rank's GPU
+    device = dist.device
     precision = resolve_precision(cfg.precision, device)
     if device.type == "cpu":
         keep_freed_memory()
@@ -262,11 +264,11 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
         info={"trainer": "seqpolicy.train_tt", "train_config": asdict(cfg), "dataset_stats": data.stats().to_json()})
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(warmup, decay))
-    generator = torch.Generator(device).manual_seed(cfg.seed)
+    generator = dist.sampling_generator(cfg.seed)  # seed + rank: each rank samples its own batches
 
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
                       config=cfg, resumable=RESUMABLE_CHANGES, desc="train tt", tensorboard=tensorboard,
-                      progress=progress)
+                      progress=progress, dist=dist)
     if resume:
         run.resume(lambda ckpt: model.load_state_dict(TrajectoryTransformerAgent.load(ckpt, device=device)
                                                       .model.state_dict()))
@@ -278,15 +280,18 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     chunks = micro_batches(cfg.batch_size, n_tok * max(width * cfg.n_head * n_tok, width * 4 * cfg.n_embd,
                                                        4 * (cfg.n_bins + 1)))
     agent.info.update({"precision": precision, "micro_batches": chunks})
+    loss_of = dist.wrap(model, model.loss)  # under torchrun, DDP around the loss
 
     def train_step() -> torch.Tensor:
         x, y, mask = sampler.sample(cfg.batch_size, generator)
         optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=device)
-        for xc, yc, mc in zip(x.tensor_split(chunks), y.tensor_split(chunks), mask.tensor_split(chunks), strict=True):
-            with autocast(precision, device):
-                loss = model.loss(xc, yc, mc) * (len(xc) / cfg.batch_size)  # the whole batch's mean, summed
-            loss.backward()
+        parts = zip(x.tensor_split(chunks), y.tensor_split(chunks), mask.tensor_split(chunks), strict=True)
+        for i, (xc, yc, mc) in enumerate(parts):
+            with dist.sync_gradients(loss_of, last=i == chunks - 1):  # all-reduce once per step
+                with autocast(precision, device):
+                    loss = loss_of(xc, yc, mc) * (len(xc) / cfg.batch_size)  # the whole batch's mean, summed
+                loss.backward()
             total += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
