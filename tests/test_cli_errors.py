@@ -239,8 +239,6 @@ def test_eval_help_states_the_presets_episode_count(capsys):
         " ".join(out.split())
 
 
-@pytest.mark.xfail(strict=True, reason="training/checkpoint.py reads trainer.json / trainer.safetensors without "
-                   "naming them (bare JSONDecodeError / SafetensorError); the fix belongs to the training package")
 @pytest.mark.parametrize("file, damage", [("trainer.json", b"{not json"), ("trainer.safetensors", b"xx")])
 def test_resume_from_a_damaged_checkpoint_names_the_file(file, damage, tmp, capsys):
     tiny = ["--checkpoint-every", "1", "--eval-every", "0", "--device", "cpu", "--hidden-size", "16", "--n-layer",

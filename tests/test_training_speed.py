@@ -157,6 +157,7 @@ def test_micro_batches_keep_activations_under_the_budget():
     assert speed.micro_batches(256, 1000, budget=64_000) == 4  # 64 samples of 1000 bytes fit
     assert speed.micro_batches(64, 10, budget=10**6) == 1
     assert speed.micro_batches(8, 10**9, budget=10) == 8  # never more micro-batches than samples
+    assert speed.micro_batches(256, 10**9, torch.device("cuda")) == 1  # a CPU allocator matter only
 
 
 def test_precision_is_resolved_validated_and_recorded():

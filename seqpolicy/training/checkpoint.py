@@ -79,7 +79,32 @@ def saved_train_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 def checkpoint_settings(ckpt: Path) -> dict[str, Any]:
     """The training settings stored in the checkpoint folder ``ckpt``."""
-    return json.loads((ckpt / TRAINER_STATE).read_text()).get("train_config", {})
+    return read_trainer_json(ckpt).get("train_config", {})
+
+
+def read_trainer_json(ckpt: Path) -> dict[str, Any]:
+    """``ckpt/trainer.json``, or a ValueError that names the file when it is damaged."""
+    path = Path(ckpt) / TRAINER_STATE
+    try:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({e}); resume from another copy of the run or start without "
+                         "--resume.") from e
+    if not isinstance(state, dict) or "step" not in state:
+        raise ValueError(f"{path} is not a seqpolicy trainer state (no 'step'); start without --resume.")
+    return state
+
+
+def _read_trainer_tensors(ckpt: Path) -> dict[str, torch.Tensor]:
+    """``ckpt/trainer.safetensors``, or a ValueError that names the file when it is damaged."""
+    from safetensors.torch import load_file
+
+    path = Path(ckpt) / TRAINER_WEIGHTS
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own SafetensorError (or OSError) for a bad file
+        raise ValueError(f"{path} is damaged ({e}); resume from another copy of the run or start without "
+                         "--resume.") from e
 
 
 def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer,
@@ -89,10 +114,8 @@ def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer,
 
     ``rank``: under torchrun, this process's rank, whose random states are restored (a rank the checkpoint has
     none for keeps the states it has)."""
-    from safetensors.torch import load_file
-
-    state = json.loads((path / TRAINER_STATE).read_text())
-    tensors = load_file(str(path / TRAINER_WEIGHTS))
+    state = read_trainer_json(path)
+    tensors = _read_trainer_tensors(path)
     optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
     scheduler.load_state_dict(state["scheduler"])
     prefix = f"rank{rank}." if rank else ""

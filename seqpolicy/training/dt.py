@@ -209,7 +209,7 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
     # -- training loop -------------------------------------------------------------------------------
     # Largest activation per window: the MLP's hidden layer or the attention matrix (bytes in fp32).
     tokens = 3 * cfg.context_length
-    chunks = micro_batches(cfg.batch_size, 4 * tokens * max(4 * cfg.hidden_size, cfg.n_head * tokens))
+    chunks = micro_batches(cfg.batch_size, 4 * tokens * max(4 * cfg.hidden_size, cfg.n_head * tokens), device)
     agent.info.update({"precision": precision, "micro_batches": chunks})
     # The loss is on actions only: under torchrun, DDP is told that the state and return heads get no gradient.
     predict_actions = dist.wrap(model, lambda *window: model(*window)[1], find_unused=True)

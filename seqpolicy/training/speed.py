@@ -56,8 +56,13 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def micro_batches(batch_size: int, bytes_per_sample: int, budget: int = ACTIVATION_BUDGET) -> int:
-    """How many micro-batches keep the largest activation (``bytes_per_sample`` per sample) under ``budget``."""
+def micro_batches(batch_size: int, bytes_per_sample: int, device: torch.device | str = "cpu",
+                  budget: int = ACTIVATION_BUDGET) -> int:
+    """How many micro-batches keep the largest activation (``bytes_per_sample`` per sample) under ``budget``.
+
+    Only CPUs need it (glibc's allocator, see the module docstring): on other devices it is 1."""
+    if torch.device(device).type != "cpu":
+        return 1
     per_chunk = max(budget // max(bytes_per_sample, 1), 1)
     return min(math.ceil(batch_size / per_chunk), batch_size)
 

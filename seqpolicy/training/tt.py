@@ -278,7 +278,7 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
     n_tok = model_cfg.block_size
     width = 2 if precision == "bf16" else 4
     chunks = micro_batches(cfg.batch_size, n_tok * max(width * cfg.n_head * n_tok, width * 4 * cfg.n_embd,
-                                                       4 * (cfg.n_bins + 1)))
+                                                       4 * (cfg.n_bins + 1)), device)
     agent.info.update({"precision": precision, "micro_batches": chunks})
     loss_of = dist.wrap(model, model.loss)  # under torchrun, DDP around the loss
 
