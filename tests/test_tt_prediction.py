@@ -201,3 +201,33 @@ def test_cli_help_fits_100_columns(capsys, monkeypatch):
     code, out, _ = run_cli(["--help"], capsys)
     assert code == 0 and "--holdout-fraction" in out
     assert not [line for line in out.splitlines() if len(line) >= 100]
+
+
+# -- the report in a zoo card ---------------------------------------------------------------------------------------
+
+def test_model_card_shows_the_report_table_command_and_data(tiny_tt, toy_data):
+    from seqpolicy.common.model_card import model_card
+
+    table = prediction_report(tiny_tt, toy_data, n_windows=50).to_markdown()
+    card = {"name": "tt", "artifact": "tt-toy", "kind": "tt",
+            "evaluation": {"episodes": 10, "seeds": "0-9", "mean": 41.5, "std": 3.25, "ci95": [39.0, 43.0]},
+            "prediction_report": {"table": table, "command": "seqpolicy-tt-report --agent tt-toy", "data": "windows",
+                                  "notes": "a note"}}
+    text = model_card(card, TOY_ID)
+    assert "## Next-token prediction" in text and table in text and "a note" in text
+    assert "`seqpolicy-tt-report --agent tt-toy`: windows." in text
+    del card["prediction_report"]
+    assert "Next-token" not in model_card(card, TOY_ID)
+
+
+def test_zoo_tt_card_reports_on_the_shipped_weights():
+    """A retrained zoo TT needs its report made again: the card records which weights it read."""
+    import hashlib
+    from pathlib import Path
+
+    hopper = Path(__file__).resolve().parents[1] / "envs" / "Hopper-v4"
+    report = json.loads((hopper / "tt-medium.json").read_text())["prediction_report"]
+    weights = hashlib.sha256((hopper / "tt-medium" / "model.safetensors").read_bytes()).hexdigest()
+    assert report["weights_sha256"] == weights, f"stale: run {report['command']} and update the card"
+    assert report["command"].startswith("seqpolicy-tt-report ") and report["data"]
+    assert set(report["report"]["kinds"]) >= set(TOKEN_KINDS)

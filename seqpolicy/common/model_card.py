@@ -39,7 +39,8 @@ def model_card(card: dict, env_id: str) -> str:
         card: the agent's card (``envs/<EnvId>/<artifact>.json``): ``name``, ``artifact``, ``kind``,
             ``dataset``, ``evaluation`` (``mean``, ``std``, ``episodes``, ``seeds``, ``ci95``, optionally
             ``d4rl_normalized``), and optionally ``command``, ``then``, ``train_steps``, ``train_wall_time_s``,
-            ``trained_on``, ``target_return``, ``hyperparameters``, ``notes``.
+            ``trained_on``, ``target_return``, ``hyperparameters``, ``notes``, ``prediction_report`` (a TT's
+            ``seqpolicy-tt-report``: ``table``, ``command``, ``data``, optionally ``notes``).
         env_id: the Gymnasium env the agent was evaluated in.
     """
     kind, ev, dataset = card.get("kind"), card["evaluation"], card.get("dataset")
@@ -92,6 +93,11 @@ def model_card(card: dict, env_id: str) -> str:
         lines += ["", f"The folder is also a `transformers` folder (`{cls}`{version}); the {keeps} an agent needs "
                   "are in `agent.json`:", "", "```python", f"from {module} import {cls}", "",
                   f'model = {cls}.from_pretrained("{card["artifact"]}")', "```"]
+    report = card.get("prediction_report")
+    if report:
+        lines += ["", "## Next-token prediction", "", report["table"], "", f"`{report['command']}`: {report['data']}."]
+        if report.get("notes"):
+            lines += ["", report["notes"]]
     lines += ["", "## How it was made", ""]
     if card.get("command"):
         lines += ["```", card["command"], *(card.get("then") or []), "```", ""]
