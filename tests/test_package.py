@@ -53,7 +53,8 @@ def test_toy_env_passes_gymnasium_env_checker():
 
 
 # The import layers of README.md's Layout section: a module imports only from layers listed before its own.
-LAYERS = ["common", "models", "data", "toy", "agents", "wrappers", "evaluation", "collect", "training", "zoo", "cli"]
+LAYERS = ["common", "models", "data", "toy", "agents", "wrappers", "evaluation", "collect", "training", "prediction",
+          "zoo", "cli"]
 
 
 def test_no_module_imports_from_a_higher_layer():

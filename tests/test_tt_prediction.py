@@ -14,7 +14,7 @@ from conftest import TOY_ID
 from test_cli_errors import run
 from torch import nn
 
-from seqpolicy.evaluation.prediction import TOKEN_KINDS, prediction_report, split_episodes
+from seqpolicy.prediction import TOKEN_KINDS, prediction_report, split_episodes
 from seqpolicy.training.tt import SequenceSampler, TTTrainConfig, joined_rows, train_tt
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small models on a shared 2-core machine

@@ -22,9 +22,12 @@ the loss are skipped. "Held out" is what you make it: the trainers train on ever
 windows of that dataset are training data. Pass a dataset the model never saw, or train on the first part of
 :func:`split_episodes` and report on the second (``holdout_fraction`` with the same seed).
 
+The module sits above ``training/`` (it reuses the trainer's data preparation) and below the CLI
+(``seqpolicy-tt-report``).
+
 Example:
     >>> import seqpolicy
-    >>> from seqpolicy.evaluation.prediction import prediction_report
+    >>> from seqpolicy.prediction import prediction_report
     >>> agent = seqpolicy.TrajectoryTransformerAgent.load("envs/Hopper-v4/tt-medium")  # doctest: +SKIP
     >>> report = prediction_report(agent, "seqpolicy/hopper-v4/medium-v0", n_windows=500)  # doctest: +SKIP
     >>> print(report.to_markdown())  # doctest: +SKIP
@@ -209,7 +212,7 @@ def prediction_report(agent: TrajectoryTransformerAgent, data: Trajectories | st
     terminal = np.concatenate([np.arange(len(ep) + k - 1) == (len(ep) - 1 if e.terminated else -1)
                                for ep, e in zip(rows, data, strict=True)])  # (rows,) a real termination's step
     if len(values) != len(sampler.tokens):
-        raise RuntimeError("SequenceSampler's row layout changed: update seqpolicy.evaluation.prediction.")
+        raise RuntimeError("SequenceSampler's row layout changed: update seqpolicy.prediction.")
     # Deviation from the trainer's draw (with replacement): distinct starts, so no window counts twice.
     pick = torch.randperm(len(sampler), generator=torch.Generator().manual_seed(seed))[:n_windows]
     idx = sampler.starts[pick][:, None] + sampler.arange  # (W, k) row indices, as SequenceSampler.sample
