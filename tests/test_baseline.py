@@ -12,7 +12,7 @@ pytest.importorskip("stable_baselines3")
 
 from seqpolicy.agents.sb3 import SB3Agent  # noqa: E402
 from seqpolicy.data.trajectories import Trajectories  # noqa: E402
-from seqpolicy.training.baseline import BaselineConfig, train_baseline  # noqa: E402
+from seqpolicy.training.baseline import ZOO_HYPERPARAMS, BaselineConfig, train_baseline  # noqa: E402
 
 ENV = "seqpolicy/PointReach-v0"
 
@@ -90,11 +90,23 @@ def test_budget_stops_gracefully_and_saves(tmp_path):
 
 def test_config_validation():
     with pytest.raises(ValueError, match="algo='dqn' is not supported"):
-        BaselineConfig(algo="dqn")
+        BaselineConfig(env_id=ENV, algo="dqn")
     with pytest.raises(ValueError, match="PPO has no replay buffer"):
-        BaselineConfig(algo="ppo", keep_replay=True)
+        BaselineConfig(env_id=ENV, algo="ppo", keep_replay=True)
     with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) for td3: \['lr'\]"):
-        BaselineConfig(algo="td3", overrides={"lr": 1e-3})
+        BaselineConfig(env_id=ENV, algo="td3", overrides={"lr": 1e-3})
+
+
+def test_rl_zoo_hyperparameters_per_env():
+    """rl-zoo gives the three locomotion envs the same TD3 and SAC settings and a PPO tuning each; other envs get
+    the PPO defaults; overrides win."""
+    envs = ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4")
+    for algo in ("td3", "sac"):
+        assert all(BaselineConfig(env_id=e, algo=algo).hyperparams() == ZOO_HYPERPARAMS[algo] for e in envs)
+    ppo = {e: BaselineConfig(env_id=e, algo="ppo").hyperparams() for e in (*envs, ENV)}
+    assert [ppo[e]["gamma"] for e in envs] == [0.999, 0.98, 0.99]
+    assert ppo[ENV] == ZOO_HYPERPARAMS["ppo"]
+    assert BaselineConfig(env_id="Walker2d-v5", algo="ppo", overrides={"gamma": 0.9}).hyperparams()["gamma"] == 0.9
 
 
 def test_ppo_smoke(tmp_path):

@@ -38,11 +38,15 @@ import gymnasium as gym
 import numpy as np
 
 from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json, package_versions
+from seqpolicy.evaluation.scores import env_name_and_version
 
 ALGOS = ("sac", "td3", "ppo")
 REPLAY_FILE = "replay.npz"
 
-# rl-baselines3-zoo hyperparameters for the MuJoCo locomotion tasks (hyperparams/{td3,sac,ppo}.yml, Hopper).
+# rl-baselines3-zoo hyperparameters for the MuJoCo locomotion tasks (hyperparams/{td3,sac,ppo}.yml, *-v4 entries).
+# TD3 and SAC: rl-zoo gives HalfCheetah, Hopper and Walker2d the same "mujoco-defaults" (checked in its td3.yml and
+# sac.yml), so one table serves every env. PPO: the defaults below (SB3's, which rl-zoo's mujoco-defaults keep),
+# replaced per env by ZOO_PPO_TUNED.
 ZOO_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "td3": {
         "learning_rate": 1e-3,
@@ -52,7 +56,7 @@ ZOO_HYPERPARAMS: dict[str, dict[str, Any]] = {
         "train_freq": 1,
         "gradient_steps": 1,
         "action_noise_std": 0.1,
-        # rl-zoo uses [400, 300]; the TD3 authors' current code uses [256, 256]: 86 vs 56 env steps/s on Hopper
+        # rl-zoo uses [400, 300]; the TD3 authors' current code uses [256, 256]: 86 vs 56 env steps/s on Hopper-v4
         # on this project's 2-core CPU machine (1 torch thread, measured).
         "net_arch": [256, 256],
     },
@@ -66,21 +70,36 @@ ZOO_HYPERPARAMS: dict[str, dict[str, Any]] = {
         "net_arch": [256, 256],
     },
     "ppo": {
-        # rl-zoo's Hopper PPO also wraps the env in VecNormalize; we leave it out so the saved zip is the
+        # rl-zoo's tuned MuJoCo PPOs also wrap the env in VecNormalize; we leave it out so the saved zip is the
         # whole policy (no separate normalisation statistics to carry around).
-        "n_steps": 512,
-        "batch_size": 32,
-        "gamma": 0.999,
-        "learning_rate": 9.80828e-05,
-        "ent_coef": 0.00229519,
+        "n_steps": 2048,
+        "batch_size": 64,
+        "gamma": 0.99,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.0,
         "clip_range": 0.2,
-        "n_epochs": 5,
-        "gae_lambda": 0.99,
-        "max_grad_norm": 0.7,
-        "vf_coef": 0.835671,
+        "n_epochs": 10,
+        "gae_lambda": 0.95,
+        "max_grad_norm": 0.5,
+        "vf_coef": 0.5,
+        # one policy shape for every env: rl-zoo's Hopper and HalfCheetah tunings (log std -2, [256, 256], ReLU);
+        # its Walker2d tuning keeps SB3's policy defaults (log std 0, [64, 64], tanh)
         "log_std_init": -2.0,
         "net_arch": [256, 256],
     },
+}
+
+# rl-zoo's per-env PPO tunings (hyperparams/ppo.yml), keyed by env name without version.
+ZOO_PPO_TUNED: dict[str, dict[str, Any]] = {
+    "Hopper": {"n_steps": 512, "batch_size": 32, "gamma": 0.999, "learning_rate": 9.80828e-05,
+               "ent_coef": 0.00229519, "clip_range": 0.2, "n_epochs": 5, "gae_lambda": 0.99, "max_grad_norm": 0.7,
+               "vf_coef": 0.835671},
+    "HalfCheetah": {"n_steps": 512, "batch_size": 64, "gamma": 0.98, "learning_rate": 2.0633e-05,
+                    "ent_coef": 0.000401762, "clip_range": 0.1, "n_epochs": 20, "gae_lambda": 0.92,
+                    "max_grad_norm": 0.8, "vf_coef": 0.58096},
+    "Walker2d": {"n_steps": 512, "batch_size": 32, "gamma": 0.99, "learning_rate": 5.05041e-05,
+                 "ent_coef": 0.000585045, "clip_range": 0.1, "n_epochs": 20, "gae_lambda": 0.95, "max_grad_norm": 1.0,
+                 "vf_coef": 0.871923},
 }
 
 
@@ -97,10 +116,10 @@ def require_sb3():
 class BaselineConfig:
     """How to train one SB3 baseline."""
 
+    env_id: str
+    """Gymnasium id of the environment."""
     algo: str = "td3"
     """One of sac, td3, ppo."""
-    env_id: str = "Hopper-v4"
-    """Gymnasium id of the environment."""
     steps: int = 1_000_000
     """Environment steps to train for (unless max_minutes stops earlier)."""
     seed: int = 0
@@ -137,8 +156,9 @@ class BaselineConfig:
                              f"known: {sorted(ZOO_HYPERPARAMS[self.algo])}.")
 
     def hyperparams(self) -> dict[str, Any]:
-        """rl-zoo hyperparameters with the overrides applied (what the run actually uses)."""
-        hp = {**ZOO_HYPERPARAMS[self.algo], **self.overrides}
+        """rl-zoo hyperparameters for this algorithm and env, with the overrides applied (what the run uses)."""
+        tuned = ZOO_PPO_TUNED.get(env_name_and_version(self.env_id)[0], {}) if self.algo == "ppo" else {}
+        hp = {**ZOO_HYPERPARAMS[self.algo], **tuned, **self.overrides}
         if self.keep_replay:
             # the buffer must hold the whole run so that it stays in time order (no wrap-around)
             hp["buffer_size"] = max(int(hp["buffer_size"]), self.steps)
