@@ -46,6 +46,8 @@ class EnvPreset:
     default_agent: str | None = None
     agents: dict[str, str] = field(default_factory=dict)
     eval: dict = field(default_factory=dict)
+    training: dict[str, dict] = field(default_factory=dict)
+    """The recipe (``command``, ...) that makes each agent, by agent name; envs/make_agents.py runs them."""
 
 
 def search_paths() -> list[Path]:
@@ -97,7 +99,8 @@ def load_preset(env_id: str) -> EnvPreset:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ZooError(f"{path} is not valid JSON ({e}).") from e
     return EnvPreset(env_id=env_id, folder=folder, default_agent=doc.get("default_agent"),
-                     agents=dict(doc.get("agents", {})), eval=dict(doc.get("eval", {})))
+                     agents=dict(doc.get("agents", {})), eval=dict(doc.get("eval", {})),
+                     training=dict(doc.get("training", {})))
 
 
 def _train_hint(env_id: str, name: str | None = None) -> str:
@@ -106,6 +109,26 @@ def _train_hint(env_id: str, name: str | None = None) -> str:
     else:
         how = "Train one (see `seqpolicy-train --help`) and pass its folder"
     return f"{how} with --agent PATH, or try --agent random for the random baseline on {env_id}."
+
+
+def _not_built(preset: EnvPreset, name: str, path: Path, built: list[str]) -> str | None:
+    """Why a zoo agent the preset lists is missing and the commands that make it, or None without a recipe: an
+    agent with a ``training`` entry comes from envs/make_agents.py, the SB3 zips envs/make_datasets.py writes
+    into the env folder (``<algo>-expert.zip``, ``<algo>-medium.zip``) from it."""
+    env_id = preset.env_id
+    datasets = f"`python envs/make_datasets.py --env {env_id}`"
+    if name in preset.training:
+        how = (f"the datasets first if this machine has none ({datasets}), then `python envs/make_agents.py --env "
+               f"{env_id} train {name}` and `python envs/make_agents.py --env {env_id} ship {name}`")
+    elif path.parent == preset.folder and path.name.endswith(("-expert.zip", "-medium.zip")):
+        how = (f"{datasets} (it picks the policy from the finished `seqpolicy-baseline` run that --run names, "
+               "or trains one first, which takes hours on a CPU)")
+    else:
+        return None
+    so_far = ", ".join(built) if built else "none"
+    return (f"The zoo's {name!r} agent for {env_id} is not built yet: {preset.folder / PRESET_FILE} lists it as "
+            f"{preset.agents[name]}, which does not exist (built so far: {so_far}). Build it in a source checkout: "
+            f"{how}. Meanwhile try --agent random, or --agent PATH for an agent of your own.")
 
 
 def agent_path(env_id: str, name: str | None = None) -> Path:
@@ -133,7 +156,12 @@ def agent_path(env_id: str, name: str | None = None) -> Path:
         candidates = [preset.folder / c for c in (name, f"{name}.zip", f"{name}-expert.zip")]
         path = next((c for c in candidates if c.exists()), candidates[0])
     if not path.exists():
-        known = sorted(set(preset.agents) | {p.name for p in preset.folder.iterdir() if (p / "agent.json").is_file()})
+        built = [n for n, rel in preset.agents.items() if (preset.folder / rel).exists()]
+        known = sorted(set(built) | {p.name for p in preset.folder.iterdir() if (p / "agent.json").is_file()})
+        if name in preset.agents:
+            message = _not_built(preset, name, path, built)
+            if message:
+                raise ZooError(message)
         listed = f" (available: {', '.join(known)})" if known else ""
         raise ZooError(f"No {name!r} agent for {env_id}: {path} does not exist{listed}. "
                        + _train_hint(env_id, name))

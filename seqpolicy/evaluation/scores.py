@@ -78,12 +78,23 @@ def env_name_and_version(env_id: str) -> tuple[str, int | None]:
     return name, version
 
 
+def d4rl_reference(env_id: str) -> tuple[float, float] | None:
+    """D4RL's (random, expert) reference returns for ``env_id``'s env name (any version), or None.
+
+    Example:
+        >>> d4rl_reference("Walker2d-v4")
+        (1.629008, 4592.3)
+    """
+    return D4RL_REFERENCE.get(env_name_and_version(env_id)[0])
+
+
 def d4rl_normalized(env_id: str, returns: np.ndarray, ci95: tuple[float, float]) -> NormalizedScore | None:
-    """D4RL-normalised scores for Hopper, HalfCheetah and Walker2d (any version), else None."""
-    name, _ = env_name_and_version(env_id)
-    if name not in D4RL_REFERENCE:
+    """D4RL-normalised scores for the envs of :data:`D4RL_REFERENCE` (any version), else None."""
+    reference = d4rl_reference(env_id)
+    if reference is None:
         return None
-    lo, hi = D4RL_REFERENCE[name]
+    name, _ = env_name_and_version(env_id)
+    lo, hi = reference
 
     def norm(r):
         return 100.0 * (np.asarray(r, dtype=np.float64) - lo) / (hi - lo)

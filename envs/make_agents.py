@@ -1,114 +1,123 @@
-"""Train, calibrate, evaluate and ship the Hopper-v4 zoo agents; write their cards and AGENTS.md.
+"""Train, calibrate, evaluate and ship a zoo env's agents; write their cards and AGENTS.md.
 
-Every agent is made by the command recorded under ``training`` in ``preset.json`` (this script only runs
-it, copies the result here and describes it). The steps, in order, with their times on a 2-core CPU:
+Every agent is made by the command recorded under ``training`` in ``envs/<EnvId>/preset.json`` (this script only
+runs it, copies the result into the env folder and describes it). The steps, in order, e.g. for Hopper-v4:
 
-    python envs/Hopper-v4/make_agents.py train dt        # the preset's command (see the card for its wall time)
-    python envs/Hopper-v4/make_agents.py ship dt         # copy runs/zoo/dt-medium/agent -> dt-medium/
-    python envs/Hopper-v4/make_agents.py calibrate dt    # target sweep on seeds 1000+, PNG, best target saved
-    python envs/Hopper-v4/make_agents.py evaluate        # seqpolicy-compare, 100 episodes, seeds 0-99 -> results/
-    python envs/Hopper-v4/make_agents.py cards           # <artifact>.json cards, README.md model cards, AGENTS.md
-    python envs/Hopper-v4/make_agents.py videos          # videos/Hopper-v4/<name>.mp4, one episode (seed 0) each
+    python envs/make_agents.py --env Hopper-v4 train dt      # the preset's command (the card has its wall time)
+    python envs/make_agents.py --env Hopper-v4 ship dt       # copy the run's agent (or best/) -> dt-medium/
+    python envs/make_agents.py --env Hopper-v4 calibrate dt  # target sweep on seeds 1000+, PNG, best target saved
+    python envs/make_agents.py --env Hopper-v4 evaluate      # seqpolicy-compare, 100 episodes, seeds 0-99 -> results/
+    python envs/make_agents.py --env Hopper-v4 cards         # <artifact>.json cards, README.md model cards, AGENTS.md
+    python envs/make_agents.py --env Hopper-v4 videos        # videos/Hopper-v4/<name>.mp4, one episode (seed 0) each
 
 Names are the preset's agent names (dt, dt-medium-expert, tt, bc; td3 and td3-medium come from
-make_datasets.py and are only evaluated here).
+make_datasets.py and are only evaluated here); ``evaluate``, ``cards`` and ``videos`` skip agents not built yet.
 
-``python envs/Hopper-v4/make_agents.py resave [NAMES]`` writes shipped agents again in the current artifact
+``python envs/make_agents.py --env ENV resave [NAMES]`` writes shipped agents again in the current artifact
 layout (DT/TT folders that transformers also loads), checking that every weight is unchanged; run ``cards``
 after it (the files' sha256 change, and so does seqpolicy-compare's --resume key).
 
-The datasets come first: ``python envs/Hopper-v4/make_datasets.py --from-zips`` (see DATASETS.md).
+The datasets come first: ``python envs/make_datasets.py --env ENV`` (see envs/<EnvId>/DATASETS.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from zoo_common import REPO, env_folder, machine, read_preset, sha256, zoo_envs
 
 from seqpolicy.cli.compare import compare_settings
 from seqpolicy.common.artifact import atomic_write_json
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-RUNS = REPO / "runs" / "zoo"
-RESULTS = HERE / "results"  # seqpolicy-compare's output (comparison.md/.json/.png, results/<agent>.json)
 CALIBRATION_SEED = 1000  # target sweeps use episodes the 100-episode evaluation (seeds 0-99) does not
 
 
-def load_preset() -> dict:
-    return json.loads((HERE / "preset.json").read_text())
+@dataclass(frozen=True)
+class EnvZoo:
+    """One env's zoo folder (``envs/<EnvId>/``) and its preset, which every step reads."""
+
+    folder: Path
+
+    @property
+    def preset(self) -> dict:
+        return read_preset(self.folder)  # read at each use: a step may run for hours while the preset is edited
+
+    @property
+    def env_id(self) -> str:
+        return self.preset["env_id"]
+
+    @property
+    def results(self) -> Path:
+        """seqpolicy-compare's output (comparison.md/.json/.png, results/<agent>.json)."""
+        return self.folder / "results"
+
+    def recipe(self, name: str) -> dict:
+        recipes = self.preset.get("training", {})
+        if name not in recipes:
+            sys.exit(f"{self.env_id} has no training recipe {name!r} in {self.folder / 'preset.json'} "
+                     f"(recipes: {', '.join(recipes) or 'none'}).")
+        return recipes[name]
+
+    def run_dir(self, name: str) -> Path:
+        command = shlex.split(self.recipe(name)["command"])
+        return REPO / command[command.index("--out") + 1]
+
+    def built(self) -> list[str]:
+        """The preset's agents whose artifact exists, in the preset's order."""
+        return [n for n, rel in self.preset["agents"].items() if (self.folder / rel).exists()]
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, no GPU used"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def files_of(path: Path) -> dict[str, dict]:
+def files_of(zoo: EnvZoo, path: Path) -> dict[str, dict]:
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
-    return {str(f.relative_to(HERE)): {"bytes": f.stat().st_size, "sha256": sha256(f)} for f in files if f.is_file()}
-
-
-def run_dir(name: str) -> Path:
-    command = shlex.split(load_preset()["training"][name]["command"])
-    return REPO / command[command.index("--out") + 1]
+    return {str(f.relative_to(zoo.folder)): {"bytes": f.stat().st_size, "sha256": sha256(f)}
+            for f in files if f.is_file()}
 
 
 # -- steps --------------------------------------------------------------------------------------------------
 
-def commands(name: str) -> list[str]:
+def commands(zoo: EnvZoo, name: str) -> list[str]:
     """The recorded training commands: ``command``, then any ``then`` commands (runs continued with --resume)."""
-    recipe = load_preset()["training"][name]
+    recipe = zoo.recipe(name)
     return [recipe["command"], *recipe.get("then", [])]
 
 
-def train(name: str) -> None:
+def train(zoo: EnvZoo, name: str) -> None:
     """Run the recorded commands in order. A run folder with a checkpoint is resumed (--resume is added), so
     an interrupted run continues and a finished command only rewrites its agent."""
     from seqpolicy.training.common import find_checkpoint
 
     t0 = time.time()
-    for command in commands(name):
+    for command in commands(zoo, name):
         argv = shlex.split(command)
-        if "--resume" not in argv and find_checkpoint(run_dir(name)) is not None:
+        if "--resume" not in argv and find_checkpoint(zoo.run_dir(name)) is not None:
             argv.append("--resume")
         print("$ " + shlex.join(argv), flush=True)
         subprocess.run(argv, cwd=REPO, check=True)
     print(f"{name}: trained in {time.time() - t0:.0f} s", flush=True)
 
 
-def ship(name: str) -> None:
-    """Copy the run's agent into envs/Hopper-v4/<name>/ (its agent.json keeps steps and wall time): the final
+def ship(zoo: EnvZoo, name: str) -> None:
+    """Copy the run's agent into envs/<EnvId>/<artifact>/ (its agent.json keeps steps and wall time): the final
     one, or with ``"ship": "best"`` in the recipe the one --keep-best kept."""
-    source = run_dir(name) / load_preset()["training"][name].get("ship", "agent")
+    source = zoo.run_dir(name) / zoo.recipe(name).get("ship", "agent")
     if not (source / "agent.json").is_file():
-        sys.exit(f"{source} has no agent.json: train it first (python {Path(__file__).name} train {name}).")
-    target = HERE / load_preset()["agents"][name]
+        sys.exit(f"{source} has no agent.json: train it first "
+                 f"(python envs/make_agents.py --env {zoo.env_id} train {name}).")
+    target = zoo.folder / zoo.preset["agents"][name]
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
-    planner = load_preset().get("planner", {}).get(name)
+    planner = zoo.preset.get("planner", {}).get(name)
     if planner:  # the zoo's planner settings for this TT, stored in the artifact
         from seqpolicy.agents.tt.agent import TrajectoryTransformerAgent
 
@@ -116,13 +125,13 @@ def ship(name: str) -> None:
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
-    card_path = HERE / f"{target.name}.json"
+    card_path = zoo.folder / f"{target.name}.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     atomic_write_json(card_path, {**card, "trained_on": machine()})
     print(f"{name}: {source} -> {target} ({sum(f.stat().st_size for f in target.iterdir()) / 1e6:.1f} MB)")
 
 
-def resave(names: list[str]) -> None:
+def resave(zoo: EnvZoo, names: list[str]) -> None:
     """Load each shipped agent folder and save it again (the current artifact layout), keeping its README.md;
     refuse if any weight or action would change."""
     import numpy as np
@@ -130,9 +139,9 @@ def resave(names: list[str]) -> None:
 
     from seqpolicy.agents.loading import load_agent
 
-    preset = load_preset()
-    for name in names or [n for n, rel in preset["agents"].items() if (HERE / rel / "agent.json").is_file()]:
-        folder = HERE / preset["agents"][name]
+    preset = zoo.preset
+    for name in names or [n for n, rel in preset["agents"].items() if (zoo.folder / rel / "agent.json").is_file()]:
+        folder = zoo.folder / preset["agents"][name]
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         old = load_agent(folder, device="cpu")
@@ -152,44 +161,43 @@ def resave(names: list[str]) -> None:
         print(f"{name}: {folder} re-saved ({', '.join(sorted(p.name for p in folder.iterdir()))}); weights unchanged")
 
 
-def calibrate(name: str, targets: list[float], episodes: int) -> None:
+def calibrate(zoo: EnvZoo, name: str, targets: list[float], episodes: int) -> None:
     """seqpolicy-calibrate on seeds CALIBRATION_SEED.., the PNG beside the card, the best target saved."""
-    folder = HERE / load_preset()["agents"][name]
-    command = ["seqpolicy-calibrate", "--agent", str(folder), "--env", "Hopper-v4", "--episodes", str(episodes),
+    folder = zoo.folder / zoo.preset["agents"][name]
+    command = ["seqpolicy-calibrate", "--agent", str(folder), "--env", zoo.env_id, "--episodes", str(episodes),
                "--seed", str(CALIBRATION_SEED), "--n-envs", str(episodes), "--plot",
-               str(HERE / f"{folder.name}-calibration.png"), "--json", str(HERE / f"{folder.name}-calibration.json"),
-               "--save"]
+               str(zoo.folder / f"{folder.name}-calibration.png"),
+               "--json", str(zoo.folder / f"{folder.name}-calibration.json"), "--save"]
     if targets:
         command += ["--targets", *map(str, targets)]
     print("$ " + shlex.join(command), flush=True)
     subprocess.run(command, cwd=REPO, check=True)
 
 
-def evaluate(episodes: int, n_envs: int, shards: int, agents: list[str]) -> None:
+def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[str]) -> None:
     """100 episodes per agent, seeds 0-99; with --shards N each agent's seeds are split over N processes
     (merged into the file seqpolicy-compare would write); then seqpolicy-compare reuses them for the table."""
-    names = agents or list(load_preset()["agents"]) + ["random"]
+    names = agents or [*zoo.built(), "random"]
     if shards > 1:
         for name in names:
-            saved = RESULTS / "results" / f"{name}.json"
-            settings = compare_settings("Hopper-v4", name, episodes, 0, None)
+            saved = zoo.results / "results" / f"{name}.json"
+            settings = compare_settings(zoo.env_id, name, episodes, 0, None)
             if saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings:
                 continue
-            evaluate_sharded(name, episodes, n_envs, shards, saved, settings)
-    command = ["seqpolicy-compare", "--env", "Hopper-v4", "--episodes", str(episodes), "--seed", "0",
-               "--n-envs", str(n_envs), "--out", str(RESULTS), "--resume"]
-    if agents:
-        command += ["--agents", *agents]
+            evaluate_sharded(zoo, name, episodes, n_envs, shards, saved, settings)
+    command = ["seqpolicy-compare", "--env", zoo.env_id, "--episodes", str(episodes), "--seed", "0",
+               "--n-envs", str(n_envs), "--out", str(zoo.results), "--resume", "--agents", *names]
     print("$ " + shlex.join(command), flush=True)
     subprocess.run(command, cwd=REPO, check=True)
 
 
-def evaluate_sharded(name: str, episodes: int, n_envs: int, shards: int, saved: Path, settings: dict) -> None:
+def evaluate_sharded(zoo: EnvZoo, name: str, episodes: int, n_envs: int, shards: int, saved: Path,
+                     settings: dict) -> None:
     from seqpolicy.evaluation.evaluate import EvalResult, merge_results
 
     bounds = [episodes * k // shards for k in range(shards + 1)]
-    parts = [RESULTS / "shards" / f"{name}-{lo}-{hi - 1}.json" for lo, hi in itertools.pairwise(bounds)]
-    made_with = RESULTS / "shards" / f"{name}.settings.json"  # finished shards are reused only for the same agent
+    parts = [zoo.results / "shards" / f"{name}-{lo}-{hi - 1}.json" for lo, hi in itertools.pairwise(bounds)]
+    made_with = zoo.results / "shards" / f"{name}.settings.json"  # finished shards are reused only for the same agent
     if not made_with.is_file() or json.loads(made_with.read_text()) != settings:
         for part in parts:
             part.unlink(missing_ok=True)
@@ -198,28 +206,28 @@ def evaluate_sharded(name: str, episodes: int, n_envs: int, shards: int, saved: 
     for (lo, hi), part in zip(itertools.pairwise(bounds), parts, strict=True):
         if part.is_file():
             continue
-        command = ["seqpolicy-eval", "--env", "Hopper-v4", "--agent", name, "--episodes", str(hi - lo),
+        command = ["seqpolicy-eval", "--env", zoo.env_id, "--agent", name, "--episodes", str(hi - lo),
                    "--seed", str(lo), "--n-envs", str(min(n_envs, hi - lo)), "--no-video", "--json", str(part)]
         print("$ " + shlex.join(command), flush=True)
         procs.append(subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}))
     if any(p.wait() for p in procs):
-        sys.exit(f"{name}: an evaluation shard failed (finished shards are kept in {RESULTS / 'shards'}).")
+        sys.exit(f"{name}: an evaluation shard failed (finished shards are kept in {zoo.results / 'shards'}).")
     merged = merge_results([EvalResult.from_dict(json.loads(p.read_text())["evaluation"]) for p in parts])
     saved.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(saved, {**merged.to_dict(), "compare_settings": settings, "shards": [p.name for p in parts]})
     print(f"{name}: {merged.summary()}", flush=True)
 
 
-def videos(agents: list[str]) -> None:
+def videos(zoo: EnvZoo, agents: list[str]) -> None:
     """One seed-0 episode per agent with seqpolicy-eval (the preset's size and fast rendering), renamed to
-    videos/Hopper-v4/<name>.mp4."""
+    videos/<EnvId>/<name>.mp4."""
     import tempfile
 
-    folder = REPO / "videos" / "Hopper-v4"
+    folder = REPO / "videos" / zoo.folder.name
     folder.mkdir(parents=True, exist_ok=True)
-    for name in agents or list(load_preset()["agents"]) + ["random"]:
+    for name in agents or [*zoo.built(), "random"]:
         with tempfile.TemporaryDirectory() as tmp:
-            command = ["seqpolicy-eval", "--env", "Hopper-v4", "--agent", name, "--episodes", "1", "--seed", "0",
+            command = ["seqpolicy-eval", "--env", zoo.env_id, "--agent", name, "--episodes", "1", "--seed", "0",
                        "--video-dir", tmp]
             print("$ " + shlex.join(command), flush=True)
             subprocess.run(command, cwd=REPO, check=True)
@@ -228,24 +236,29 @@ def videos(agents: list[str]) -> None:
         print(f"{name}: {folder / f'{name}.mp4'} ({(folder / f'{name}.mp4').stat().st_size / 1e3:.0f} kB)")
 
 
-def cards() -> None:
+def card_path(zoo: EnvZoo, rel: str) -> Path:
+    """``<artifact>.json`` beside an agent folder or SB3 zip (td3-expert.zip -> td3-expert.json)."""
+    return zoo.folder / (f"{rel.removesuffix('.zip')}.json" if rel.endswith(".zip") else f"{rel}.json")
+
+
+def cards(zoo: EnvZoo) -> None:
     """<name>.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), a Hugging Face
     model card (README.md) in every agent folder made from it, AGENTS.md."""
     from seqpolicy.common.model_card import model_card
 
-    preset = load_preset()
+    preset = zoo.preset
     rows = []
     for name, rel in preset["agents"].items():
-        path = HERE / rel
-        result_file = RESULTS / "results" / f"{name}.json"
+        path = zoo.folder / rel
+        result_file = zoo.results / "results" / f"{name}.json"
         if not path.exists() or not result_file.is_file():
             print(f"{name}: skipped ({'no artifact' if not path.exists() else 'not evaluated yet'})")
             continue
         result = json.loads(result_file.read_text())
-        card_path = HERE / f"{rel.removesuffix('.zip')}.json" if rel.endswith(".zip") else HERE / f"{rel}.json"
-        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        path_of_card = card_path(zoo, rel)
+        card = json.loads(path_of_card.read_text()) if path_of_card.is_file() else {}
         card.update({"name": name, "artifact": rel, "files": {}})  # files: once README.md is written
-        recipe = preset["training"].get(name)
+        recipe = preset.get("training", {}).get(name)
         if recipe:
             meta = json.loads((path / "agent.json").read_text())
             info = meta.get("info", {})
@@ -256,13 +269,13 @@ def cards() -> None:
                          "hyperparameters": info.get("train_config"), "target_return": meta.get("target_return")})
             if meta.get("planner"):
                 card["planner"] = {"settings": meta["planner"], **preset.get("planner", {}).get(name, {})}
-            calibration = HERE / f"{rel}-calibration.png"
+            calibration = zoo.folder / f"{rel}-calibration.png"
             if calibration.is_file():
                 card["calibration"] = {"plot": calibration.name, "sweep": f"{rel}-calibration.json",
                                        "episodes_seeds_from": CALIBRATION_SEED}
         norm = result.get("normalized") or {}
         card["evaluation"] = {
-            "command": (f"seqpolicy-compare --env Hopper-v4 --agents {name} --episodes {len(result['returns'])} "
+            "command": (f"seqpolicy-compare --env {zoo.env_id} --agents {name} --episodes {len(result['returns'])} "
                         f"--seed 0 --n-envs {result['n_envs']}" + (f" (split over {len(result['shards'])} processes "
                         "by make_agents.py evaluate --shards)" if "shards" in result else "")),
             "episodes": len(result["returns"]), "seeds": f"{result['seeds'][0]}-{result['seeds'][-1]}",
@@ -275,23 +288,26 @@ def cards() -> None:
             if key in (recipe or {}):
                 card[key] = recipe[key]
         if path.is_dir():  # the folder can go to the Hugging Face Hub as it is
-            (path / "README.md").write_text(model_card(card, preset["env_id"]))
-        card["files"] = files_of(path)
-        atomic_write_json(card_path, card)
+            (path / "README.md").write_text(model_card(card, zoo.env_id))
+        card["files"] = files_of(zoo, path)
+        atomic_write_json(path_of_card, card)
         rows.append((name, card))
-        print(f"{name}: {card_path.name}")
-    write_markdown(rows)
+        print(f"{name}: {path_of_card.name}")
+    if rows:
+        write_markdown(zoo.folder, zoo.env_id, rows)
+    else:
+        print(f"AGENTS.md not written: no agent of {zoo.env_id} is built and evaluated yet")
 
 
 NOTES_HEADING = "## Notes and history"  # AGENTS.md from this heading on is written by hand and kept as it is
 
 
-def write_markdown(rows: list[tuple[str, dict]]) -> None:
-    path = HERE / "AGENTS.md"
+def write_markdown(folder: Path, env_id: str, rows: list[tuple[str, dict]]) -> None:
+    path = folder / "AGENTS.md"
     old = path.read_text() if path.is_file() else ""
     notes = old[old.index(NOTES_HEADING):] if NOTES_HEADING in old else ""
-    lines = ["# Hopper-v4 zoo agents", "",
-             "Written by `python envs/Hopper-v4/make_agents.py cards` from the cards (`<name>.json`) and the "
+    lines = [f"# {env_id} zoo agents", "",
+             f"Written by `python envs/make_agents.py --env {env_id} cards` from the cards (`<name>.json`) and the "
              "100-episode evaluation in `results/` (seeds 0-99, `seqpolicy-compare`); the notes at the end are "
              "written by hand.", "",
              "| agent | dataset | return mean +- std | 95% CI | D4RL score | train steps | train wall time |",
@@ -299,8 +315,9 @@ def write_markdown(rows: list[tuple[str, dict]]) -> None:
     for name, card in rows:
         e = card["evaluation"]
         wall = card.get("train_wall_time_s")
+        score = "-" if e["d4rl_normalized"] is None else f"{e['d4rl_normalized']:.1f}"
         lines.append(f"| {name} | {card.get('dataset') or 'online RL (see card)'} | {e['mean']:.1f} +- {e['std']:.1f} "
-                     f"| {e['ci95'][0]:.1f} to {e['ci95'][1]:.1f} | {e['d4rl_normalized']:.1f} "
+                     f"| {e['ci95'][0]:.1f} to {e['ci95'][1]:.1f} | {score} "
                      f"| {card.get('train_steps') or '-'} | {f'{wall / 60:.0f} min' if wall else '-'} |")
     lines += ["", "## Commands", ""]
     for name, card in rows:
@@ -311,8 +328,9 @@ def write_markdown(rows: list[tuple[str, dict]]) -> None:
     print("AGENTS.md written")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", required=True, help=f"a zoo env with a preset.json: {', '.join(zoo_envs())}")
     sub = p.add_subparsers(dest="step", required=True)
     for step in ("train", "ship"):
         sub.add_parser(step).add_argument("name", help="an agent with a 'training' entry in preset.json")
@@ -324,25 +342,31 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--episodes", type=int, default=100)
     e.add_argument("--n-envs", type=int, default=10)
     e.add_argument("--shards", type=int, default=1, help="processes per agent, each with a share of the seeds")
-    e.add_argument("--agents", nargs="*", default=[], help="default: every agent in preset.json, then random")
+    e.add_argument("--agents", nargs="*", default=[], help="default: every preset agent built so far, then random")
     sub.add_parser("cards")
     sub.add_parser("resave").add_argument("names", nargs="*", help="default: every preset agent with a folder")
-    sub.add_parser("videos").add_argument("agents", nargs="*", help="default: every preset agent, then random")
-    args = p.parse_args(argv)
+    sub.add_parser("videos").add_argument("agents", nargs="*",
+                                          help="default: every preset agent built so far, then random")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    zoo = EnvZoo(env_folder(args.env))
     if args.step == "train":
-        train(args.name)
+        train(zoo, args.name)
     elif args.step == "ship":
-        ship(args.name)
+        ship(zoo, args.name)
     elif args.step == "calibrate":
-        calibrate(args.name, args.targets, args.episodes)
+        calibrate(zoo, args.name, args.targets, args.episodes)
     elif args.step == "evaluate":
-        evaluate(args.episodes, args.n_envs, args.shards, args.agents)
+        evaluate(zoo, args.episodes, args.n_envs, args.shards, args.agents)
     elif args.step == "videos":
-        videos(args.agents)
+        videos(zoo, args.agents)
     elif args.step == "resave":
-        resave(args.names)
+        resave(zoo, args.names)
     else:
-        cards()
+        cards(zoo)
     return 0
 
 

@@ -1,0 +1,225 @@
+"""The zoo's env folders (envs/<EnvId>/) and the scripts that build them, envs/make_datasets.py and
+envs/make_agents.py: every env's preset reads and holds recipes that fit it, a wheel ships every file, and the
+scripts' parts work (one end-to-end dataset build on PointReach, rebuilt from its zips to the same checksums)."""
+
+from __future__ import annotations
+
+import configparser
+import glob
+import importlib.util
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+from seqpolicy.evaluation.scores import d4rl_reference
+from seqpolicy.zoo import load_preset
+
+REPO = Path(__file__).resolve().parent.parent
+ENVS = REPO / "envs"
+ENV_IDS = sorted(p.parent.name for p in ENVS.glob("*/preset.json"))
+
+
+def load_script(name: str):
+    """envs/<name>.py as a module (the scripts import zoo_common from their own folder)."""
+    if str(ENVS) not in sys.path:
+        sys.path.insert(0, str(ENVS))
+    if f"envs_{name}" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(f"envs_{name}", ENVS / f"{name}.py")
+        sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
+        spec.loader.exec_module(sys.modules[spec.name])
+    return sys.modules[f"envs_{name}"]
+
+
+@pytest.fixture(autouse=True)
+def _zoo_from_repo(monkeypatch):
+    monkeypatch.delenv("SEQPOLICY_ENVS", raising=False)
+
+
+def test_the_locomotion_trio_has_a_zoo_folder_each():
+    assert {"Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"} <= set(ENV_IDS)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_preset_reads_and_its_recipes_fit_the_env(env_id):
+    from seqpolicy.cli.train import build_parser
+
+    make_datasets = load_script("make_datasets")
+    preset = load_preset(env_id)
+    doc = json.loads((ENVS / env_id / "preset.json").read_text())
+    assert preset.folder == ENVS / env_id and doc["env_id"] == env_id
+    assert preset.default_agent in preset.agents and set(preset.training) <= set(preset.agents)
+    recipe = make_datasets.DatasetRecipe.from_preset(doc)
+    assert recipe.env_id == env_id and recipe.namespace == f"seqpolicy/{env_id.lower()}"
+    assert d4rl_reference(env_id) is not None
+    # `seqpolicy-eval --env ENV` stays near a minute: HalfCheetah's 5 x 1000 steps with a DT and a 1000-frame
+    # video took 25-33 s with 2 other jobs on the 2-core machine.
+    assert preset.eval["episodes"] * gym.spec(env_id).max_episode_steps <= 5_000
+    datasets = {recipe.dataset_id(name) for name in make_datasets.NAMES}
+    for training in preset.training.values():
+        for command in [training["command"], *training.get("then", [])]:
+            argv = shlex.split(command)
+            assert argv[0] == "seqpolicy-train", command
+            args = build_parser().parse_args(argv[1:])  # exits on a flag seqpolicy-train does not know
+            assert (args.env_id, args.dataset in datasets) == (env_id, True), command
+            assert args.out.startswith("runs/zoo/"), command
+
+
+def test_no_two_recipes_share_a_run_folder():
+    outs = []
+    for env_id in ENV_IDS:
+        for training in load_preset(env_id).training.values():
+            argv = shlex.split(training["command"])
+            outs.append(argv[argv.index("--out") + 1])
+    assert len(outs) == len(set(outs)), sorted(outs)
+
+
+def test_setup_cfg_ships_every_zoo_file():
+    """Every preset, card and shipped agent file of every env is in a wheel's data files, in its own folder."""
+    cfg = configparser.ConfigParser()
+    cfg.optionxform = str  # keep the case of the target folders (setuptools does)
+    cfg.read(REPO / "setup.cfg")
+    shipped = set()
+    for target, patterns in cfg["options.data_files"].items():
+        for pattern in patterns.split():
+            for f in glob.glob(str(REPO / pattern)):
+                assert target == "share/seqpolicy/" + str(Path(f).parent.relative_to(REPO))
+                shipped.add(Path(f))
+    needed = set()
+    for env_id in ENV_IDS:
+        folder = ENVS / env_id
+        needed |= {*folder.glob("*.json"), *folder.glob("*.md"), *folder.glob("*.zip"), *folder.glob("datasets/*")}
+        for rel in load_preset(env_id).agents.values():
+            path = folder / rel
+            needed |= set(path.iterdir()) if path.is_dir() else {path} if path.exists() else set()
+    assert not needed - shipped, f"not in setup.cfg [options.data_files]: {sorted(map(str, needed - shipped))}"
+
+
+def test_dataset_recipe_takes_overrides_and_names_what_is_missing():
+    make_datasets = load_script("make_datasets")
+    doc = json.loads((ENVS / "Hopper-v4" / "preset.json").read_text())
+    recipe = make_datasets.DatasetRecipe.from_preset(doc, steps=1000, run=None)
+    assert (recipe.steps, recipe.run, recipe.train_minutes) == (1000, "runs/hopper-v4-td3", 108)
+    assert recipe.dataset_id("medium-replay") == "seqpolicy/hopper-v4/medium-replay-v0"
+    with pytest.raises(ValueError, match="Hopper-v4: preset.json has no 'datasets' section"):
+        make_datasets.DatasetRecipe.from_preset({"env_id": "Hopper-v4"})
+    del doc["datasets"]["baseline"]["max_minutes"], doc["datasets"]["namespace"]
+    with pytest.raises(ValueError, match="'datasets' section lacks namespace, train_minutes"):
+        make_datasets.DatasetRecipe.from_preset(doc)
+    with pytest.raises(ValueError, match="action_noise >= 0"):
+        make_datasets.DatasetRecipe.from_preset(json.loads((ENVS / "Hopper-v4" / "preset.json").read_text()),
+                                                action_noise=-0.1)
+
+
+def test_dataset_summary_and_content_checksum():
+    from seqpolicy.data.trajectories import Episode, Trajectories
+    from seqpolicy.toy import make_toy_dataset
+
+    make_datasets = load_script("make_datasets")
+    data = make_toy_dataset(n_episodes=4)
+    summary = make_datasets.dataset_summary(data, max_steps=50, reference=(0.0, 10.0))
+    assert summary["transitions"] == sum(len(ep) for ep in data.episodes) and summary["episodes"] == 4
+    assert summary["d4rl_normalized_mean_return"] == pytest.approx(10 * summary["return"]["mean"])
+    assert make_datasets.dataset_summary(data, 50, None)["d4rl_normalized_mean_return"] is None
+    same = make_datasets.content_sha256(Trajectories(list(data.episodes), env_id=data.env_id))
+    assert make_datasets.content_sha256(data) == same  # the arrays, not the container or its metadata
+    ep = data.episodes[0]
+    changed = Episode(ep.observations, ep.actions, ep.rewards + 1.0, terminated=ep.terminated,
+                      truncated=ep.truncated, final_observation=ep.final_observation)
+    assert make_datasets.content_sha256(Trajectories([changed, *data.episodes[1:]], env_id=data.env_id)) != same
+
+
+def test_hopper_datasets_md_is_what_markdown_only_writes(tmp_path):
+    make_datasets = load_script("make_datasets")
+    shutil.copytree(ENVS / "Hopper-v4" / "datasets", tmp_path / "datasets")
+    assert make_datasets.main(["--env", "Hopper-v4", "--markdown-only", "--cards", str(tmp_path)]) == 0
+    assert (tmp_path / "DATASETS.md").read_text() == (ENVS / "Hopper-v4" / "DATASETS.md").read_text()
+
+
+def test_make_datasets_end_to_end_on_pointreach(tmp_path, monkeypatch):
+    """A finished TD3 run -> zips, cards and the four datasets; then --from-zips rebuilds medium and expert with
+    the same content checksums (collection is seeded)."""
+    pytest.importorskip("stable_baselines3")
+    from seqpolicy.data.sources import load_trajectories
+    from seqpolicy.training.baseline import BaselineConfig, train_baseline
+
+    make_datasets = load_script("make_datasets")
+    env_id = "seqpolicy/PointReach-v0"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    run = tmp_path / "run"
+    train_baseline(BaselineConfig(env_id=env_id, algo="td3", steps=300, checkpoint_every=100, eval_episodes=2,
+                                  keep_replay=True, overrides={"learning_starts": 50, "net_arch": [16, 16]}),
+                   run, progress=False)
+    run_doc = json.loads((run / "run.json").read_text())
+    for checkpoint, score in zip(run_doc["checkpoints"], (1.0, 6.0, 9.0), strict=True):  # steps 100, 200, 300
+        checkpoint["eval_return_mean"] = score  # so that the expert is step 300, the medium step 100 (~9 / 3)
+    (run / "run.json").write_text(json.dumps(run_doc))
+    folder = tmp_path / "envs" / "seqpolicy__PointReach-v0"
+    folder.mkdir(parents=True)
+    preset = {"env_id": env_id, "datasets": {"namespace": "test/pointreach", "steps": 120, "action_noise": 0.1,
+                                             "baseline": {"algo": "td3", "run": str(run), "steps": 300,
+                                                          "max_minutes": 1}}}
+    recipe = make_datasets.DatasetRecipe.from_preset(preset)
+    args = make_datasets.build_parser().parse_args(["--env", env_id, "--eval-episodes", "2"])
+    make_datasets.build(recipe, folder, folder, "python envs/make_datasets.py ...", args)
+
+    cards = {n: json.loads((folder / "datasets" / f"{n}.json").read_text()) for n in make_datasets.NAMES}
+    for role, step in (("expert", 300), ("medium", 100)):
+        card = json.loads((folder / f"td3-{role}.json").read_text())
+        assert card["checkpoint"]["step"] == step and card["sha256"] and "pickle-based" in card["warning"]
+        assert (folder / f"td3-{role}.zip").read_bytes() == (run / card["checkpoint"]["zip"]).read_bytes()
+    assert cards["medium-replay"]["transitions"] == 100
+    assert cards["medium"]["transitions"] == cards["expert"]["transitions"] == 120
+    assert cards["medium-expert"]["transitions"] == 240
+    assert cards["medium"]["machine"] and cards["medium"]["versions"]["mujoco"]
+    assert cards["medium"]["d4rl_normalized_mean_return"] is None  # D4RL has no PointReach references
+    assert len(load_trajectories("test/pointreach/medium-replay-v0")) == cards["medium-replay"]["episodes"]
+    assert "`test/pointreach/medium-expert-v0` | 240 |" in (folder / "DATASETS.md").read_text()
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari-rebuilt"))
+    args = make_datasets.build_parser().parse_args(["--env", env_id, "--eval-episodes", "2", "--from-zips"])
+    make_datasets.build(recipe, folder, tmp_path / "rebuilt", "python envs/make_datasets.py ...", args)
+    for name in ("medium", "expert", "medium-expert"):
+        rebuilt = json.loads((tmp_path / "rebuilt" / "datasets" / f"{name}.json").read_text())
+        assert rebuilt["content_sha256"] == cards[name]["content_sha256"], name
+    assert not (tmp_path / "rebuilt" / "datasets" / "medium-replay.json").exists()
+
+
+def test_make_agents_reads_recipes_from_the_env_preset(tmp_path):
+    make_agents = load_script("make_agents")
+    zoo = make_agents.EnvZoo(ENVS / "HalfCheetah-v4")
+    assert zoo.env_id == "HalfCheetah-v4" and zoo.results == ENVS / "HalfCheetah-v4" / "results"
+    assert zoo.run_dir("dt") == REPO / "runs" / "zoo" / "halfcheetah-v4" / "dt-medium"
+    assert make_agents.commands(zoo, "tt") == [zoo.preset["training"]["tt"]["command"]]
+    with pytest.raises(SystemExit, match="HalfCheetah-v4 has no training recipe 'td3'"):
+        zoo.recipe("td3")
+    (tmp_path / "HalfCheetah-v4").mkdir()
+    shutil.copy(ENVS / "HalfCheetah-v4" / "preset.json", tmp_path / "HalfCheetah-v4")
+    bare = make_agents.EnvZoo(tmp_path / "HalfCheetah-v4")
+    assert bare.built() == []
+    (tmp_path / "HalfCheetah-v4" / "td3-expert.zip").write_bytes(b"PK")
+    assert bare.built() == ["td3"]
+    with pytest.raises(SystemExit, match="must be one of .*HalfCheetah-v4.*Walker2d-v4"):
+        make_agents.main(["--env", "Ant-v4", "cards"])
+
+
+def test_hopper_agents_md_keeps_its_hand_written_notes_and_is_current(tmp_path):
+    """make_agents.py cards rewrites AGENTS.md's table and commands from the cards and keeps the hand-written
+    "Notes and history" section; the committed AGENTS.md is what it writes."""
+    make_agents = load_script("make_agents")
+    hopper = ENVS / "Hopper-v4"
+    committed = (hopper / "AGENTS.md").read_text()
+    assert make_agents.NOTES_HEADING in committed
+    zoo = make_agents.EnvZoo(hopper)
+    rows = [(name, json.loads(make_agents.card_path(zoo, rel).read_text()))
+            for name, rel in zoo.preset["agents"].items()]
+    (tmp_path / "AGENTS.md").write_text(committed)
+    make_agents.write_markdown(tmp_path, "Hopper-v4", rows)
+    assert (tmp_path / "AGENTS.md").read_text() == committed
+    (tmp_path / "AGENTS.md").write_text("# an old one without notes\n")
+    make_agents.write_markdown(tmp_path, "Hopper-v4", rows)
+    assert make_agents.NOTES_HEADING not in (tmp_path / "AGENTS.md").read_text()
