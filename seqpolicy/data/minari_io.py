@@ -23,9 +23,20 @@ from seqpolicy.data.trajectories import Episode, Trajectories
 MAKE_ONE = ("Make one with seqpolicy-collect (e.g. `seqpolicy-collect --env seqpolicy/PointReach-v0 --policy "
             "pointreach-expert --episodes 100 --dataset-id pointreach/expert-v0`), or copy a downloaded Minari "
             "dataset folder into that directory.")
-BUILD_ZOO = ("The zoo's Hopper-v4 datasets (seqpolicy/hopper-v4/...) are built, not downloaded: run "
-             "`python envs/Hopper-v4/make_datasets.py --from-zips` in a source checkout (~3 min; see "
-             "envs/Hopper-v4/DATASETS.md).")
+BUILD_ZOO = ("The zoo's datasets (seqpolicy/<env id in lower case>/..., e.g. seqpolicy/hopper-v4/medium-v0) are built, "
+             "not downloaded: run `python envs/make_datasets.py --env ENV --from-zips` in a source checkout for a "
+             "zoo env ENV such as Hopper-v4 (a few minutes; see envs/ENV/DATASETS.md).")
+
+
+def build_zoo_hint(dataset_id: str) -> str:
+    """:data:`BUILD_ZOO` for the env a ``seqpolicy/<env id in lower case>/NAME-vN`` id names, if registered."""
+    parts = dataset_id.split("/")
+    env_id = next((i for i in gym.registry if len(parts) == 3 and i.lower() == parts[1]), None)
+    if env_id is None:
+        return BUILD_ZOO
+    return (f"The zoo's {env_id} datasets ({parts[0]}/{parts[1]}/...) are built, not downloaded: run "
+            f"`python envs/make_datasets.py --env {env_id} --from-zips` in a source checkout (a few minutes; see "
+            f"envs/{env_id}/DATASETS.md).")
 
 
 def require_minari():
@@ -95,7 +106,7 @@ def _not_local(dataset_id: str) -> str:
     where = (f"No Minari dataset {dataset_id!r} on this machine (looked in {minari_root()}; set "
              f"MINARI_DATASETS_PATH to look elsewhere). Local datasets: {', '.join(local) if local else 'none'}.")
     if dataset_id.startswith("seqpolicy/"):
-        return f"{where} {BUILD_ZOO}"
+        return f"{where} {build_zoo_hint(dataset_id)}"
     return (f"{where} seqpolicy never downloads: if it is a dataset Minari publishes, fetch it with Minari's own "
             f"CLI: `minari download {dataset_id}`. {BUILD_ZOO} {MAKE_ONE}")
 
