@@ -185,9 +185,8 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.proj(self.act(self.fc(x)))
-        h = self.fc(x)
-        # In place where the backward allows it: ReLU's backward reads its output, not its input.
-        h = torch.relu_(h) if isinstance(self.act, nn.ReLU) else self.act(h)
+        # Not in place: an in-place ReLU on F.linear's (reshaped) output makes autograd copy it back and forth.
+        h = self.act(self.fc(x))
         keep = 1 - self.drop.p  # dropout's 1 / (1 - p) folded into the projection's weights
         return _drop(F.linear(h, self.proj.weight / keep, self.proj.bias / keep), self.drop.p, scaled=True)
 
