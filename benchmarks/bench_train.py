@@ -91,7 +91,10 @@ def config_of(model: str, preset: str):
 
 
 def time_ours(model: str, preset: str, precision: str, steps: int) -> dict:
-    """Steps/s of the trainer's own loop over ``steps`` steps, after as many warm-up steps (from log.csv)."""
+    """Steps/s of the trainer's own loop over ``steps`` steps, after as many warm-up steps (from log.csv).
+
+    ``precision="before"``: the seqpolicy found first on PYTHONPATH is an earlier checkout (``--before``),
+    which has no precision setting; it trains as it did (fp32)."""
     import csv
 
     from seqpolicy.training.dt import train_dt
@@ -99,12 +102,13 @@ def time_ours(model: str, preset: str, precision: str, steps: int) -> dict:
 
     train = train_dt if model == "dt" else train_tt
     with tempfile.TemporaryDirectory() as tmp:
+        extra = {} if precision == "before" else {"precision": precision}
         agent = train(synthetic_data(50), config_of(model, preset), run_dir=tmp, progress=False, eval_every=0,
-                      checkpoint_every=0, log_every=steps, max_steps=2 * steps, precision=precision, device="cpu")
+                      checkpoint_every=0, log_every=steps, max_steps=2 * steps, device="cpu", **extra)
         with open(os.path.join(tmp, "log.csv")) as f:
             rows = list(csv.DictReader(f))
-    return {"steps_per_s": float(rows[1]["train/steps_per_s"]), "precision": agent.info["precision"],
-            "micro_batches": agent.info["micro_batches"]}
+    return {"steps_per_s": float(rows[1]["train/steps_per_s"]), "precision": agent.info.get("precision", "fp32"),
+            "micro_batches": agent.info.get("micro_batches", 1)}
 
 
 def time_hf(model: str, preset: str, steps: int) -> dict:
@@ -172,7 +176,7 @@ def measure_one(spec: str, threads: int, steps: int) -> dict:
     model, preset, who, precision = spec.split(":")
     cfg = config_of(model, preset)
     flops, gemms = step_flops(model, cfg)
-    out = time_ours(model, preset, precision, steps) if who == "ours" else time_hf(model, preset, steps)
+    out = time_hf(model, preset, steps) if who == "hf" else time_ours(model, preset, precision, steps)
     peak = matmul_peak(gemms, out["precision"])
     gflops = flops * out["steps_per_s"] / 1e9
     return {**out, "spec": spec, "threads": threads, "gflop_per_step": flops / 1e9, "gflop_per_s": gflops,
@@ -180,8 +184,10 @@ def measure_one(spec: str, threads: int, steps: int) -> dict:
 
 
 # -- orchestration ------------------------------------------------------------------------------------------
-def run_in_subprocess(spec: str, threads: int, steps: int) -> dict:
+def run_in_subprocess(spec: str, threads: int, steps: int, before: str | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    if ":before:" in spec:  # the earlier checkout's seqpolicy first on the path
+        env["PYTHONPATH"] = os.pathsep.join([before, env.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, __file__, "--one", spec, "--threads", str(threads), "--steps", str(steps)],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -198,6 +204,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1], help="torch threads (one run per value)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default: per model)")
     parser.add_argument("--no-hf", action="store_true", help="skip the transformers rows")
+    parser.add_argument("--before", default=None, metavar="CHECKOUT",
+                        help="also time an earlier source checkout's trainer (e.g. a `git worktree add /tmp/old "
+                             "5ed3cbc`), the 'before' rows")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a single measurement, in a subprocess
     args = parser.parse_args()
@@ -210,23 +219,28 @@ def main() -> None:
     rows = []
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}")
     print("| model | preset | threads | loop | precision | micro-batches | steps/s | GFLOP/step | GFLOP/s | "
-          "matmul peak (GFLOP/s, same dtype) | fraction of peak | speed-up vs hf |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "matmul peak (GFLOP/s, same dtype) | fraction of peak | speed-up vs hf | vs before |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for threads in args.threads:
         for pair in args.models:
             steps = args.steps or DEFAULT_STEPS.get(pair, 10)
             specs = [f"{pair}:ours:fp32", f"{pair}:ours:bf16"]
             if not args.no_hf:
                 specs.insert(1, f"{pair}:hf:fp32")  # between ours, so load on the machine hits both
-            results = [run_in_subprocess(s, threads, steps) for s in specs]
+            if args.before:
+                specs.insert(0, f"{pair}:before:before")
+            results = [run_in_subprocess(s, threads, steps, args.before) for s in specs]
             hf = next((r for r in results if ":hf:" in r["spec"]), None)
+            old = next((r for r in results if ":before:" in r["spec"]), None)
             for r in results:
                 model, preset, who, _ = r["spec"].split(":")
                 ratio = r["steps_per_s"] / hf["steps_per_s"] if hf else float("nan")
                 r["speedup_vs_hf"] = ratio
+                r["speedup_vs_before"] = r["steps_per_s"] / old["steps_per_s"] if old else float("nan")
                 print(f"| {model} | {preset} | {threads} | {who} | {r['precision']} | {r.get('micro_batches', '-')} "
                       f"| {r['steps_per_s']:.2f} | {r['gflop_per_step']:.1f} | {r['gflop_per_s']:.0f} | "
-                      f"{r['matmul_peak_gflop_per_s']:.0f} | {r['fraction_of_peak']:.0%} | {ratio:.2f}x |", flush=True)
+                      f"{r['matmul_peak_gflop_per_s']:.0f} | {r['fraction_of_peak']:.0%} | {ratio:.2f}x | "
+                      f"{r['speedup_vs_before']:.2f}x |", flush=True)
                 rows.append(r)
     if args.json:
         with open(args.json, "w") as f:

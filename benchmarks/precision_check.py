@@ -43,7 +43,8 @@ def run_dt(out: Path, precision: str) -> dict:
     result = evaluate(agent, ENV, n_episodes=20, seed=1000, n_envs=10)
     return {"precision": agent.info.get("precision"), "train_steps": agent.info.get("train_steps"),
             "train_wall_time_s": agent.info.get("train_wall_time_s"), "this_call_s": round(train_s, 1),
-            "mean": float(result.mean), "ci95": [float(c) for c in result.ci95], "returns": result.returns.tolist()}
+            "mean": float(result.mean), "ci95": [float(c) for c in result.ci95],
+            "returns": [float(r) for r in result.returns]}
 
 
 def held_out_split(seed: int = 0):

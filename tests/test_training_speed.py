@@ -1,7 +1,7 @@
 """The training fast paths compute what the reference paths compute.
 
 - the cheap dropout mask keeps units at the rate asked for, and repeats under ``torch.manual_seed``;
-- a block's training path (baddbmm attention, folded dropout scales, in-place ReLU) equals the same maths
+- a block's training path (baddbmm attention, folded dropout scales) equals the same maths
   written with plain ops and the very same dropout masks, and with no dropout equals the eval path (SDPA);
 - the TT's per-dimension ``loss`` equals ``forward``'s loss;
 - micro-batches give the same losses as one batch;
