@@ -246,3 +246,9 @@ def test_resume_from_a_damaged_checkpoint_names_the_file(file, damage, tmp, caps
     (tmp / "run" / "checkpoint" / file).write_bytes(damage)
     code, _, err = run("train", [*TRAIN, "--out", "run", "--resume", "--steps", "3"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and file in err, err
+
+
+def test_resume_without_a_checkpoint_leaves_no_folder_behind(tmp, capsys):
+    code, _, err = run("train", [*TRAIN, "--out", "fresh/run", "--resume"], capsys)
+    assert code == 2 and "no checkpoint" in err
+    assert not (tmp / "fresh").exists()

@@ -209,10 +209,12 @@ def _base_config(args: argparse.Namespace, presets: dict, config_cls: type) -> A
     stored in the checkpoint (a setting it predates keeps its default); otherwise the paper preset."""
     from seqpolicy.training.common import saved_train_config
 
+    saved = saved_train_config(args.out) if args.resume else None
+    if args.resume and saved is None:  # before any data loads or folder is made
+        raise FileNotFoundError(f"--resume: no checkpoint in {args.out}. Start without --resume.")
     if args.preset is not None:
         return presets[args.preset]
-    saved = saved_train_config(args.out) if args.resume else None
-    if saved is None:  # no checkpoint: train() says so when resuming
+    if saved is None:
         return presets["paper"]
     names = {f.name for f in dataclasses.fields(config_cls)}
     return config_cls(**{k: v for k, v in saved.items() if k in names})
