@@ -209,3 +209,27 @@ def test_results_load_from_what_seqpolicy_eval_json_writes(tmp_path):
     result = evaluate(toy_expert(), TOY, n_episodes=2, seed=0)
     (tmp_path / "e.json").write_text(json.dumps({"agent": "expert", "evaluation": result.to_dict()}))
     assert EvalResult.load_json(tmp_path / "e.json").returns == result.returns
+
+
+@pytest.mark.parametrize("n_episodes", [2, 6])
+def test_chart_draws_no_error_bar_from_few_episodes(tmp_path, monkeypatch, n_episodes):
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    from seqpolicy.evaluation.compare import Comparison
+
+    agent = seqpolicy.FunctionAgent(lambda o: np.zeros((len(o), 1)), SeedLengthEnv.observation_space,
+                                    SeedLengthEnv.action_space)
+    result = evaluate(agent, SeedLengthEnv, n_episodes=n_episodes, seed=1)
+    drawn = {}
+    real_bar = Axes.bar
+
+    def bar(self, x, height, *args, yerr=None, **kwargs):
+        drawn["yerr"] = yerr
+        return real_bar(self, x, height, *args, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(Axes, "bar", bar)
+    Comparison(result.env_id, {"a": result}).plot(tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0
+    low, high = drawn["yerr"]
+    assert (low[0] == high[0] == 0.0) == (n_episodes < 5)

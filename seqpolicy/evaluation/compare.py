@@ -40,15 +40,16 @@ class Comparison:
         for r in self.results.values():
             mean, ci = (r.normalized["mean"], r.normalized["ci95"]) if normalised else (r.mean, r.ci95)
             means.append(mean)
-            lows.append(mean - ci[0])
-            highs.append(ci[1] - mean)
+            few = r.n_episodes < MIN_CI_EPISODES  # no error bar from a CI that means nothing (see CI_NOTE)
+            lows.append(0.0 if few else mean - ci[0])
+            highs.append(0.0 if few else ci[1] - mean)
         fig = Figure(figsize=(max(4.0, 1.2 * len(names) + 2), 3.6), dpi=100)
         ax = fig.add_subplot()
         ax.bar(names, means, yerr=[lows, highs], capsize=6, color="#4c72b0")
         n_eps = sorted({r.n_episodes for r in self.results.values()})
         ax.set_ylabel("D4RL-normalised score" if normalised else "episode return")
-        ax.set_title(f"{self.env_id}\nmean and 95% bootstrap CI, {', '.join(map(str, n_eps))} episodes each",
-                     fontsize=9)
+        bars = "95% bootstrap CI" if n_eps[0] >= MIN_CI_EPISODES else f"95% CI where >= {MIN_CI_EPISODES} episodes"
+        ax.set_title(f"{self.env_id}\nmean and {bars}, {', '.join(map(str, n_eps))} episodes each", fontsize=9)
         ax.axhline(0, color="black", linewidth=0.6)
         fig.tight_layout()
         buf = io.BytesIO()
