@@ -252,3 +252,14 @@ def test_resume_without_a_checkpoint_leaves_no_folder_behind(tmp, capsys):
     code, _, err = run("train", [*TRAIN, "--out", "fresh/run", "--resume"], capsys)
     assert code == 2 and "no checkpoint" in err
     assert not (tmp / "fresh").exists()
+
+
+@pytest.mark.parametrize("content, message", [("{not json", r"run\.json is damaged"),
+                                              ('{"status": "done"}', r"not a seqpolicy-baseline run record")])
+def test_baseline_show_names_a_damaged_run_json(content, message, tmp, capsys):
+    import re
+
+    (tmp / "bad").mkdir()
+    (tmp / "bad" / "run.json").write_text(content)
+    code, _, err = run("baseline", ["show", "bad"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err), err

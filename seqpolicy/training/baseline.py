@@ -391,4 +391,11 @@ def load_run(out_dir: str | os.PathLike) -> dict:
     path = Path(out_dir) / "run.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: pass the folder written by seqpolicy-baseline train.")
-    return json.loads(path.read_text())
+    try:
+        run = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({e}): it is rewritten at every checkpoint of seqpolicy-baseline "
+                         "train; its checkpoints/step_*.json cards hold the same scores.") from e
+    if not isinstance(run, dict) or "checkpoints" not in run:
+        raise ValueError(f"{path} is not a seqpolicy-baseline run record (no 'checkpoints').")
+    return run
