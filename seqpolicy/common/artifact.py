@@ -61,6 +61,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+def read_json(path: str | os.PathLike, hint: str = "") -> Any:
+    """The JSON in ``path``; a damaged file raises a ValueError that names it (json's own errors name no file),
+    followed by ``hint`` (what to do about it)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({e}){hint}") from e
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape an artifact's behaviour."""
     import gymnasium

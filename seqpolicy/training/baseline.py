@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import signal
@@ -37,7 +36,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json, package_versions
+from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json, package_versions, read_json
 from seqpolicy.evaluation.scores import env_name_and_version
 
 ALGOS = ("sac", "td3", "ppo")
@@ -391,11 +390,8 @@ def load_run(out_dir: str | os.PathLike) -> dict:
     path = Path(out_dir) / "run.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: pass the folder written by seqpolicy-baseline train.")
-    try:
-        run = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is damaged ({e}): it is rewritten at every checkpoint of seqpolicy-baseline "
-                         "train; its checkpoints/step_*.json cards hold the same scores.") from e
+    run = read_json(path, ": it is rewritten at every checkpoint of seqpolicy-baseline train; its "
+                          "checkpoints/step_*.json cards hold the same scores.")
     if not isinstance(run, dict) or "checkpoints" not in run:
         raise ValueError(f"{path} is not a seqpolicy-baseline run record (no 'checkpoints').")
     return run

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from seqpolicy.common.artifact import read_json
+
 TRAINER_WEIGHTS = "trainer.safetensors"
 TRAINER_STATE = "trainer.json"
 
@@ -85,11 +87,7 @@ def checkpoint_settings(ckpt: Path) -> dict[str, Any]:
 def read_trainer_json(ckpt: Path) -> dict[str, Any]:
     """``ckpt/trainer.json``, or a ValueError that names the file when it is damaged."""
     path = Path(ckpt) / TRAINER_STATE
-    try:
-        state = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is damaged ({e}); resume from another copy of the run or start without "
-                         "--resume.") from e
+    state = read_json(path, "; resume from another copy of the run or start without --resume.")
     if not isinstance(state, dict) or "step" not in state:
         raise ValueError(f"{path} is not a seqpolicy trainer state (no 'step'); start without --resume.")
     return state
