@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -233,3 +235,15 @@ def test_chart_draws_no_error_bar_from_few_episodes(tmp_path, monkeypatch, n_epi
     assert (tmp_path / "c.png").stat().st_size > 0
     low, high = drawn["yerr"]
     assert (low[0] == high[0] == 0.0) == (n_episodes < 5)
+
+
+def test_charts_without_matplotlib_name_the_extra(tmp_path, monkeypatch):
+    from seqpolicy.evaluation.compare import Comparison
+
+    agent = seqpolicy.FunctionAgent(lambda o: np.zeros((len(o), 1)), SeedLengthEnv.observation_space,
+                                    SeedLengthEnv.action_space)
+    result = evaluate(agent, SeedLengthEnv, n_episodes=2, seed=1)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"comparison chart needs matplotlib: pip install 'seqpolicy\[plot\]'"):
+        Comparison(result.env_id, {"a": result}).plot(tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()

@@ -223,3 +223,60 @@ def test_hopper_agents_md_keeps_its_hand_written_notes_and_is_current(tmp_path):
     (tmp_path / "AGENTS.md").write_text("# an old one without notes\n")
     make_agents.write_markdown(tmp_path, "Hopper-v4", rows)
     assert make_agents.NOTES_HEADING not in (tmp_path / "AGENTS.md").read_text()
+
+
+def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, monkeypatch):
+    """make_summary.py: the zoo table has a row per agent and a column per env whose results exist, its cells
+    are the comparison files' numbers, and only the README's marked block changes."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    from seqpolicy.evaluation.compare import Comparison
+    from seqpolicy.evaluation.evaluate import _result
+
+    summary = load_script("make_summary")
+    envs = tmp_path / "envs"
+    for env_id, agents in {"Hopper-v4": {"dt": 1500.0, "random": 20.0}, "Walker2d-v4": {"bc": 3000.0}}.items():
+        (envs / env_id).mkdir(parents=True)
+        shutil.copy(ENVS / env_id / "preset.json", envs / env_id / "preset.json")
+        results = {a: _result(env_id, a, f"seqpolicy/{env_id.lower()}/medium-v0", 0, [m - 10.0, m, m + 10.0] * 3,
+                              [1000] * 9, 1, "sync", 1.0, {}) for a, m in agents.items()}
+        Comparison(env_id, results).save(envs / env_id / "results")
+    (envs / "HalfCheetah-v4").mkdir()  # an env without results yet gets no column
+    shutil.copy(ENVS / "HalfCheetah-v4" / "preset.json", envs / "HalfCheetah-v4" / "preset.json")
+    monkeypatch.setattr(summary, "ENVS", envs)
+    comps = summary.comparisons(envs)
+    assert [c.env_id for c in comps] == ["Hopper-v4", "Walker2d-v4"]
+    loaded = comps[0].results["dt"]
+    assert loaded.returns == [1490.0, 1500.0, 1510.0] * 3 and loaded.normalized is not None
+    md = summary.table(comps, summary.agent_order(comps, envs))
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    assert list(rows)[2:] == ["dt", "bc", "random"]  # the presets' order, random last
+    assert f"**{loaded.normalized['mean']:.1f}**" in rows["dt"] and "return 1500.0" in rows["dt"]
+    bc = comps[1].results["bc"]
+    assert rows["bc"].split(" | ")[2:] == [  # not in Hopper's results; 9 episodes: the CI is shown
+        "not built yet", f"**{bc.normalized['mean']:.1f}** ({bc.normalized['ci95'][0]:.1f} to "
+        f"{bc.normalized['ci95'][1]:.1f})<br>return 3000.0 |"]
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{summary.BEGIN}\nold table\n{summary.END}\nrest\n")
+    bars = []
+    real_bar = Axes.bar
+    monkeypatch.setattr(Axes, "bar", lambda self, x, h, *a, **k: bars.append(list(h)) or real_bar(self, x, h, *a, **k))
+    summary.main(["--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{summary.END}\nrest\n") and "old table" not in text
+    assert md in text and (envs / "results.png").stat().st_size > 0
+    assert bars == [[comps[0].results[a].normalized["mean"] for a in ("dt", "random")],
+                    [comps[1].results["bc"].normalized["mean"]]]
+
+
+def test_a_damaged_comparison_file_is_named(tmp_path):
+    from seqpolicy.evaluation.compare import Comparison
+
+    (tmp_path / "c.json").write_text('{"env_id": "Hopper-v4", "results": ')
+    with pytest.raises(ValueError, match="c.json is damaged"):
+        Comparison.load_json(tmp_path / "c.json")
+    (tmp_path / "c.json").write_text('{"env_id": "Hopper-v4", "results": {"dt": {"mean": 1}}}')
+    with pytest.raises(ValueError, match="c.json: not an evaluation result"):
+        Comparison.load_json(tmp_path / "c.json")

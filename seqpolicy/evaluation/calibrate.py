@@ -7,7 +7,6 @@ best one can be stored in the agent's artifact so every later user gets it.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.evaluate import EnvLike, EvalResult, evaluate
+from seqpolicy.evaluation.figures import new_figure, save_png
 from seqpolicy.evaluation.scores import CI_NOTE, MIN_CI_EPISODES
 
 
@@ -55,16 +54,11 @@ class Calibration:
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Achieved against target return, with 95% CIs and the line achieved = target."""
-        try:
-            from matplotlib.figure import Figure
-        except ImportError as e:
-            raise ImportError("The calibration plot needs matplotlib: pip install 'seqpolicy[plot]'.") from e
         t = np.asarray(self.targets)
         m = np.asarray(self.means)
         lo = m - np.asarray([r.ci95[0] for r in self.results])
         hi = np.asarray([r.ci95[1] for r in self.results]) - m
-        fig = Figure(figsize=(5.0, 3.8), dpi=100)
-        ax = fig.add_subplot()
+        fig, ax = new_figure("calibration plot", (5.0, 3.8))
         ax.errorbar(t, m, yerr=[lo, hi], marker="o", capsize=4, label="achieved (mean, 95% CI)")
         ax.plot(t, t, linestyle="--", color="grey", linewidth=0.8, label="achieved = target")
         ax.axvline(self.best_target, color="#c44e52", linewidth=0.8, label=f"best target {self.best_target:g}")
@@ -73,11 +67,7 @@ class Calibration:
         ax.set_title(f"{self.env_id}: {self.results[0].n_episodes} episodes per target, seeds from "
                      f"{self.results[0].seed}", fontsize=9)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        atomic_write_bytes(path, buf.getvalue())
-        return Path(path)
+        return save_png(fig, path)
 
 
 def default_targets(agent: Any, n: int = 6) -> list[float]:

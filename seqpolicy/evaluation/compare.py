@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json
+from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json, read_json
 from seqpolicy.evaluation.evaluate import EnvLike, EvalResult, evaluate
+from seqpolicy.evaluation.figures import new_figure, save_png
 from seqpolicy.evaluation.scores import CI_NOTE, MIN_CI_EPISODES
 
 
@@ -28,34 +28,34 @@ class Comparison:
     def to_dict(self) -> dict:
         return {"env_id": self.env_id, "results": {k: r.to_dict() for k, r in self.results.items()}}
 
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> Comparison:
+        """Read the ``comparison.json`` that :meth:`save` (or ``seqpolicy-compare``) wrote.
+
+        Raises:
+            ValueError: the file is not JSON or not a comparison (names the file).
+        """
+        doc = read_json(path, ": run seqpolicy-compare again to rewrite it")
+        if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict) or "env_id" not in doc:
+            raise ValueError(f"{path} is not a comparison: expected {{'env_id': ..., 'results': {{agent: ...}}}} "
+                             "as seqpolicy-compare writes.")
+        try:
+            results = {name: EvalResult.from_dict(r) for name, r in doc["results"].items()}
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+        return cls(env_id=doc["env_id"], results=results)
+
     def plot(self, path: str | os.PathLike) -> Path:
         """Bar chart of mean scores with 95% CI error bars (D4RL-normalised when available)."""
-        try:
-            from matplotlib.figure import Figure
-        except ImportError as e:
-            raise ImportError("The comparison chart needs matplotlib: pip install 'seqpolicy[plot]'.") from e
         names = list(self.results)
         normalised = all(r.normalized for r in self.results.values())
-        means, lows, highs = [], [], []
-        for r in self.results.values():
-            mean, ci = (r.normalized["mean"], r.normalized["ci95"]) if normalised else (r.mean, r.ci95)
-            means.append(mean)
-            few = r.n_episodes < MIN_CI_EPISODES  # no error bar from a CI that means nothing (see CI_NOTE)
-            lows.append(0.0 if few else mean - ci[0])
-            highs.append(0.0 if few else ci[1] - mean)
-        fig = Figure(figsize=(max(4.0, 1.2 * len(names) + 2), 3.6), dpi=100)
-        ax = fig.add_subplot()
+        means, lows, highs = _bars(self.results.values(), normalised)
+        fig, ax = new_figure("comparison chart", (max(4.0, 1.2 * len(names) + 2), 3.6))
         ax.bar(names, means, yerr=[lows, highs], capsize=6, color="#4c72b0")
-        n_eps = sorted({r.n_episodes for r in self.results.values()})
         ax.set_ylabel("D4RL-normalised score" if normalised else "episode return")
-        bars = "95% bootstrap CI" if n_eps[0] >= MIN_CI_EPISODES else f"95% CI where >= {MIN_CI_EPISODES} episodes"
-        ax.set_title(f"{self.env_id}\nmean and {bars}, {', '.join(map(str, n_eps))} episodes each", fontsize=9)
+        ax.set_title(f"{self.env_id}\n{_bars_title(self.results.values())}", fontsize=9)
         ax.axhline(0, color="black", linewidth=0.6)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        atomic_write_bytes(path, buf.getvalue())
-        return Path(path)
+        return save_png(fig, path)
 
     def save(self, folder: str | os.PathLike, stem: str = "comparison") -> dict[str, Path]:
         """Write ``<stem>.md``, ``<stem>.json`` and ``<stem>.png`` into ``folder``; returns their paths."""
@@ -65,6 +65,55 @@ class Comparison:
         atomic_write_json(js, self.to_dict())
         self.plot(png)
         return {"markdown": md, "json": js, "png": png}
+
+
+def plot_envs(comparisons: Sequence[Comparison], path: str | os.PathLike, title: str = "",
+              agents: Sequence[str] | None = None) -> Path:
+    """One grouped bar chart of D4RL-normalised scores for several envs: a group per agent (in ``agents``'
+    order; default: as found), a bar per env, 95% CI error bars (none from fewer than ``MIN_CI_EPISODES``
+    episodes). Agents an env lacks leave a gap; results without a normalised score are left out.
+
+    Raises:
+        ValueError: no comparison has a D4RL-normalised result.
+    """
+    scored = [(c.env_id, {a: r for a, r in c.results.items() if r.normalized}) for c in comparisons]
+    scored = [(env, rs) for env, rs in scored if rs]
+    if not scored:
+        raise ValueError("plot_envs needs D4RL-normalised results (Hopper, HalfCheetah or Walker2d).")
+    found = list(dict.fromkeys(a for _, rs in scored for a in rs))
+    agents = [a for a in (agents or found) if a in found]
+    width = 0.8 / len(scored)
+    fig, ax = new_figure("comparison chart", (max(6.0, 0.9 * len(agents) * len(scored) ** 0.5 + 2), 4.0))
+    for i, (env, rs) in enumerate(scored):
+        present = [j for j, agent in enumerate(agents) if agent in rs]
+        means, lows, highs = _bars([rs[agents[j]] for j in present], normalised=True)
+        ax.bar([j - 0.4 + width * (i + 0.5) for j in present], means, width=width, yerr=[lows, highs],
+               capsize=3, label=env)
+    ax.set_xticks(range(len(agents)), agents)
+    ax.set_ylabel("D4RL-normalised score")
+    ax.set_title(title or _bars_title([r for _, rs in scored for r in rs.values()]), fontsize=9)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.legend(fontsize=8)
+    return save_png(fig, path)
+
+
+def _bars(results: Iterable[EvalResult], normalised: bool) -> tuple[list[float], list[float], list[float]]:
+    """Bar heights and error-bar extents below/above: mean and 95% CI of the return or D4RL score. No error
+    bar from fewer than ``MIN_CI_EPISODES`` episodes (a CI that means nothing, see CI_NOTE)."""
+    means, lows, highs = [], [], []
+    for r in results:
+        mean, ci = (r.normalized["mean"], r.normalized["ci95"]) if normalised else (r.mean, r.ci95)
+        few = r.n_episodes < MIN_CI_EPISODES
+        means.append(mean)
+        lows.append(0.0 if few else mean - ci[0])
+        highs.append(0.0 if few else ci[1] - mean)
+    return means, lows, highs
+
+
+def _bars_title(results: Iterable[EvalResult]) -> str:
+    n_eps = sorted({r.n_episodes for r in results})
+    bars = "95% bootstrap CI" if n_eps[0] >= MIN_CI_EPISODES else f"95% CI where >= {MIN_CI_EPISODES} episodes"
+    return f"mean and {bars}, {', '.join(map(str, n_eps))} episodes each"
 
 
 def results_table(results: Mapping[str, EvalResult]) -> str:
