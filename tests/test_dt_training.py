@@ -73,6 +73,23 @@ def test_keep_best_keeps_the_agent_of_the_best_periodic_evaluation(toy_data, tmp
     assert not _same(_weights(best), _weights(final))
 
 
+def test_snapshots_keep_the_agent_at_every_nth_step_across_a_resume(toy_data, tmp_path):
+    """snapshot_every=4 keeps snapshots/step-0000004, -08, ... each the agent at that step (its weights equal
+    a run stopped there), also after --resume; the final agent's info is not changed by them."""
+    kw = {**TINY, "checkpoint_every": 6, "snapshot_every": 4}
+    seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=10, seed=0, run_dir=tmp_path, **kw)
+    seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=13, seed=0, run_dir=tmp_path, resume=True, **kw)
+    names = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    assert names == ["step-0000004", "step-0000008", "step-0000012"]
+    snap = DecisionTransformerAgent.load(tmp_path / "snapshots" / "step-0000008")
+    assert snap.info["train_steps"] == 8 and snap.info["train_wall_time_s"] > 0
+    stopped = seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=8, seed=0, run_dir=tmp_path / "b",
+                                 **{**kw, "snapshot_every": 0})
+    assert _same(_weights(snap), _weights(stopped))
+    assert not (tmp_path / "b" / "snapshots").exists()
+    assert DecisionTransformerAgent.load(tmp_path / "agent").info["train_steps"] == 13
+
+
 def test_a_crash_while_checkpointing_keeps_the_previous_checkpoint(toy_data, tmp_path):
     agent = seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=5, run_dir=tmp_path, **TINY)
     before = (tmp_path / "checkpoint" / "model.safetensors").read_bytes()

@@ -5,6 +5,7 @@ and the final agent. A run folder looks like this::
       log.csv           one row per logged step (train/loss, train/lr, train/steps_per_s, eval/return, ...)
       checkpoint/       the latest checkpoint: the agent artifact + trainer.safetensors + trainer.json
       best/             with keep_best: the agent of the best periodic evaluation
+      snapshots/        with snapshot_every: step-0001000/, step-0002000/, ... the agent at those steps
       agent/            the final agent (written when training ends)
 
 Under torchrun every rank runs this loop and only rank 0 writes the folder and evaluates (see
@@ -170,6 +171,9 @@ class TrainingRun:
                         shown["eval"] = f"{metrics.get('eval/return', float('nan')):.1f}"
                         bar.set_postfix(shown)
                     self.dist.barrier()
+                snapshot_every = self.config.get("snapshot_every") or 0
+                if snapshot_every and step % snapshot_every == 0 and self.dist.is_main:
+                    self._save_agent_now(f"snapshots/step-{step:07d}")
                 if checkpoint_every and step % checkpoint_every == 0 and not done:
                     self.checkpoint()
                 bar.update(1)
@@ -194,11 +198,25 @@ class TrainingRun:
     def _save_agent(self, name: str) -> None:
         """Write the agent to ``run_dir/name`` atomically (a kill leaves the previous one)."""
         assert self.path is not None
-        tmp = self.path / f".{name}-tmp"
+        target = self.path / name
+        tmp = target.parent / f".{target.name}-tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
         self.agent.save(tmp)
-        replace_folder(tmp, self.path / name)
+        replace_folder(tmp, target)
+
+    def _save_agent_now(self, name: str, **info: Any) -> None:
+        """Write the agent as it is at this step to ``run_dir/name``, its info recording this step and the wall
+        time so far (plus ``info``); the agent's own info is left as it was."""
+        if self.path is None:
+            return
+        before = dict(self.agent.info)
+        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1), **info})
+        try:
+            self._save_agent(name)
+        finally:
+            self.agent.info.clear()
+            self.agent.info.update(before)
 
     def _keep_if_best(self, metrics: dict[str, float]) -> None:
         """Write the agent to ``run_dir/best`` when this periodic evaluation beats every earlier one."""
@@ -206,16 +224,9 @@ class TrainingRun:
         if self.path is None or score is None or (self.best is not None and score <= self.best["eval/return"]):
             return
         self.best = {"step": self.step, "eval/return": float(score)}
-        info = dict(self.agent.info)
-        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1),
-                                "selected_by": {"rule": "highest periodic evaluation return", **self.best,
-                                                "eval_episodes": self.config.get("eval_episodes"),
-                                                "eval_seed": self.config.get("eval_seed")}})
-        try:
-            self._save_agent("best")
-        finally:
-            self.agent.info.clear()
-            self.agent.info.update(info)
+        self._save_agent_now("best", selected_by={"rule": "highest periodic evaluation return", **self.best,
+                                                  "eval_episodes": self.config.get("eval_episodes"),
+                                                  "eval_seed": self.config.get("eval_seed")})
 
     def _log(self, metrics: dict[str, float]) -> None:
         if self.logger is not None:

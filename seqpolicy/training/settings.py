@@ -27,6 +27,9 @@ class RunSettings:
     eval_seed, never the test seeds 0-99), for model selection when returns swing between evaluations."""
     checkpoint_every: int = 10_000
     """Write a resumable checkpoint every this many steps (0: only at the end)."""
+    snapshot_every: int = 0
+    """Also keep OUT/snapshots/step-NNNNNNN, the agent every this many steps (0: never), e.g. to measure return
+    against training compute afterwards."""
     log_every: int = 100
     """Write train metrics to log.csv every this many steps."""
     seed: int = 0
@@ -42,7 +45,7 @@ class RunSettings:
         for field_name in ("eval_episodes", "log_every"):
             if getattr(self, field_name) < 1:
                 raise ValueError(f"{name}.{field_name} must be >= 1, got {getattr(self, field_name)}.")
-        for field_name in ("eval_every", "checkpoint_every"):
+        for field_name in ("eval_every", "checkpoint_every", "snapshot_every"):
             if getattr(self, field_name) < 0:
                 raise ValueError(f"{name}.{field_name} must be >= 0, got {getattr(self, field_name)}.")
         if self.precision not in PRECISIONS:
@@ -51,4 +54,4 @@ class RunSettings:
 
 # Settings a resumed run may change (they do not alter what the model has learned so far).
 RESUMABLE_CHANGES = frozenset({"max_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "device",
-                               "keep_best", "precision"})
+                               "keep_best", "snapshot_every", "precision"})
