@@ -186,7 +186,7 @@ class TrainingRun:
         """Put ``module`` in eval mode, record steps, wall time and device in the agent's info, and write the
         final checkpoint and ``run_dir/agent`` (rank 0); under torchrun, wait for it and leave the group."""
         module.eval()
-        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1),
+        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 3),
                                 "device": str(device)})
         if self.path is not None:
             self.checkpoint()
@@ -211,7 +211,7 @@ class TrainingRun:
         if self.path is None:
             return
         before = dict(self.agent.info)
-        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 1), **info})
+        self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 3), **info})
         try:
             self._save_agent(name)
         finally:
