@@ -97,7 +97,7 @@ def test_compare_writes_table_json_chart_and_side_by_side_video(dt_folder, tmp_p
 
 def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, monkeypatch):
     """No --agents: the preset's agents then random; --resume reuses finished agents' saved results, but not
-    those of an agent whose files changed since."""
+    those of an agent whose files changed since (its model card, README.md, aside)."""
     import shutil
 
     pytest.importorskip("matplotlib")
@@ -124,6 +124,9 @@ def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, mo
     assert json.loads((out_dir / "comparison.json").read_text())["results"]["dt"]["seeds"] == [0, 1, 2]
     code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])
     assert "dt: reusing" in err and "random: reusing" in err
+    (zoo / "dt" / "README.md").write_text("# a card rewritten after the evaluation\n")
+    code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])
+    assert "dt: reusing" in err
     agent = seqpolicy.DecisionTransformerAgent.load(zoo / "dt")
     agent.target_return = agent.target_return + 1.0  # e.g. a re-calibration
     agent.save(zoo / "dt")

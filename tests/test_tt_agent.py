@@ -77,6 +77,19 @@ def test_cached_and_uncached_agents_act_alike(toy_env, toy_thresholds):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("search", [{"planner": "greedy"}, {"k_act": 1, "k_obs": None, "cdf_obs": 0.3}])
+def test_greedy_shortcut_takes_the_actions_of_the_full_search(toy_env, toy_thresholds, search):
+    """k_act=1 with a plan every step: generating only the first action's tokens gives the full search's
+    actions (also when observations are sampled, so the beams differ), from far fewer tokens."""
+    fast = make_tt_agent(toy_env, toy_thresholds, **search)
+    full = make_tt_agent(toy_env, toy_thresholds, greedy_shortcut=False, **search)
+    assert fast.planner.action_is_fixed
+    np.testing.assert_array_equal(rollout(fast, toy_env, seed=2, steps=15), rollout(full, toy_env, seed=2, steps=15))
+    assert fast.stats["tokens"] * 3 < full.stats["tokens"]
+    sampled = make_tt_agent(toy_env, toy_thresholds, **{**search, "plan_freq": 2})  # follows the plan: no shortcut
+    assert not sampled.planner.action_is_fixed
+
+
 # -- the authors' planner, written out from their code's description, on the transformers model ---------
 def _reference_plan(hf, edges, prefix, obs_dim, act_dim, horizon, beam_width, n_expand, mct, discount=0.99,
                     k_obs=1, k_act=None, k_rew=1, cdf_obs=None, cdf_act=None, cdf_rew=None):

@@ -149,7 +149,10 @@ def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode
 
 
 def artifact_sha256(env: str, agent: str) -> str | None:
-    """sha256 over the files of the saved agent ``agent`` names (a path or a zoo name), None for ``random``."""
+    """sha256 over the files of the saved agent ``agent`` names (a path or a zoo name), None for ``random``.
+
+    A folder's ``README.md`` (its model card, rewritten after every evaluation) is left out: it does not change
+    how the agent acts."""
     import hashlib
 
     from seqpolicy.agents.loading import resolve_agent_path
@@ -158,7 +161,8 @@ def artifact_sha256(env: str, agent: str) -> str | None:
     if agent == "random":
         return None
     path = resolve_agent_path(agent if is_agent_path(agent) else agent_path(env, agent))
-    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.relative_to(path).as_posix() != "README.md"
+                   ) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")

@@ -17,7 +17,7 @@ import torch
 
 from seqpolicy.agents.base import ContextAgent
 from seqpolicy.agents.tt.discretizer import Discretizer
-from seqpolicy.agents.tt.planner import VALUE_PLACEHOLDER, PlannerConfig, beam_plan
+from seqpolicy.agents.tt.planner import VALUE_PLACEHOLDER, PlannerConfig, beam_plan, greedy_first_actions
 from seqpolicy.common.artifact import ArtifactError, load_artifact, load_network, save_pretrained_artifact
 from seqpolicy.common.spaces import space_from_json, space_to_json, spaces_match
 from seqpolicy.common.torch_utils import resolve_device
@@ -110,8 +110,11 @@ class TrajectoryTransformerAgent(ContextAgent):
             group = [i for i in replan if len(self._context[i]) == n_ctx]
             prefixes = np.stack([np.concatenate(self._context[i] + [disc.encode(obs[i], slice(0, o))])
                                  for i in group])
-            plans, _ = beam_plan(self.model, disc, torch.as_tensor(prefixes, device=self.device), p,
-                                 [self._gens[i] for i in group], self.stats)
+            x, gens = torch.as_tensor(prefixes, device=self.device), [self._gens[i] for i in group]
+            if p.greedy_shortcut and p.action_is_fixed:
+                plans = greedy_first_actions(self.model, x, p, gens, self.stats)
+            else:
+                plans, _ = beam_plan(self.model, disc, x, p, gens, self.stats)
             for i, plan in zip(group, plans.cpu().numpy(), strict=True):
                 self._plans[i] = plan
         actions = np.stack([disc.decode(self._plans[i][0, o:o + a], slice(o, o + a)) for i in range(n)])

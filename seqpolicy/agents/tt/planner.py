@@ -56,6 +56,16 @@ class PlannerConfig:
     """Replan every this many env steps, following the previous plan in between (the authors' plan_freq)."""
     use_cache: bool = True
     """Exact key/value cache; False runs the authors' one-full-forward-per-token loop."""
+    greedy_shortcut: bool = True
+    """With greedy action tokens (``k_act=1``) and a new plan every step (``plan_freq=1``) the search cannot
+    change the action taken (it is the most likely one, chosen before any later token), so only that action's
+    tokens are generated: the same actions for about ``horizon x transition_dim / action_dim`` times fewer
+    tokens. False runs the whole search anyway (for testing)."""
+
+    @property
+    def action_is_fixed(self) -> bool:
+        """Whether the executed action is the greedy one whatever the search finds (see greedy_shortcut)."""
+        return self.k_act == 1 and self.plan_freq == 1
 
     def __post_init__(self) -> None:
         for name in ("horizon", "beam_width", "n_expand", "max_context_transitions", "plan_freq"):
@@ -240,6 +250,32 @@ def sample_tokens(logits: torch.Tensor, topk: int | None, cdf: float | None,
     # the authors' sampler does and reproduces its draws from the same seed.
     draws = [torch.multinomial(p, 1, generator=g) for p, g in zip(probs.split(rows_per_env), generators, strict=True)]
     return torch.cat(draws), raw
+
+
+@torch.no_grad()
+def greedy_first_actions(model: TrajectoryTransformer, prefixes: torch.Tensor, config: PlannerConfig,
+                         generators: list[torch.Generator], stats: dict | None = None) -> torch.Tensor:
+    """(G, 1, T) plans of one transition whose observation and action tokens are those :func:`beam_plan` puts
+    first when ``config.action_is_fixed`` (the rest of the transition is zeros: it is never executed).
+
+    The action tokens are drawn as beam_plan draws them (top-1, so the draw is the most likely token), from the
+    same prefix; what beam_plan samples after them cannot change them.
+    """
+    if not config.action_is_fixed:
+        raise ValueError("greedy_first_actions needs k_act=1 and plan_freq=1: otherwise the search can change "
+                         "the action taken.")
+    mc = model.config
+    max_block = min(mc.block_size, config.max_context_transitions * mc.transition_dim - 1)
+    dec = (CachedDecoder if config.use_cache else FullDecoder)(model, max_block, prefixes)
+    x = prefixes
+    for _ in range(mc.action_dim):
+        tok, _ = sample_tokens(dec.logits(x), 1, None, generators, 1, want_probs=False)
+        x = torch.cat([x, tok], dim=1)
+    if stats is not None:
+        stats["tokens"] = stats.get("tokens", 0) + dec.tokens_processed
+    plans = torch.zeros(prefixes.shape[0], 1, mc.transition_dim, dtype=x.dtype, device=x.device)
+    plans[:, 0, :mc.observation_dim + mc.action_dim] = x[:, -(mc.observation_dim + mc.action_dim):]
+    return plans
 
 
 @torch.no_grad()
