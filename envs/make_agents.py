@@ -7,6 +7,7 @@ runs it, copies the result into the env folder and describes it). The steps, in 
     python envs/make_agents.py --env Hopper-v4 ship dt       # copy the run's agent (or best/) -> dt-medium/
     python envs/make_agents.py --env Hopper-v4 calibrate dt  # target sweep on seeds 1000+, PNG, best target saved
     python envs/make_agents.py --env Hopper-v4 evaluate      # seqpolicy-compare, 100 episodes, seeds 0-99 -> results/
+    python envs/make_agents.py --env Hopper-v4 report tt     # a TT's next-token prediction report -> its card
     python envs/make_agents.py --env Hopper-v4 cards         # <artifact>.json cards, README.md model cards, AGENTS.md
     python envs/make_agents.py --env Hopper-v4 videos        # videos/Hopper-v4/<name>.mp4, one episode (seed 0) each
 
@@ -236,6 +237,36 @@ def videos(zoo: EnvZoo, agents: list[str]) -> None:
         print(f"{name}: {folder / f'{name}.mp4'} ({(folder / f'{name}.mp4').stat().st_size / 1e3:.0f} kB)")
 
 
+def report(zoo: EnvZoo, name: str, windows: int) -> None:
+    """The TT's prediction report (seqpolicy-tt-report) on windows of its own dataset, into its card's
+    ``prediction_report`` (kept by ``cards``, which renders it in the folder's README.md: run cards after)."""
+    from seqpolicy.agents.loading import load_agent
+    from seqpolicy.data.minari_io import minari_root
+    from seqpolicy.prediction import prediction_report
+
+    rel = zoo.preset["agents"][name]
+    agent = load_agent(zoo.folder / rel)
+    if getattr(agent, "kind", None) != "tt":
+        raise SystemExit(f"{name} is not a Trajectory Transformer: the report reads a TT's token predictions.")
+    command = f"seqpolicy-tt-report --env {zoo.env_id} --agent {name} --windows {windows} --seed 0"
+    print(f"$ {command}", flush=True)
+    result = prediction_report(agent, agent.dataset_id, n_windows=windows, seed=0, env_id=zoo.env_id)
+    print(result.to_markdown())
+    data_file = minari_root() / agent.dataset_id / "data" / "main_data.hdf5"
+    path = card_path(zoo, rel)
+    card = json.loads(path.read_text()) if path.is_file() else {}
+    card["prediction_report"] = {
+        "command": command,
+        "data": (f"windows of {agent.dataset_id}, every episode of which the model was trained on (training "
+                 "windows, not a held-out split)"),
+        "dataset_file_sha256": sha256(data_file) if data_file.is_file() else None,
+        "weights_sha256": json.loads((zoo.folder / rel / "agent.json").read_text()).get("weights_sha256"),
+        "wall_s": round(result.wall_s, 1), "machine": machine(), "table": result.to_markdown(),
+        "report": result.to_json()}
+    atomic_write_json(path, card)
+    print(f"{name}: prediction_report in {path.name} ({result.wall_s:.0f} s); run cards next")
+
+
 def card_path(zoo: EnvZoo, rel: str) -> Path:
     """``<artifact>.json`` beside an agent folder or SB3 zip (td3-expert.zip -> td3-expert.json)."""
     return zoo.folder / (f"{rel.removesuffix('.zip')}.json" if rel.endswith(".zip") else f"{rel}.json")
@@ -343,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-envs", type=int, default=10)
     e.add_argument("--shards", type=int, default=1, help="processes per agent, each with a share of the seeds")
     e.add_argument("--agents", nargs="*", default=[], help="default: every preset agent built so far, then random")
+    r = sub.add_parser("report", help="a TT's next-token prediction report into its card (then run cards)")
+    r.add_argument("name")
+    r.add_argument("--windows", type=int, default=10000)
     sub.add_parser("cards")
     sub.add_parser("resave").add_argument("names", nargs="*", help="default: every preset agent with a folder")
     sub.add_parser("videos").add_argument("agents", nargs="*",
@@ -363,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         evaluate(zoo, args.episodes, args.n_envs, args.shards, args.agents)
     elif args.step == "videos":
         videos(zoo, args.agents)
+    elif args.step == "report":
+        report(zoo, args.name, args.windows)
     elif args.step == "resave":
         resave(zoo, args.names)
     else:
