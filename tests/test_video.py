@@ -123,19 +123,21 @@ def test_unwritable_video_folder(tmp_path):
         record_video(expert, TOY, blocker / "videos")
 
 
-def test_mujoco_camera_follows_the_hopper():
-    """Moved 10 m along x, the hopper is still in the frame (the env's camera tracks its torso)."""
+@pytest.mark.parametrize("env_id, min_pixels", [("Hopper-v4", 50), ("HalfCheetah-v4", 20)])
+def test_mujoco_camera_follows_the_robot(env_id, min_pixels):
+    """Moved 10 m along x, the robot is still in the frame: the camera tracks the body the env's camera config
+    names (Hopper's torso) or, when it names none (HalfCheetah), the robot's root body."""
     pytest.importorskip("mujoco")
     import mujoco
 
     from seqpolicy.evaluation.video import _make_render_env
 
-    env = _make_render_env("Hopper-v4", (96, 96), None, (), None, fast=True)
+    env = _make_render_env(env_id, (96, 96), None, (), None, fast=True)
     env.reset(seed=0)
     sim = env.unwrapped
     sim.data.qpos[0] += 10.0
     mujoco.mj_forward(sim.model, sim.data)
     frame = env.render().astype(int)
     env.close()
-    hopper = (frame[..., 0] > frame[..., 1] + 40) & (frame[..., 0] > frame[..., 2] + 60)  # its orange-brown
-    assert hopper.sum() > 50, f"only {hopper.sum()} hopper-coloured pixels: the camera did not follow"
+    robot = (frame[..., 0] > frame[..., 1] + 40) & (frame[..., 0] > frame[..., 2] + 60)  # its orange-brown
+    assert robot.sum() > min_pixels, f"only {robot.sum()} robot-coloured pixels: the camera did not follow"

@@ -333,7 +333,9 @@ def _follow_tracked_body(env) -> None:
 
     Their camera configs set ``trackbodyid`` on a free camera, which mujoco-py's viewer followed and MuJoCo's
     renderer does not: a hopper leaves the frame within ~150 steps. Switching the camera to MuJoCo's tracking
-    mode keeps the env's distance, angles and body. Envs rendered through a named camera are left alone.
+    mode keeps the env's distance, angles and body. A config that names no body (HalfCheetah's sets only the
+    distance: the cheetah runs out of the frame within ~100 steps) follows the model's first body, the root of
+    the robot. Envs rendered through a named camera are left alone.
     """
     try:
         import mujoco
@@ -344,9 +346,14 @@ def _follow_tracked_body(env) -> None:
         cam = renderer._get_viewer(render_mode="rgb_array").cam
     except (ImportError, AttributeError, TypeError):
         return  # not a Gymnasium MuJoCo env
-    if cam.type == mujoco.mjtCamera.mjCAMERA_FREE and cam.trackbodyid >= 0:
-        renderer.camera_id = None  # camera_id -1 makes every render() reset the camera to free
-        cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+    if cam.type != mujoco.mjtCamera.mjCAMERA_FREE:
+        return
+    if cam.trackbodyid < 0:
+        if env.unwrapped.model.nbody < 2:
+            return  # only the world: nothing moves
+        cam.trackbodyid = 1
+    renderer.camera_id = None  # camera_id -1 makes every render() reset the camera to free
+    cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
 
 
 def _disable_render_effects(env) -> None:
