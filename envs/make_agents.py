@@ -252,16 +252,23 @@ def report(zoo: EnvZoo, name: str, windows: int) -> None:
     print(f"$ {command}", flush=True)
     result = prediction_report(agent, agent.dataset_id, n_windows=windows, seed=0, env_id=zoo.env_id)
     print(result.to_markdown())
-    data_file = minari_root() / agent.dataset_id / "data" / "main_data.hdf5"
+    data_sha = sha256(minari_root() / agent.dataset_id / "data" / "main_data.hdf5")
+    dataset_card = zoo.folder / "datasets" / f"{agent.dataset_id.rsplit('/', 1)[-1].removesuffix('-v0')}.json"
+    built = json.loads(dataset_card.read_text()).get("file_sha256") if dataset_card.is_file() else None
+    data = (f"windows of {agent.dataset_id}, every episode of which the model was trained on (training windows, "
+            "not a held-out split)")
+    if built != data_sha:
+        data += (f"; the local store's file (sha256 {data_sha[:8]}...) is not the build {dataset_card.name} records"
+                 f" ({(built or 'none')[:8]}...): rebuilt data, so the windows may differ from the training ones")
     path = card_path(zoo, rel)
     card = json.loads(path.read_text()) if path.is_file() else {}
+    weights = json.loads((zoo.folder / rel / "agent.json").read_text()).get("weights_sha256")
+    old = card.get("prediction_report") or {}
     card["prediction_report"] = {
-        "command": command,
-        "data": (f"windows of {agent.dataset_id}, every episode of which the model was trained on (training "
-                 "windows, not a held-out split)"),
-        "dataset_file_sha256": sha256(data_file) if data_file.is_file() else None,
-        "weights_sha256": json.loads((zoo.folder / rel / "agent.json").read_text()).get("weights_sha256"),
+        "command": command, "data": data, "dataset_file_sha256": data_sha, "weights_sha256": weights,
         "wall_s": round(result.wall_s, 1), "machine": machine(), "table": result.to_markdown(),
+        # notes written by hand about these weights stay; a retrained model's are dropped
+        **({"notes": old["notes"]} if old.get("notes") and old.get("weights_sha256") == weights else {}),
         "report": result.to_json()}
     atomic_write_json(path, card)
     print(f"{name}: prediction_report in {path.name} ({result.wall_s:.0f} s); run cards next")

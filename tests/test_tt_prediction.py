@@ -220,14 +220,24 @@ def test_model_card_shows_the_report_table_command_and_data(tiny_tt, toy_data):
     assert "Next-token" not in model_card(card, TOY_ID)
 
 
-def test_zoo_tt_card_reports_on_the_shipped_weights():
-    """A retrained zoo TT needs its report made again: the card records which weights it read."""
+def test_zoo_tt_cards_report_on_the_shipped_weights():
+    """Every shipped zoo TT has a prediction report in its card, made from the weights it ships (a retrained TT
+    needs ``make_agents.py --env ENV report tt`` again)."""
     import hashlib
     from pathlib import Path
 
-    hopper = Path(__file__).resolve().parents[1] / "envs" / "Hopper-v4"
-    report = json.loads((hopper / "tt-medium.json").read_text())["prediction_report"]
-    weights = hashlib.sha256((hopper / "tt-medium" / "model.safetensors").read_bytes()).hexdigest()
-    assert report["weights_sha256"] == weights, f"stale: run {report['command']} and update the card"
-    assert report["command"].startswith("seqpolicy-tt-report ") and report["data"]
-    assert set(report["report"]["kinds"]) >= set(TOKEN_KINDS)
+    shipped = []
+    for preset in sorted((Path(__file__).resolve().parents[1] / "envs").glob("*/preset.json")):
+        rel = json.loads(preset.read_text())["agents"].get("tt")
+        folder = preset.parent / rel if rel else None
+        if folder is None or not folder.is_dir():
+            continue
+        shipped.append(preset.parent.name)
+        card = json.loads((preset.parent / f"{rel}.json").read_text())
+        assert "prediction_report" in card, f"{preset.parent.name}: run make_agents.py report tt, then cards"
+        report = card["prediction_report"]
+        weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        assert report["weights_sha256"] == weights, f"{preset.parent.name} stale: run {report['command']}"
+        assert report["command"].startswith("seqpolicy-tt-report ") and report["data"]
+        assert set(report["report"]["kinds"]) >= set(TOKEN_KINDS)
+    assert "Hopper-v4" in shipped
