@@ -251,7 +251,8 @@ def report(zoo: EnvZoo, name: str, windows: int) -> None:
     command = f"seqpolicy-tt-report --env {zoo.env_id} --agent {name} --windows {windows} --seed 0"
     print(f"$ {command}", flush=True)
     result = prediction_report(agent, agent.dataset_id, n_windows=windows, seed=0, env_id=zoo.env_id)
-    print(result.to_markdown())
+    table = result.to_markdown()
+    print(table)
     data_sha = sha256(minari_root() / agent.dataset_id / "data" / "main_data.hdf5")
     dataset_card = zoo.folder / "datasets" / f"{agent.dataset_id.rsplit('/', 1)[-1].removesuffix('-v0')}.json"
     built = json.loads(dataset_card.read_text()).get("file_sha256") if dataset_card.is_file() else None
@@ -266,7 +267,7 @@ def report(zoo: EnvZoo, name: str, windows: int) -> None:
     old = card.get("prediction_report") or {}
     card["prediction_report"] = {
         "command": command, "data": data, "dataset_file_sha256": data_sha, "weights_sha256": weights,
-        "wall_s": round(result.wall_s, 1), "machine": machine(), "table": result.to_markdown(),
+        "wall_s": round(result.wall_s, 1), "machine": machine(), "table": table,
         # notes written by hand about these weights stay; a retrained model's are dropped
         **({"notes": old["notes"]} if old.get("notes") and old.get("weights_sha256") == weights else {}),
         "report": result.to_json()}

@@ -252,6 +252,15 @@ def sample_tokens(logits: torch.Tensor, topk: int | None, cdf: float | None,
     return torch.cat(draws), raw
 
 
+def make_decoder(model: TrajectoryTransformer, config: PlannerConfig,
+                 prefixes: torch.Tensor) -> CachedDecoder | FullDecoder:
+    """The logits source of a search from ``prefixes``: the key/value cache or the authors' full loop, over a
+    window of at most ``max_context_transitions`` transitions minus one token."""
+    mc = model.config
+    max_block = min(mc.block_size, config.max_context_transitions * mc.transition_dim - 1)
+    return (CachedDecoder if config.use_cache else FullDecoder)(model, max_block, prefixes)
+
+
 @torch.no_grad()
 def greedy_first_actions(model: TrajectoryTransformer, prefixes: torch.Tensor, config: PlannerConfig,
                          generators: list[torch.Generator], stats: dict | None = None) -> torch.Tensor:
@@ -265,8 +274,7 @@ def greedy_first_actions(model: TrajectoryTransformer, prefixes: torch.Tensor, c
         raise ValueError("greedy_first_actions needs k_act=1 and plan_freq=1: otherwise the search can change "
                          "the action taken.")
     mc = model.config
-    max_block = min(mc.block_size, config.max_context_transitions * mc.transition_dim - 1)
-    dec = (CachedDecoder if config.use_cache else FullDecoder)(model, max_block, prefixes)
+    dec = make_decoder(model, config, prefixes)
     x = prefixes
     for _ in range(mc.action_dim):
         tok, _ = sample_tokens(dec.logits(x), 1, None, generators, 1, want_probs=False)
@@ -299,8 +307,7 @@ def beam_plan(model: TrajectoryTransformer, discretizer: Discretizer, prefixes: 
     mc = model.config
     t_dim, obs_dim, act_dim = mc.transition_dim, mc.observation_dim, mc.action_dim
     g, w, e, h = prefixes.shape[0], config.beam_width, config.n_expand, config.horizon
-    max_block = min(mc.block_size, config.max_context_transitions * t_dim - 1)
-    dec = (CachedDecoder if config.use_cache else FullDecoder)(model, max_block, prefixes)
+    dec = make_decoder(model, config, prefixes)
     dev = prefixes.device
     env_base = torch.arange(g, device=dev)[:, None]  # (G, 1)
 
