@@ -175,9 +175,11 @@ def calibrate(zoo: EnvZoo, name: str, targets: list[float], episodes: int) -> No
     subprocess.run(command, cwd=REPO, check=True)
 
 
-def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[str]) -> None:
-    """100 episodes per agent, seeds 0-99; with --shards N each agent's seeds are split over N processes
-    (merged into the file seqpolicy-compare would write); then seqpolicy-compare reuses them for the table."""
+def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[str], jobs: int | None = None,
+             ) -> None:
+    """100 episodes per agent, seeds 0-99; with --shards N each agent's seeds are split over N processes, at
+    most ``jobs`` at a time (merged into the file seqpolicy-compare would write); then seqpolicy-compare reuses
+    them for the table. A finished shard is kept, so an interrupted evaluation loses only its running shards."""
     names = agents or [*zoo.built(), "random"]
     if shards > 1:
         for name in names:
@@ -185,7 +187,7 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
             settings = compare_settings(zoo.env_id, name, episodes, 0, None)
             if saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings:
                 continue
-            evaluate_sharded(zoo, name, episodes, n_envs, shards, saved, settings)
+            evaluate_sharded(zoo, name, episodes, n_envs, shards, saved, settings, jobs or shards)
     command = ["seqpolicy-compare", "--env", zoo.env_id, "--episodes", str(episodes), "--seed", "0",
                "--n-envs", str(n_envs), "--out", str(zoo.results), "--resume", "--agents", *names]
     print("$ " + shlex.join(command), flush=True)
@@ -193,7 +195,7 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
 
 
 def evaluate_sharded(zoo: EnvZoo, name: str, episodes: int, n_envs: int, shards: int, saved: Path,
-                     settings: dict) -> None:
+                     settings: dict, jobs: int) -> None:
     from seqpolicy.evaluation.evaluate import EvalResult, merge_results
 
     bounds = [episodes * k // shards for k in range(shards + 1)]
@@ -203,20 +205,37 @@ def evaluate_sharded(zoo: EnvZoo, name: str, episodes: int, n_envs: int, shards:
         for part in parts:
             part.unlink(missing_ok=True)
         atomic_write_json(made_with, settings)
-    procs = []
-    for (lo, hi), part in zip(itertools.pairwise(bounds), parts, strict=True):
-        if part.is_file():
-            continue
+    todo = [(lo, hi, part) for (lo, hi), part in zip(itertools.pairwise(bounds), parts, strict=True)
+            if not part.is_file()]
+    if len(todo) < shards:
+        print(f"{name}: {shards - len(todo)} of {shards} shards already done (reused)", flush=True)
+    running: list[subprocess.Popen] = []
+    failed = False
+    for lo, hi, part in todo:
+        while len(running) >= jobs:  # a free slot first: at most `jobs` processes at once
+            failed |= _wait_any(running) != 0
         command = ["seqpolicy-eval", "--env", zoo.env_id, "--agent", name, "--episodes", str(hi - lo),
                    "--seed", str(lo), "--n-envs", str(min(n_envs, hi - lo)), "--no-video", "--json", str(part)]
         print("$ " + shlex.join(command), flush=True)
-        procs.append(subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}))
-    if any(p.wait() for p in procs):
+        running.append(subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}))
+    while running:
+        failed |= _wait_any(running) != 0
+    if failed:
         sys.exit(f"{name}: an evaluation shard failed (finished shards are kept in {zoo.results / 'shards'}).")
     merged = merge_results([EvalResult.from_dict(json.loads(p.read_text())["evaluation"]) for p in parts])
     saved.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(saved, {**merged.to_dict(), "compare_settings": settings, "shards": [p.name for p in parts]})
     print(f"{name}: {merged.summary()}", flush=True)
+
+
+def _wait_any(procs: list[subprocess.Popen]) -> int:
+    """Wait until one of ``procs`` ends, remove it from the list and return its exit code."""
+    while True:
+        for p in procs:
+            if p.poll() is not None:
+                procs.remove(p)
+                return p.returncode
+        time.sleep(1.0)
 
 
 def videos(zoo: EnvZoo, agents: list[str]) -> None:
@@ -380,7 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate")
     e.add_argument("--episodes", type=int, default=100)
     e.add_argument("--n-envs", type=int, default=10)
-    e.add_argument("--shards", type=int, default=1, help="processes per agent, each with a share of the seeds")
+    e.add_argument("--shards", type=int, default=1,
+                   help="split each agent's seeds into N shards, one process each; a finished shard is kept, so "
+                        "a rerun after a crash evaluates only the missing ones (e.g. --shards 10 --jobs 2)")
+    e.add_argument("--jobs", type=int, default=None, help="shard processes at once (default: all of them)")
     e.add_argument("--agents", nargs="*", default=[], help="default: every preset agent built so far, then random")
     r = sub.add_parser("report", help="a TT's next-token prediction report into its card (then run cards)")
     r.add_argument("name")
@@ -393,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.step == "evaluate" and (args.shards < 1 or (args.jobs is not None and args.jobs < 1)):
+        parser.error("evaluate: --shards and --jobs must be >= 1")
     zoo = EnvZoo(env_folder(args.env))
     if args.step == "train":
         train(zoo, args.name)
@@ -402,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "calibrate":
         calibrate(zoo, args.name, args.targets, args.episodes)
     elif args.step == "evaluate":
-        evaluate(zoo, args.episodes, args.n_envs, args.shards, args.agents)
+        evaluate(zoo, args.episodes, args.n_envs, args.shards, args.agents, args.jobs)
     elif args.step == "videos":
         videos(zoo, args.agents)
     elif args.step == "report":

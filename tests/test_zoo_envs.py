@@ -280,3 +280,56 @@ def test_a_damaged_comparison_file_is_named(tmp_path):
     (tmp_path / "c.json").write_text('{"env_id": "Hopper-v4", "results": {"dt": {"mean": 1}}}')
     with pytest.raises(ValueError, match="c.json: not an evaluation result"):
         Comparison.load_json(tmp_path / "c.json")
+
+
+def test_sharded_evaluation_runs_at_most_jobs_shards_at_once_and_keeps_finished_ones(tmp_path, monkeypatch):
+    """make_agents.py evaluate --shards N --jobs J: each shard is a seqpolicy-eval process over its seeds, at
+    most J run at once, the merged result is one file, and a rerun after a failed shard starts only the
+    shards that have no result yet."""
+    from seqpolicy.evaluation.evaluate import _result
+
+    make_agents = load_script("make_agents")
+    (tmp_path / "Walker2d-v4").mkdir()
+    shutil.copy(ENVS / "Walker2d-v4" / "preset.json", tmp_path / "Walker2d-v4")
+    zoo = make_agents.EnvZoo(tmp_path / "Walker2d-v4")
+    started, live, most = [], set(), [0]
+
+    class FakeEval:
+        """Stands in for a seqpolicy-eval process: ends at its second poll, writing its seeds' returns."""
+
+        fail_seed: int | None = None
+
+        def __init__(self, command, **kwargs):
+            self.seed, self.n = int(command[command.index("--seed") + 1]), int(command[command.index("--episodes") + 1])
+            self.json, self.polls, self.returncode = Path(command[command.index("--json") + 1]), 0, None
+            started.append(self.seed)
+            live.add(self)
+            most[0] = max(most[0], len(live))
+
+        def poll(self):
+            self.polls += 1
+            if self.polls < 2:
+                return None
+            live.discard(self)
+            self.returncode = int(self.seed == FakeEval.fail_seed)
+            if not self.returncode:
+                returns = [float(s) for s in range(self.seed, self.seed + self.n)]
+                result = _result("Walker2d-v4", "tt", None, self.seed, returns, [1000] * self.n, self.n, "sync", 1, {})
+                self.json.parent.mkdir(parents=True, exist_ok=True)
+                self.json.write_text(json.dumps({"evaluation": result.to_dict()}))
+            return self.returncode
+
+    monkeypatch.setattr(make_agents.subprocess, "Popen", FakeEval)
+    monkeypatch.setattr(make_agents.time, "sleep", lambda s: None)
+    settings = {"agent": "tt", "made_with": "test"}
+    saved = zoo.results / "results" / "tt.json"
+    FakeEval.fail_seed = 40
+    with pytest.raises(SystemExit, match="tt: an evaluation shard failed"):
+        make_agents.evaluate_sharded(zoo, "tt", 100, 10, 10, saved, settings, jobs=2)
+    assert most[0] == 2 and sorted(started) == list(range(0, 100, 10)) and not saved.exists()
+    started.clear()
+    FakeEval.fail_seed = None
+    make_agents.evaluate_sharded(zoo, "tt", 100, 10, 10, saved, settings, jobs=3)
+    assert started == [40] and most[0] == 2
+    merged = json.loads(saved.read_text())
+    assert merged["returns"] == [float(s) for s in range(100)] and merged["compare_settings"] == settings
