@@ -50,7 +50,7 @@ def trained_on(name: str, results: list[EvalResult]) -> str:
 
 def cell(r: EvalResult | None) -> str:
     if r is None:
-        return "not built yet"
+        return "no 100-episode result yet"
     if not r.normalized:
         return f"return {r.mean:.1f}"
     n = r.normalized

@@ -255,7 +255,7 @@ def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, mo
     assert f"**{loaded.normalized['mean']:.1f}**" in rows["dt"] and "return 1500.0" in rows["dt"]
     bc = comps[1].results["bc"]
     assert rows["bc"].split(" | ")[2:] == [  # not in Hopper's results; 9 episodes: the CI is shown
-        "not built yet", f"**{bc.normalized['mean']:.1f}** ({bc.normalized['ci95'][0]:.1f} to "
+        "no 100-episode result yet", f"**{bc.normalized['mean']:.1f}** ({bc.normalized['ci95'][0]:.1f} to "
         f"{bc.normalized['ci95'][1]:.1f})<br>return 3000.0 |"]
 
     readme = tmp_path / "README.md"
