@@ -400,8 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=100)
     e.add_argument("--n-envs", type=int, default=10)
     e.add_argument("--shards", type=int, default=1,
-                   help="split each agent's seeds into N shards, one process each; a finished shard is kept, so "
-                        "a rerun after a crash evaluates only the missing ones (e.g. --shards 10 --jobs 2)")
+                   help="split each agent's seeds into N shards, one process each; a finished shard is kept in "
+                        "results/shards/ (small JSON files, tracked by git: commit them to carry a long evaluation "
+                        "over to another machine), so a rerun evaluates only the missing ones (e.g. --shards 10 "
+                        "--jobs 2)")
     e.add_argument("--jobs", type=int, default=None, help="shard processes at once (default: all of them)")
     e.add_argument("--agents", nargs="*", default=[], help="default: every preset agent built so far, then random")
     r = sub.add_parser("report", help="a TT's next-token prediction report into its card (then run cards)")
