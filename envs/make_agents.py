@@ -302,6 +302,7 @@ def card_path(zoo: EnvZoo, rel: str) -> Path:
 def cards(zoo: EnvZoo) -> None:
     """<name>.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), a Hugging Face
     model card (README.md) in every agent folder made from it, AGENTS.md."""
+    from seqpolicy.cli.compare import artifact_sha256
     from seqpolicy.common.model_card import model_card
 
     preset = zoo.preset
@@ -313,6 +314,10 @@ def cards(zoo: EnvZoo) -> None:
             print(f"{name}: skipped ({'no artifact' if not path.exists() else 'not evaluated yet'})")
             continue
         result = json.loads(result_file.read_text())
+        made_with = result.get("compare_settings", {}).get("artifact_sha256")
+        if made_with is not None and made_with != artifact_sha256(zoo.env_id, name):
+            print(f"{name}: skipped ({result_file.name} is the evaluation of other files: re-ship or run evaluate)")
+            continue
         path_of_card = card_path(zoo, rel)
         card = json.loads(path_of_card.read_text()) if path_of_card.is_file() else {}
         card.update({"name": name, "artifact": rel, "files": {}})  # files: once README.md is written

@@ -333,3 +333,18 @@ def test_sharded_evaluation_runs_at_most_jobs_shards_at_once_and_keeps_finished_
     assert started == [40] and most[0] == 2
     merged = json.loads(saved.read_text())
     assert merged["returns"] == [float(s) for s in range(100)] and merged["compare_settings"] == settings
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_every_result_is_the_evaluation_of_the_shipped_files(env_id):
+    """A re-shipped agent must be evaluated again: results/<name>.json records the sha256 of the files it was
+    made with (seqpolicy-compare), and make_agents.py cards skips a result whose files changed."""
+    from seqpolicy.cli.compare import artifact_sha256
+
+    preset = load_preset(env_id)
+    for result_file in sorted((ENVS / env_id / "results" / "results").glob("*.json")):
+        name = result_file.stem
+        made_with = json.loads(result_file.read_text()).get("compare_settings", {}).get("artifact_sha256")
+        if name == "random" or name not in preset.agents:
+            continue
+        assert made_with == artifact_sha256(env_id, name), f"{env_id} {name}: {result_file} evaluated other files"
