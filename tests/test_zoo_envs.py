@@ -344,7 +344,7 @@ def test_every_result_is_the_evaluation_of_the_shipped_files(env_id):
     preset = load_preset(env_id)
     for result_file in sorted((ENVS / env_id / "results" / "results").glob("*.json")):
         name = result_file.stem
-        made_with = json.loads(result_file.read_text()).get("compare_settings", {}).get("artifact_sha256")
         if name == "random" or name not in preset.agents:
             continue
+        made_with = json.loads(result_file.read_text()).get("compare_settings", {}).get("artifact_sha256")
         assert made_with == artifact_sha256(env_id, name), f"{env_id} {name}: {result_file} evaluated other files"
