@@ -181,15 +181,23 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
     most ``jobs`` at a time (merged into the file seqpolicy-compare would write); then seqpolicy-compare reuses
     them for the table. A finished shard is kept, so an interrupted evaluation loses only its running shards."""
     names = agents or [*zoo.built(), "random"]
+
+    def current(name: str) -> bool:  # its saved result is the evaluation of these files and settings
+        saved = zoo.results / "results" / f"{name}.json"
+        settings = compare_settings(zoo.env_id, name, episodes, 0, None)
+        return saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings
+
     if shards > 1:
         for name in names:
-            saved = zoo.results / "results" / f"{name}.json"
-            settings = compare_settings(zoo.env_id, name, episodes, 0, None)
-            if saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings:
-                continue
-            evaluate_sharded(zoo, name, episodes, n_envs, shards, saved, settings, jobs or shards)
+            if not current(name):
+                evaluate_sharded(zoo, name, episodes, n_envs, shards, zoo.results / "results" / f"{name}.json",
+                                 compare_settings(zoo.env_id, name, episodes, 0, None), jobs or shards)
+    # The comparison table keeps the other agents whose saved results are current (reused, not re-run), so
+    # evaluating some agents does not drop the rest from comparison.md/.json/.png.
+    every = [*zoo.built(), "random"]  # in the preset's order
+    table = [n for n in every if n in names or current(n)] + [n for n in names if n not in every]
     command = ["seqpolicy-compare", "--env", zoo.env_id, "--episodes", str(episodes), "--seed", "0",
-               "--n-envs", str(n_envs), "--out", str(zoo.results), "--resume", "--agents", *names]
+               "--n-envs", str(n_envs), "--out", str(zoo.results), "--resume", "--agents", *table]
     print("$ " + shlex.join(command), flush=True)
     subprocess.run(command, cwd=REPO, check=True)
 

@@ -52,7 +52,16 @@ def test_preset_lists_shipped_agents_with_cards():
             assert card["command"] == PRESET["training"][name]["command"]
             assert card["train_steps"] > 0 and card["train_wall_time_s"] > 0 and card["trained_on"]
         size = sum(f.stat().st_size for f in ([path] if path.is_file() else path.iterdir()))
-        assert size < 5e6, f"{name} is {size / 1e6:.1f} MB"
+        limit = 10e6 if name == "tt" else 5e6  # the TT is the authors' model size (4 x 128)
+        assert size < limit, f"{name} is {size / 1e6:.1f} MB"
+
+
+def test_zoo_tt_plans():
+    """The shipped TT searches: 8 or more beams over sampled action tokens, not the most likely token
+    everywhere (which makes every beam the same sequence)."""
+    planner = json.loads((SHIPPED["tt"] / "agent.json").read_text())["planner"]
+    assert planner["beam_width"] >= 8 and planner["n_expand"] >= 2
+    assert planner["k_act"] is None and 0 < planner["cdf_act"] < 1
 
 
 @pytest.mark.parametrize("name", ["dt", "dt-medium-expert", "tt", "bc"])
@@ -89,16 +98,18 @@ def test_seqpolicy_eval_hopper_end_to_end(tmp_path):
 
 
 def test_seqpolicy_eval_planner_settings_for_the_zoo_tt(tmp_path, capsys):
-    """--planner changes the zoo TT's search on top of its own settings (k_act=1 stays) and is recorded in
+    """--planner changes the zoo TT's search on top of its own settings (its cdf_act stays) and is recorded in
     the JSON; it is refused for agents that do not plan and for bad settings, in one line."""
     from seqpolicy.cli import eval as eval_cli
 
     base = ["--env", "Hopper-v4", "--episodes", "1", "--max-episode-steps", "4", "--no-video"]
-    code = eval_cli.main([*base, "--agent", "tt", "--planner", "beam_width=4", "plan_freq=1",
+    code = eval_cli.main([*base, "--agent", "tt", "--planner", "beam_width=4", "n_expand=3",
                           "--json", str(tmp_path / "tt.json")])
     assert code == 0, capsys.readouterr().err
     planner = json.loads((tmp_path / "tt.json").read_text())["planner"]
-    assert (planner["beam_width"], planner["plan_freq"], planner["k_act"], planner["horizon"]) == (4, 1, 1, 5)
+    shipped = json.loads((SHIPPED["tt"] / "agent.json").read_text())["planner"]
+    assert (planner["beam_width"], planner["n_expand"]) == (4, 3)
+    assert all(planner[k] == shipped[k] for k in ("cdf_act", "k_act", "horizon", "plan_freq")), (planner, shipped)
     for extra, message in ((["--agent", "dt", "--planner", "cpu"], "applies to Trajectory Transformer agents"),
                            (["--agent", "tt", "--planner", "beam_width=2.5"], "beam_width takes int"),
                            (["--agent", "tt", "--planner", "beams=4"], "Unknown planner settings ['beams']")):

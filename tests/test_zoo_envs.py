@@ -271,6 +271,32 @@ def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, mo
                     [comps[1].results["bc"].normalized["mean"]]]
 
 
+def test_summary_leaves_out_a_result_of_other_files_than_the_shipped_ones(tmp_path, capsys):
+    """An agent re-shipped after its evaluation: make_summary.py shows no score for it (the score belongs to the
+    files it replaced) and names the env and agent, until make_agents.py evaluate runs again."""
+    from seqpolicy.cli.compare import artifact_sha256
+    from seqpolicy.evaluation.compare import Comparison
+    from seqpolicy.evaluation.evaluate import _result
+
+    summary = load_script("make_summary")
+    folder = tmp_path / "envs" / "Hopper-v4"
+    (folder / "results" / "results").mkdir(parents=True)
+    shutil.copy(ENVS / "Hopper-v4" / "preset.json", folder / "preset.json")
+    preset = json.loads((folder / "preset.json").read_text())
+    (folder / preset["agents"]["bc"]).mkdir()
+    (folder / preset["agents"]["bc"] / "model.safetensors").write_bytes(b"weights")
+    results = {a: _result("Hopper-v4", a, "seqpolicy/hopper-v4/medium-v0", 0, [1000.0, 1100.0], [500] * 2, 1,
+                          "sync", 1.0, {}) for a in ("dt", "bc")}
+    Comparison("Hopper-v4", results).save(folder / "results")
+    shipped = artifact_sha256("Hopper-v4", str(folder / preset["agents"]["bc"]))
+    for made_with, kept in ((shipped, True), ("0" * 64, False)):
+        (folder / "results" / "results" / "bc.json").write_text(json.dumps(
+            {"compare_settings": {"artifact_sha256": made_with}}))
+        (comp,) = summary.comparisons(tmp_path / "envs")
+        assert ("bc" in comp.results) == kept and "dt" in comp.results  # dt: no artifact here, nothing to check
+        assert ("Hopper-v4 bc: left out" in capsys.readouterr().out) != kept
+
+
 def test_a_damaged_comparison_file_is_named(tmp_path):
     from seqpolicy.evaluation.compare import Comparison
 
@@ -333,6 +359,27 @@ def test_sharded_evaluation_runs_at_most_jobs_shards_at_once_and_keeps_finished_
     assert started == [40] and most[0] == 2
     merged = json.loads(saved.read_text())
     assert merged["returns"] == [float(s) for s in range(100)] and merged["compare_settings"] == settings
+
+
+def test_evaluating_some_agents_keeps_the_others_current_results_in_the_table(tmp_path, monkeypatch):
+    """make_agents.py evaluate --agents tt: seqpolicy-compare gets tt and every other agent whose saved result
+    is current (reused by --resume), not those made with other files, so comparison.* keeps the env's table."""
+    make_agents = load_script("make_agents")
+    folder = tmp_path / "Walker2d-v4"
+    (folder / "results" / "results").mkdir(parents=True)
+    shutil.copy(ENVS / "Walker2d-v4" / "preset.json", folder)
+    zoo = make_agents.EnvZoo(folder)
+    for name in ("dt", "bc", "tt"):
+        (folder / zoo.preset["agents"][name]).mkdir()
+    monkeypatch.setattr(make_agents, "compare_settings", lambda env, name, *a: {"agent": name, "files": "now"})
+    for name, files in (("bc", "now"), ("dt", "before")):
+        (folder / "results" / "results" / f"{name}.json").write_text(
+            json.dumps({"compare_settings": {"agent": name, "files": files}}))
+    ran = []
+    monkeypatch.setattr(make_agents.subprocess, "run", lambda command, **kw: ran.append(command))
+    make_agents.evaluate(zoo, 100, 10, 1, ["tt"])
+    (command,) = ran
+    assert command[command.index("--agents") + 1:] == ["tt", "bc"]  # the preset's order
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
