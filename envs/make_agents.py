@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo_common import REPO, env_folder, machine, read_preset, sha256, zoo_envs
+from zoo_common import REPO, env_folder, evaluated_other_files, machine, read_preset, sha256, zoo_envs
 
 from seqpolicy.cli.compare import compare_settings
 from seqpolicy.common.artifact import atomic_write_json
@@ -182,19 +182,20 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
     them for the table. A finished shard is kept, so an interrupted evaluation loses only its running shards."""
     names = agents or [*zoo.built(), "random"]
 
+    every = [*zoo.built(), "random"]  # in the preset's order
+    settings = {n: compare_settings(zoo.env_id, n, episodes, 0, None) for n in dict.fromkeys([*every, *names])}
+
     def current(name: str) -> bool:  # its saved result is the evaluation of these files and settings
         saved = zoo.results / "results" / f"{name}.json"
-        settings = compare_settings(zoo.env_id, name, episodes, 0, None)
-        return saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings
+        return saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings[name]
 
     if shards > 1:
         for name in names:
             if not current(name):
                 evaluate_sharded(zoo, name, episodes, n_envs, shards, zoo.results / "results" / f"{name}.json",
-                                 compare_settings(zoo.env_id, name, episodes, 0, None), jobs or shards)
+                                 settings[name], jobs or shards)
     # The comparison table keeps the other agents whose saved results are current (reused, not re-run), so
     # evaluating some agents does not drop the rest from comparison.md/.json/.png.
-    every = [*zoo.built(), "random"]  # in the preset's order
     table = [n for n in every if n in names or current(n)] + [n for n in names if n not in every]
     command = ["seqpolicy-compare", "--env", zoo.env_id, "--episodes", str(episodes), "--seed", "0",
                "--n-envs", str(n_envs), "--out", str(zoo.results), "--resume", "--agents", *table]
@@ -310,7 +311,6 @@ def card_path(zoo: EnvZoo, rel: str) -> Path:
 def cards(zoo: EnvZoo) -> None:
     """<name>.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), a Hugging Face
     model card (README.md) in every agent folder made from it, AGENTS.md."""
-    from seqpolicy.cli.compare import artifact_sha256
     from seqpolicy.common.model_card import model_card
 
     preset = zoo.preset
@@ -322,8 +322,7 @@ def cards(zoo: EnvZoo) -> None:
             print(f"{name}: skipped ({'no artifact' if not path.exists() else 'not evaluated yet'})")
             continue
         result = json.loads(result_file.read_text())
-        made_with = result.get("compare_settings", {}).get("artifact_sha256")
-        if made_with is not None and made_with != artifact_sha256(zoo.env_id, name):
+        if evaluated_other_files(zoo.folder, zoo.env_id, name):
             print(f"{name}: skipped ({result_file.name} is the evaluation of other files: re-ship or run evaluate)")
             continue
         path_of_card = card_path(zoo, rel)

@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from zoo_common import ENVS, REPO, env_folder, read_preset, zoo_envs
+from zoo_common import ENVS, REPO, env_folder, evaluated_other_files, read_preset, zoo_envs
 
 from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.compare import Comparison, plot_envs
@@ -38,31 +38,12 @@ def comparisons(envs: Path = ENVS) -> list[Comparison]:
         path = env_folder(env_id, envs) / "results" / "comparison.json"
         if path.is_file():
             comp = Comparison.load_json(path)
-            for name in stale_results(env_id, envs):
-                if comp.results.pop(name, None) is not None:
-                    print(f"{env_id} {name}: left out (its result is the evaluation of other files than the shipped "
-                          f"ones: run python envs/make_agents.py --env {env_id} evaluate)")
+            for name in [n for n in comp.results if evaluated_other_files(env_folder(env_id, envs), env_id, n)]:
+                del comp.results[name]
+                print(f"{env_id} {name}: left out (its result is the evaluation of other files than the shipped "
+                      f"ones: run python envs/make_agents.py --env {env_id} evaluate)")
             found.append(comp)
     return found
-
-
-def stale_results(env_id: str, envs: Path = ENVS) -> list[str]:
-    """The agents whose saved evaluation (``results/results/<name>.json``) records files other than the shipped
-    ones (``compare_settings.artifact_sha256``, the hash seqpolicy-compare --resume checks)."""
-    import json
-
-    from seqpolicy.cli.compare import artifact_sha256
-
-    folder = env_folder(env_id, envs)
-    stale = []
-    for name, rel in read_preset(folder)["agents"].items():
-        saved = folder / "results" / "results" / f"{name}.json"
-        if not saved.is_file() or not (folder / rel).exists():
-            continue
-        made_with = json.loads(saved.read_text()).get("compare_settings", {}).get("artifact_sha256")
-        if made_with is not None and made_with != artifact_sha256(env_id, str(folder / rel)):
-            stale.append(name)
-    return stale
 
 
 def trained_on(name: str, results: list[EvalResult]) -> str:

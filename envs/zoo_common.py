@@ -56,3 +56,18 @@ def machine() -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, no GPU used"
+
+
+def evaluated_other_files(folder: Path, env_id: str, name: str) -> bool:
+    """Whether agent ``name``'s saved evaluation (``results/results/<name>.json``) records files other than the
+    ones shipped in ``folder`` (``compare_settings.artifact_sha256``, the hash seqpolicy-compare --resume
+    checks): an agent re-shipped and not evaluated again. False for random, and without an artifact or a saved
+    result."""
+    from seqpolicy.cli.compare import artifact_sha256
+
+    rel = read_preset(folder).get("agents", {}).get(name)
+    artifact, saved = folder / (rel or name), folder / "results" / "results" / f"{name}.json"
+    if rel is None or not artifact.exists() or not saved.is_file():
+        return False
+    made_with = json.loads(saved.read_text()).get("compare_settings", {}).get("artifact_sha256")
+    return made_with is not None and made_with != artifact_sha256(env_id, str(artifact))
