@@ -194,3 +194,19 @@ def test_resume_a_checkpoint_written_before_a_config_field_existed(toy_data, tmp
         seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=10, seed=0, run_dir=tmp_path, resume=True,
                            lr_schedule="cosine", **TINY)
     seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=10, seed=0, run_dir=tmp_path, resume=True, **TINY)
+
+
+def test_a_resumed_log_drops_the_repeated_rows_from_the_file_at_once(tmp_path):
+    from seqpolicy.training.metrics import MetricLogger
+
+    first = MetricLogger(tmp_path)
+    for step in (100, 200, 300):
+        first.log(step, {"train/loss": 1.0 / step})
+    # stopped without close(); the checkpoint was at step 200, so a resumed run repeats 300
+    resumed = MetricLogger(tmp_path)
+    resumed.drop_after(200)
+    with open(tmp_path / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [100, 200]
+    resumed.log(300, {"train/loss": 0.5})
+    with open(tmp_path / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [100, 200, 300]

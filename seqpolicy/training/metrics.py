@@ -32,8 +32,12 @@ class MetricLogger:
                 raise ImportError("TensorBoard logging needs `pip install tensorboard`.") from e
 
     def drop_after(self, step: int) -> None:
-        """Forget rows logged after ``step`` (a resumed run repeats them)."""
-        self.rows = [r for r in self.rows if int(float(r["step"])) <= step]
+        """Forget rows logged after ``step`` (a resumed run repeats them), in the file too: a run that stops again
+        before it closes leaves each step once."""
+        kept = [r for r in self.rows if int(float(r["step"])) <= step]
+        if len(kept) != len(self.rows):
+            self.rows = kept
+            self._rewrite()
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         row = {"step": step, **metrics}
