@@ -180,9 +180,8 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
     """100 episodes per agent, seeds 0-99; with --shards N each agent's seeds are split over N processes, at
     most ``jobs`` at a time (merged into the file seqpolicy-compare would write); then seqpolicy-compare reuses
     them for the table. A finished shard is kept, so an interrupted evaluation loses only its running shards."""
-    names = agents or [*zoo.built(), "random"]
-
     every = [*zoo.built(), "random"]  # in the preset's order
+    names = agents or every
     settings = {n: compare_settings(zoo.env_id, n, episodes, 0, None) for n in dict.fromkeys([*every, *names])}
 
     def current(name: str) -> bool:  # its saved result is the evaluation of these files and settings
