@@ -34,8 +34,11 @@ class TrajectoryTransformerAgent(ContextAgent):
         planner: search settings (a :class:`PlannerConfig`, a preset name, or None for ``paper``);
             ``**planner_settings`` override single fields, e.g. ``beam_width=32``.
         seed: seeds the planner's sampling. Every env's generator restarts from it when that env's context is
-            cleared, so an env's actions depend only on its own episode (not on the batch it runs in);
-            ``reset(seed=...)`` changes it; None draws a fresh seed at each restart.
+            cleared, so an env's random draws depend only on its own episode, not on the other envs of the
+            batch. Its logits can still differ in the last bits with the batch (matmul kernels round
+            differently for other batch sizes), and over hundreds of steps such a difference can flip a
+            sampled token: the same seed in a batch of 10 and alone may play different episodes (equally
+            likely ones). ``reset(seed=...)`` changes the seed; None draws a fresh one at each restart.
         device: where the model runs; ``"auto"`` picks a GPU if there is one.
 
     Example:

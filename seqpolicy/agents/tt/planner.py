@@ -245,7 +245,8 @@ def sample_tokens(logits: torch.Tensor, topk: int | None, cdf: float | None,
     if topk is not None:
         logits = _top_k(logits, topk)
     probs = logits.softmax(-1)
-    # One generator per environment, so an env's plan does not depend on which other envs share the batch.
+    # One generator per environment, so an env's draws do not depend on which other envs share the batch
+    # (its logits may, in the last bits: see TrajectoryTransformerAgent's ``seed``).
     # Top-1 tokens are drawn too (from a one-hot distribution), so one env consumes random numbers exactly as
     # the authors' sampler does and reproduces its draws from the same seed.
     draws = [torch.multinomial(p, 1, generator=g) for p, g in zip(probs.split(rows_per_env), generators, strict=True)]
