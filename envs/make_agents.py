@@ -408,13 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--targets", type=float, nargs="*", default=[])
     c.add_argument("--episodes", type=int, default=5)
     e = sub.add_parser("evaluate")
-    e.add_argument("--episodes", type=int, default=100)
-    e.add_argument("--n-envs", type=int, default=10)
+    e.add_argument("--episodes", type=int, default=100, help="episodes per agent, seeds 0.. (default 100)")
+    e.add_argument("--n-envs", type=int, default=10, help="envs per process, planned or run as one batch; an env "
+                   "plays its episodes one after another (default 10)")
     e.add_argument("--shards", type=int, default=1,
                    help="split each agent's seeds into N shards, one process each; a finished shard is kept in "
                         "results/shards/ (small JSON files, tracked by git: commit them to carry a long evaluation "
-                        "over to another machine), so a rerun evaluates only the missing ones (e.g. --shards 10 "
-                        "--jobs 2)")
+                        "over to another machine), so a rerun evaluates only the missing ones. A shard of no more "
+                        "episodes than --n-envs runs as long as its longest episode, the envs whose episode ended "
+                        "still stepped and planned for (their results are dropped): for envs whose episodes end "
+                        "early, prefer a few large shards (e.g. --shards 2 --jobs 2 on two cores)")
     e.add_argument("--jobs", type=int, default=None, help="shard processes at once (default: all of them)")
     e.add_argument("--agents", nargs="*", default=[], help="default: every preset agent built so far, then random")
     r = sub.add_parser("report", help="a TT's next-token prediction report into its card (then run cards)")
