@@ -61,7 +61,8 @@ def evaluate_one(folder: Path, planner_words: list[str], args: argparse.Namespac
     cache = out / "results" / f"{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    result = evaluate(agent, args.env, args.episodes, args.seed, args.n_envs, progress=sys.stderr.isatty())
+    result = evaluate(agent, args.env, args.episodes, args.seed, args.n_envs,
+                      progress=True if sys.stderr.isatty() else "lines")
     info = agent.info
     doc = {"agent": str(folder), "train_steps": info.get("train_steps"),
            "batch_size": (info.get("train_config") or {}).get("batch_size"),

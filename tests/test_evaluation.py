@@ -62,6 +62,18 @@ def test_episode_i_uses_seed_plus_i_and_counts_are_exact():
         assert r.env_steps == sum(r.lengths)
 
 
+@pytest.mark.parametrize("n_envs", [1, 3])
+def test_line_progress_reports_finished_episodes_for_logs(capsys, monkeypatch, n_envs):
+    clock = iter(range(0, 10_000, 61))  # every update is 61 s after the previous one: each gets its line
+    monkeypatch.setattr("seqpolicy.evaluation.evaluate.time.perf_counter", lambda: float(next(clock)))
+    agent = seqpolicy.FunctionAgent(lambda o: np.zeros((len(o), 1)), SeedLengthEnv.observation_space,
+                                    SeedLengthEnv.action_space)
+    evaluate(agent, UnseededOkEnv, n_episodes=4, seed=0, n_envs=n_envs, progress="lines")
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"evaluating: {i}/4 episodes" for i in range(1, 5)]
+    assert "\r" not in "".join(lines)
+
+
 def test_matches_the_scripted_reference_loop():
     r = evaluate(toy_expert(), TOY, n_episodes=5, seed=3)
     np.testing.assert_allclose(r.returns, expert_returns(5, seed=3), rtol=0, atol=1e-5)  # float32 actions

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -282,7 +283,7 @@ def describe_agent(agent: Any) -> str:
 def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_envs: int = 1, *,
              vectorization: Literal["sync", "async"] = "sync", wrappers: Sequence[Wrapper] = (),
              env_kwargs: dict | None = None, max_episode_steps: int | None = None,
-             check_spaces: bool = True, progress: bool = False) -> EvalResult:
+             check_spaces: bool = True, progress: bool | Literal["lines"] = False) -> EvalResult:
     """Run ``n_episodes`` episodes of ``agent`` and score them.
 
     Args:
@@ -300,7 +301,9 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         env_kwargs: keyword arguments for ``gymnasium.make``.
         max_episode_steps: cut episodes after this many steps.
         check_spaces: refuse an agent whose observation/action spaces differ from the env's.
-        progress: show a progress bar of finished episodes on stderr (tqdm).
+        progress: show a progress bar of finished episodes on stderr (tqdm); ``"lines"`` writes a plain
+            line instead (finished episodes, elapsed time) at most every 60 s and at the end, for logs of
+            background jobs where a bar would be one long line of carriage returns.
 
     Returns:
         An :class:`EvalResult` with per-episode returns and lengths, mean, std, bootstrap CI and the
@@ -382,7 +385,25 @@ def _run_single(agent: Any, env: gymnasium.Env, n_episodes: int, seed: int,
     return returns, lengths
 
 
-def _progress_bar(total: int, enabled: bool):
+class _LineProgress:
+    """``tqdm``'s ``update`` for logs: one line per ``every`` seconds (and at the last episode) on stderr."""
+
+    def __init__(self, total: int, every: float = 60.0):
+        self.total, self.every, self.done = total, every, 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= self.every or self.done == self.total:
+            self.last = now
+            print(f"evaluating: {self.done}/{self.total} episodes, {now - self.start:.0f} s", file=sys.stderr,
+                  flush=True)
+
+
+def _progress_bar(total: int, enabled: bool | str):
+    if enabled == "lines":
+        return contextlib.nullcontext(_LineProgress(total))
     if not enabled:
         return contextlib.nullcontext(None)
     from tqdm.auto import tqdm
