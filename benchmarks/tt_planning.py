@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -61,8 +60,7 @@ def evaluate_one(folder: Path, planner_words: list[str], args: argparse.Namespac
     cache = out / "results" / f"{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    result = evaluate(agent, args.env, args.episodes, args.seed, args.n_envs,
-                      progress=True if sys.stderr.isatty() else "lines")
+    result = evaluate(agent, args.env, args.episodes, args.seed, args.n_envs, progress="auto")
     info = agent.info
     doc = {"agent": str(folder), "train_steps": info.get("train_steps"),
            "batch_size": (info.get("train_config") or {}).get("batch_size"),

@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"[{i}/{len(specs)}] {label}: evaluating {args.episodes} episodes ...", file=sys.stderr, flush=True)
         agents[label] = get_agent(args.env, spec, device=args.device, seed=args.seed)
         result = evaluate(agents[label], args.env, args.episodes, args.seed, args.n_envs,
-                          max_episode_steps=args.max_episode_steps, progress=True if sys.stderr.isatty() else "lines")
+                          max_episode_steps=args.max_episode_steps, progress="auto")
         atomic_write_json(saved, {**result.to_dict(), "compare_settings": settings})
         results[label] = result
     comparison = Comparison(env_id=next(iter(results.values())).env_id, results=results)

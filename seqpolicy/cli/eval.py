@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     label = args.agent if args.agent and "/" not in args.agent and "\\" not in args.agent else None
     label = label or getattr(agent, "kind", None) or type(agent).__name__
     result = evaluate(agent, args.env, episodes, seed, n_envs, vectorization=args.vectorization,
-                      max_episode_steps=args.max_episode_steps, progress=True if sys.stderr.isatty() else "lines")
+                      max_episode_steps=args.max_episode_steps, progress="auto")
     print(results_table({label: result}))
     shown = ", ".join(f"{r:.1f}" for r in result.returns[:20])
     more = ""

@@ -283,7 +283,7 @@ def describe_agent(agent: Any) -> str:
 def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_envs: int = 1, *,
              vectorization: Literal["sync", "async"] = "sync", wrappers: Sequence[Wrapper] = (),
              env_kwargs: dict | None = None, max_episode_steps: int | None = None,
-             check_spaces: bool = True, progress: bool | Literal["lines"] = False) -> EvalResult:
+             check_spaces: bool = True, progress: bool | Literal["lines", "auto"] = False) -> EvalResult:
     """Run ``n_episodes`` episodes of ``agent`` and score them.
 
     Args:
@@ -303,7 +303,8 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         check_spaces: refuse an agent whose observation/action spaces differ from the env's.
         progress: show a progress bar of finished episodes on stderr (tqdm); ``"lines"`` writes a plain
             line instead (finished episodes, elapsed time) at most every 60 s and at the end, for logs of
-            background jobs where a bar would be one long line of carriage returns.
+            background jobs where a bar would be one long line of carriage returns; ``"auto"`` picks the bar
+            when stderr is a terminal and the lines otherwise (what the command-line tools pass).
 
     Returns:
         An :class:`EvalResult` with per-episode returns and lengths, mean, std, bootstrap CI and the
@@ -402,6 +403,8 @@ class _LineProgress:
 
 
 def _progress_bar(total: int, enabled: bool | str):
+    if enabled == "auto":
+        enabled = True if sys.stderr.isatty() else "lines"
     if enabled == "lines":
         return contextlib.nullcontext(_LineProgress(total))
     if not enabled:
