@@ -64,10 +64,9 @@ def paired_comparison(a: dict[int, float], b: dict[int, float], chunk: int | Non
            "only_a": sorted(set(a) - set(b)), "only_b": sorted(set(b) - set(a)), "chunks": []}
     if chunk:
         for start in range(0, len(seeds), chunk):
-            part = seeds[start:start + chunk]
-            out["chunks"].append({"seeds": [part[0], part[-1]], "n": len(part),
-                                  "mean_a": float(np.mean([a[s] for s in part])),
-                                  "mean_b": float(np.mean([b[s] for s in part]))})
+            part = slice(start, start + chunk)
+            out["chunks"].append({"seeds": [seeds[part][0], seeds[part][-1]], "n": len(seeds[part]),
+                                  "mean_a": float(xa[part].mean()), "mean_b": float(xb[part].mean())})
     return out
 
 
