@@ -39,8 +39,7 @@ from zoo_common import REPO, env_folder, evaluated_other_files, machine, read_pr
 
 from seqpolicy.cli.compare import compare_settings
 from seqpolicy.common.artifact import atomic_write_json
-
-CALIBRATION_SEED = 1000  # target sweeps use episodes the 100-episode evaluation (seeds 0-99) does not
+from seqpolicy.evaluation.calibrate import CALIBRATION_SEED  # sweeps use episodes evaluations (0-99) do not
 
 
 @dataclass(frozen=True)
@@ -168,7 +167,7 @@ def calibrate(zoo: EnvZoo, name: str, targets: list[float], episodes: int) -> No
     command = ["seqpolicy-calibrate", "--agent", str(folder), "--env", zoo.env_id, "--episodes", str(episodes),
                "--seed", str(CALIBRATION_SEED), "--n-envs", str(episodes), "--plot",
                str(zoo.folder / f"{folder.name}-calibration.png"),
-               "--json", str(zoo.folder / f"{folder.name}-calibration.json"), "--save"]
+               "--json", str(zoo.folder / f"{folder.name}-calibration.json"), "--save", "--threads", "1"]
     if targets:
         command += ["--targets", *map(str, targets)]
     print("$ " + shlex.join(command), flush=True)
@@ -197,7 +196,7 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
     # evaluating some agents does not drop the rest from comparison.md/.json/.png.
     table = [n for n in every if n in names or current(n)] + [n for n in names if n not in every]
     command = ["seqpolicy-compare", "--env", zoo.env_id, "--episodes", str(episodes), "--seed", "0",
-               "--n-envs", str(n_envs), "--out", str(zoo.results), "--resume", "--agents", *table]
+               "--n-envs", str(n_envs), "--threads", "1", "--out", str(zoo.results), "--resume", "--agents", *table]
     print("$ " + shlex.join(command), flush=True)
     subprocess.run(command, cwd=REPO, check=True)
 
@@ -223,7 +222,8 @@ def evaluate_sharded(zoo: EnvZoo, name: str, episodes: int, n_envs: int, shards:
         while len(running) >= jobs:  # a free slot first: at most `jobs` processes at once
             failed |= _wait_any(running) != 0
         command = ["seqpolicy-eval", "--env", zoo.env_id, "--agent", name, "--episodes", str(hi - lo),
-                   "--seed", str(lo), "--n-envs", str(min(n_envs, hi - lo)), "--no-video", "--json", str(part)]
+                   "--seed", str(lo), "--n-envs", str(min(n_envs, hi - lo)), "--threads", "1", "--no-video",
+                   "--json", str(part)]
         print("$ " + shlex.join(command), flush=True)
         running.append(subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}))
     while running:
@@ -256,7 +256,7 @@ def videos(zoo: EnvZoo, agents: list[str]) -> None:
     for name in agents or [*zoo.built(), "random"]:
         with tempfile.TemporaryDirectory() as tmp:
             command = ["seqpolicy-eval", "--env", zoo.env_id, "--agent", name, "--episodes", "1", "--seed", "0",
-                       "--video-dir", tmp]
+                       "--threads", "1", "--video-dir", tmp]
             print("$ " + shlex.join(command), flush=True)
             subprocess.run(command, cwd=REPO, check=True)
             (video,) = Path(tmp).glob("*.mp4")

@@ -35,6 +35,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -147,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action-noise", type=float, help="collection action noise (default: preset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-episodes", type=int, default=100)
-    p.add_argument("--cards", help="where the cards and policy zips go (default: envs/<EnvId>/)")
+    p.add_argument("--cards", help="where the cards and policy zips go (default: envs/<EnvId>/; with --from-zips a "
+                                   "temporary folder, compared with the committed cards, which are left as they are)")
     p.add_argument("--overwrite", action="store_true", help="replace existing datasets with the same ids")
     p.add_argument("--markdown-only", action="store_true", help="only rewrite DATASETS.md from the JSON cards")
     return p
@@ -163,18 +165,46 @@ def main(argv: list[str] | None = None) -> int:
     recipe = DatasetRecipe.from_preset(read_preset(folder), run=args.run, train_minutes=args.train_minutes,
                                        train_steps=args.train_steps, steps=args.steps, action_noise=args.action_noise)
     command = "python envs/make_datasets.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.from_zips and not args.cards:
+        # A rebuild checks the committed cards instead of rewriting them: the datasets must match bit for bit,
+        # while the reference returns, wall times and machine are this machine's (they differ between CPUs).
+        cards = Path(tempfile.mkdtemp(prefix=f"seqpolicy-{folder.name}-cards-"))
+        print(f"--from-zips: the new cards go to {cards} and are compared with {folder}'s", flush=True)
     build(recipe, folder, cards, command, args)
+    if cards != folder and (folder / "datasets").is_dir():
+        return compare_cards(folder, cards)
     return 0
 
 
-def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: argparse.Namespace) -> None:
-    import gymnasium as gym
+def compare_cards(committed: Path, rebuilt: Path) -> int:
+    """Print how the rebuilt cards differ from the committed ones; 1 if a dataset's content differs."""
+    status = 0
+    for card in sorted((rebuilt / "datasets").glob("*.json")):
+        old_path = committed / "datasets" / card.name
+        if not old_path.is_file():
+            print(f"{card.name}: no committed card to compare with")
+            continue
+        new, old = json.loads(card.read_text()), json.loads(old_path.read_text())
+        if "content_sha256" in new:
+            same = new["content_sha256"] == old.get("content_sha256")
+            status |= not same
+            print(f"{new['dataset_id']}: {'same data as' if same else 'DIFFERENT DATA FROM'} the committed card "
+                  f"(content sha256 {new['content_sha256'][:12]}...)")
+            continue
+        for name, ref in new.items():  # reference_scores.json: returns measured on this machine
+            if isinstance(ref, dict) and "mean" in ref and isinstance(old.get(name), dict):
+                print(f"reference {name}: {ref['mean']:.1f} here, {old[name]['mean']:.1f} in the committed card "
+                      "(policy returns differ in the last bits between CPUs; the committed figure stays)")
+    return status
 
+
+def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: argparse.Namespace) -> None:
     import seqpolicy  # noqa: F401  (registers envs)
     from seqpolicy.agents.base import RandomAgent
     from seqpolicy.agents.sb3 import SB3Agent
     from seqpolicy.collect import collect, write_collected
     from seqpolicy.common.artifact import atomic_write_json
+    from seqpolicy.common.envs import gym_make
     from seqpolicy.data.minari_io import local_minari_ids, minari_root, write_minari
     from seqpolicy.data.trajectories import Trajectories
     from seqpolicy.evaluation.scores import d4rl_reference
@@ -195,7 +225,7 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
     (cards / "datasets").mkdir(parents=True, exist_ok=True)
     reference = d4rl_reference(env_id)
     ref_min, ref_max = reference or (None, None)
-    env = gym.make(env_id)
+    env = gym_make(env_id)  # without the notices about the v4 the zoo chose
     max_steps = env.spec.max_episode_steps if env.spec else None
 
     # -- 1. the baseline run -------------------------------------------------------------------------------

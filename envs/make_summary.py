@@ -15,10 +15,10 @@ Nothing is evaluated here: the numbers are those of the comparison files, so REA
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
+from make_table import dataset_name
 from zoo_common import ENVS, REPO, env_folder, evaluated_other_files, read_preset, zoo_envs
 
 from seqpolicy.common.artifact import atomic_write_bytes
@@ -50,7 +50,7 @@ def trained_on(name: str, results: list[EvalResult]) -> str:
     """The dataset's short name (``medium`` for ``seqpolicy/hopper-v4/medium-v0``), the same in every env."""
     if name in ONLINE:
         return ONLINE[name]
-    names = {re.sub(r"-v\d+$", "", r.dataset.rsplit("/", 1)[-1]) for r in results if r.dataset}
+    names = {dataset_name(r.dataset) for r in results if r.dataset}
     return ", ".join(sorted(names)) or "-"
 
 

@@ -28,6 +28,9 @@ _LAZY = {
     "DTTrainConfig": "seqpolicy.training.dt",
     "train_tt": "seqpolicy.training.tt",
     "TTTrainConfig": "seqpolicy.training.tt",
+    "OnlineDTAgent": "seqpolicy.agents.odt",
+    "train_odt": "seqpolicy.training.odt",
+    "ODTTrainConfig": "seqpolicy.training.odt",
     "evaluate": "seqpolicy.evaluation.evaluate",
     "compare": "seqpolicy.evaluation.compare",
     "record_video": "seqpolicy.evaluation.video",
@@ -42,6 +45,8 @@ __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
     "DecisionTransformerAgent",
     "Episode",
     "FunctionAgent",
+    "ODTTrainConfig",
+    "OnlineDTAgent",
     "RandomAgent",
     "RewardFeed",
     "SB3Agent",
@@ -55,6 +60,7 @@ __all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
     "load_trajectories",
     "record_video",
     "train_dt",
+    "train_odt",
     "train_tt",
 ]
 
@@ -62,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from seqpolicy.agents.base import Agent, RandomAgent
     from seqpolicy.agents.bc import BCAgent
     from seqpolicy.agents.dt import DecisionTransformerAgent
+    from seqpolicy.agents.odt import OnlineDTAgent
     from seqpolicy.agents.reward_feed import RewardFeed
     from seqpolicy.agents.sb3 import SB3Agent
     from seqpolicy.agents.tt import TrajectoryTransformerAgent
@@ -70,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.training.bc import train_bc
     from seqpolicy.training.dt import DTTrainConfig, train_dt
+    from seqpolicy.training.odt import ODTTrainConfig, train_odt
     from seqpolicy.training.tt import TTTrainConfig, train_tt
 
 

@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from seqpolicy.agents.base import Agent, FunctionAgent, RandomAgent
+from seqpolicy.common.envs import check_agent_env_id, gym_make
 from seqpolicy.data.trajectories import Episode, Trajectories
 
 POLICY_NAMES = ("random", "pointreach-expert", "pointreach-noisy")
@@ -70,7 +71,7 @@ def make_policy(policy: str | os.PathLike | Agent, env: gym.Env, seed: int = 0,
 
 def collect(env_id: str, policy: str | os.PathLike | Agent, n_steps: int | None = None,
             n_episodes: int | None = None, seed: int = 0, action_noise: float = 0.0,
-            progress: bool = True, trust_zip: bool = False) -> Trajectories:
+            progress: bool = True, trust_zip: bool = False, allow_env_mismatch: bool = False) -> Trajectories:
     """Roll out ``policy`` in ``env_id`` for ``n_steps`` transitions or ``n_episodes`` episodes.
 
     Episode ``i`` is reset with seed ``seed + i``; the noise generator and the agent are seeded with ``seed``.
@@ -86,6 +87,8 @@ def collect(env_id: str, policy: str | os.PathLike | Agent, n_steps: int | None 
             dataset records.
         progress: show a tqdm bar.
         trust_zip: load an SB3 zip without the unpickling warning (only for zips you made or trust).
+        allow_env_mismatch: let an agent made for another env id or version act (refused by default, as in
+            :func:`seqpolicy.evaluate`).
 
     Returns:
         :class:`Trajectories` with every episode's final observation, and ``metadata`` describing the run
@@ -97,10 +100,11 @@ def collect(env_id: str, policy: str | os.PathLike | Agent, n_steps: int | None 
         raise ValueError(f"n_steps/n_episodes must be >= 1, got {n_steps}/{n_episodes}.")
     if action_noise < 0:
         raise ValueError(f"action_noise must be >= 0, got {action_noise}.")
-    env = gym.make(env_id)
+    env = gym_make(env_id)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise TypeError(f"{env_id} has a {env.action_space} action space; collect supports Box actions only.")
     agent, policy_doc = make_policy(policy, env, seed=seed, trust_zip=trust_zip)
+    check_agent_env_id(agent, env.spec.id if env.spec else None, allow_env_mismatch=allow_env_mismatch)
     rng = np.random.default_rng(seed)
     low, high = env.action_space.low, env.action_space.high
     half_range = np.where(np.isfinite(high - low), (high - low) / 2.0, 1.0)

@@ -18,6 +18,18 @@ Env folders are searched in, in order: the folders in ``$SEQPOLICY_ENVS`` (``os.
 ``<sys.prefix>/share/seqpolicy/envs`` (where a wheel's data files go; ``pip install --user`` puts them under
 ``site.getuserbase()`` instead, searched last). Env ids containing ``/`` use ``__``
 in the folder name (``seqpolicy/PointReach-v0`` -> ``seqpolicy__PointReach-v0``).
+
+Training seeds. A zoo agent may come in several training seeds (the same recipe with ``--seed N``); the
+folder the preset names is the *designated* seed, the one ``get_agent(env_id, name)`` loads, and the only
+one a wheel ships. The others live beside it in a source checkout::
+
+    envs/<EnvId>/<artifact>/                 the designated seed (its seed: "seed" of the card
+    envs/<EnvId>/<artifact>.json             <artifact>.json, else agent.json's info.train_config.seed)
+    envs/<EnvId>/seeds/<artifact>/<N>/       training seed N
+    envs/<EnvId>/seeds/<artifact>/<N>.json   its card (optional)
+
+so the folders and data files of a zoo without extra seeds stay as they are. :func:`training_seeds` lists the
+seeds, ``get_agent(env_id, name, training_seed=N)`` loads one.
 """
 
 from __future__ import annotations
@@ -185,7 +197,32 @@ def is_agent_path(spec: str) -> bool:
     return Path(spec).exists() or os.sep in spec or spec.endswith(".zip")
 
 
-def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: int | None = None) -> Any:
+def agent_label(env_id: str, spec: str | None = None) -> str:
+    """The name an agent goes by in tables, results and video file names.
+
+    A zoo name or ``random`` is its own label (None: the name of the env preset's default agent); a saved agent
+    is labelled by its folder (or ``.zip``), with the folder above when that is just ``agent``, as in
+    seqpolicy-train's ``RUN/agent``: ``runs/x/agent`` -> ``x/agent``, ``runs/x`` -> ``x``.
+
+    Example:
+        >>> agent_label("Hopper-v4", "runs/hopper-dt/agent")
+        'hopper-dt/agent'
+    """
+    if spec is None:
+        try:
+            return load_preset(env_id).default_agent or "default"
+        except ZooError:
+            return "default"
+    if not is_agent_path(spec):
+        return spec
+    parts = Path(spec).parts
+    if len(parts) <= 1:
+        return spec
+    return "/".join(parts[-2:]) if parts[-1] == "agent" else parts[-1]
+
+
+def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: int | None = None,
+              training_seed: int | None = None) -> Any:
     """The agent ``spec`` for ``env_id``: a zoo name, ``"random"``, or a path to a saved agent.
 
     Args:
@@ -194,21 +231,29 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
             names, or a path (agent folder or SB3 ``.zip``).
         device: torch device for network agents.
         seed: seed of the random agent.
+        training_seed: for a zoo agent, which of its training seeds to load (see :func:`training_seeds`);
+            None: the designated one.
 
     Raises:
-        ZooError: an unknown name or a missing zoo agent, with what exists and how to train one.
+        ZooError: an unknown name or a missing zoo agent, with what exists and how to train one; a
+            ``training_seed`` the zoo lacks (naming those it has), or one asked of an agent without seeds.
+
+    Example:
+        >>> [get_agent("Hopper-v4", "dt", training_seed=s) for s in training_seeds("Hopper-v4", "dt")]  # doctest: +SKIP
     """
     from seqpolicy.agents.loading import load_agent
 
+    if training_seed is not None:
+        paths = training_seed_paths(env_id, spec)
+        if training_seed not in paths:
+            raise ZooError(f"No training seed {training_seed!r} of the zoo's {_seed_owner(env_id, spec)}: it has "
+                           f"{_seed_list(paths)}. {_SEEDS_HINT}")
+        return load_agent(paths[training_seed], device=device)
     if spec == "random":
-        import gymnasium
-
         from seqpolicy.agents.base import RandomAgent
+        from seqpolicy.common.envs import gym_make
 
-        try:
-            env = gymnasium.make(env_id)
-        except gymnasium.error.Error as e:
-            raise ValueError(f"Cannot make env {env_id!r}: {e}") from e
+        env = gym_make(env_id)
         env.close()
         return RandomAgent(env.observation_space, env.action_space, seed=seed)
     if spec is not None and is_agent_path(spec):
@@ -221,3 +266,101 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
     # SB3 zips unpickle; the zoo's own ones are shipped with seqpolicy and trusted
     extra = {"trusted": True} if path.suffix == ".zip" else {}
     return load_agent(path, device=device, **extra)
+
+
+SEEDS_FOLDER = "seeds"
+"""``envs/<EnvId>/seeds/<artifact>/<N>/``: training seed N of a zoo agent, beside the designated seed's folder."""
+_SEEDS_HINT = ("Seeds other than the designated one live in a source checkout, in envs/<EnvId>/seeds/<artifact>/<N>/ "
+               "(a wheel ships the designated seed only).")
+
+
+def _seed_owner(env_id: str, name: str | None) -> str:
+    return f"{agent_label(env_id, name)!r} agent for {env_id}"
+
+
+def _seed_list(paths: dict[int, Path]) -> str:
+    return f"training seed{'s' if len(paths) > 1 else ''} {', '.join(map(str, sorted(paths)))}"
+
+
+def _recorded_seed(folder: Path, card: Path) -> int | None:
+    """The training seed the card ``"seed"`` or ``agent.json``'s ``info.train_config.seed`` records, or None.
+
+    Raises:
+        ZooError: the two disagree, or a file is not valid JSON.
+    """
+    found = {}
+    for path, keys in ((card, ("seed",)), (folder / "agent.json", ("info", "train_config", "seed"))):
+        if not path.is_file():
+            continue
+        try:
+            value: Any = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ZooError(f"{path} is not valid JSON ({e}).") from e
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            found[path] = value
+    if len(set(found.values())) > 1:
+        said = " but ".join(f"{path} says {value}" for path, value in found.items())
+        raise ZooError(f"The training seed of {folder} is unclear: {said}. Correct the one that is wrong.")
+    return next(iter(found.values()), None)
+
+
+def training_seed_paths(env_id: str, name: str | None = None) -> dict[int, Path]:
+    """The folder of each training seed of the zoo agent ``name`` (None: the default agent), by seed.
+
+    Raises:
+        ZooError: the agent is missing (see :func:`agent_path`), has no training seeds (SB3 policies, the
+            random baseline), its designated seed is not recorded, or a seed folder is malformed.
+    """
+    if name == "random":
+        raise ZooError("The random baseline is not trained, so it has no training seeds; seed its actions with "
+                       "get_agent(env_id, 'random', seed=N) (seqpolicy-eval: --seed).")
+    if name is not None and is_agent_path(name):
+        raise ZooError(f"{name} is the path of a saved agent; training seeds are kept for the zoo's agents (a name "
+                       "such as dt): pass the folder of each seed you want as an agent path instead.")
+    path = agent_path(env_id, name)
+    owner = _seed_owner(env_id, name)
+    if not (path.is_dir() and (path / "agent.json").is_file()):
+        raise ZooError(f"The zoo's {owner} ({path.name}) is not a seqpolicy agent folder (an SB3 policy?), so the "
+                       "zoo keeps no training seeds of it: training seeds are for the dt, tt, bc and odt agents.")
+    card = path.parent / f"{path.name}.json"
+    designated = _recorded_seed(path, card)
+    if designated is None:
+        raise ZooError(f"The training seed of the zoo's {owner} is not recorded: neither {card} has \"seed\" nor "
+                       f"{path / 'agent.json'} info.train_config.seed. Add \"seed\": N to the card.")
+    paths = {designated: path}
+    seeds_folder = path.parent / SEEDS_FOLDER / path.name
+    for folder in sorted(seeds_folder.iterdir()) if seeds_folder.is_dir() else []:
+        if not folder.is_dir():
+            continue  # cards <N>.json sit beside the seed folders
+        if not folder.name.isdigit():
+            raise ZooError(f"{folder} is not a training seed folder: name it by its seed, as in {seeds_folder}/3/.")
+        seed = int(folder.name)
+        if not (folder / "agent.json").is_file():
+            raise ZooError(f"{folder} holds no agent.json: copy the whole agent folder of training seed {seed} "
+                           "(seqpolicy-train's RUN/agent/) there.")
+        recorded = _recorded_seed(folder, seeds_folder / f"{seed}.json")
+        if recorded is not None and recorded != seed:
+            raise ZooError(f"{folder} is named for training seed {seed} but its files say {recorded}: rename the "
+                           "folder after the seed it was trained with.")
+        if seed in paths:
+            raise ZooError(f"Training seed {seed} of the zoo's {owner} is there twice: {path} (the designated seed) "
+                           f"and {folder}. Remove {folder}.")
+        paths[seed] = folder
+    return dict(sorted(paths.items()))
+
+
+def training_seeds(env_id: str, name: str | None = None) -> list[int]:
+    """The training seeds the zoo holds of agent ``name`` for ``env_id`` (None: the default agent), sorted.
+
+    A wheel holds the designated seed only; a source checkout also those in ``envs/<EnvId>/seeds/<artifact>/``.
+
+    Raises:
+        ZooError: as :func:`training_seed_paths`.
+
+    Example:
+        >>> training_seeds("Hopper-v4", "dt")  # doctest: +SKIP
+        [0, 1, 2, 3, 4]
+    """
+    return list(training_seed_paths(env_id, name))

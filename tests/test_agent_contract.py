@@ -64,7 +64,20 @@ def _sb3_load(agent, folder):
     return SB3Agent.load(folder.with_name(folder.name + ".zip"), trusted=True)  # made by this test
 
 
-AGENT_FACTORIES = {"dt": (_dt, _dt_load), "bc": (_bc, _bc_load), "tt": (_tt, _tt_load), "sb3": (_sb3, _sb3_load)}
+def _odt(env):
+    from test_odt import make_odt_agent
+
+    return make_odt_agent(env)  # acting with its mean action, the default (sampling: tests/test_odt.py)
+
+
+def _odt_load(agent, folder):
+    from seqpolicy.agents.odt import OnlineDTAgent
+
+    return OnlineDTAgent.load(folder)
+
+
+AGENT_FACTORIES = {"dt": (_dt, _dt_load), "bc": (_bc, _bc_load), "tt": (_tt, _tt_load), "sb3": (_sb3, _sb3_load),
+                   "odt": (_odt, _odt_load)}
 
 
 
@@ -174,3 +187,43 @@ def test_predict_without_rewards(kind, toy_env):
     else:
         actions, _ = agent.predict(obs[None], episode_start=np.zeros(1, dtype=bool))
         assert actions.shape == (1, 2)
+
+
+def test_a_reward_before_the_first_step_or_given_as_text_is_refused(kind, toy_env):
+    """No step has been taken at the first act() after reset(), so a reward there (one env or a vector of them)
+    is refused, and so is a reward given as a string; SB3's predict() over a RewardFeed and the evaluation loop,
+    where every env ends at the same step, still act."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from seqpolicy.agents.reward_feed import RewardFeed
+    from seqpolicy.evaluation.evaluate import evaluate
+
+    agent = AGENT_FACTORIES[kind][0](toy_env)
+    obs, _ = toy_env.reset(seed=0)
+    agent.reset()
+    first = r"reward 0\.0 was passed to the first act\(\) after reset\(\).*Pass None"
+    with pytest.raises(ValueError, match=first):
+        agent.act(obs, 0.0)
+    action = agent.act(obs)  # the refused call changed nothing
+    obs, reward, *_ = toy_env.step(action)
+    with pytest.raises(TypeError, match=r"reward must be a number .*got str '1\.0'"):
+        agent.act(obs, "1.0")
+    agent.act(obs, reward)
+    batch = np.stack([obs, obs])
+    agent.reset()
+    with pytest.raises(ValueError, match=r"reward array\(\[0\., 0\.\]\) was passed to the first act\(\)"):
+        agent.act(batch, np.zeros(2))
+    agent.act(batch)
+    with pytest.raises(TypeError, match="reward must be a number"):
+        agent.act(batch, np.array(["1.0", "2.0"]))
+    agent.reset(envs=[0])
+    agent.act(batch, np.array([5.0, 1.0]))  # env 0 restarted: its entry is ignored, as documented
+
+    venv = DummyVecEnv([lambda: gym.make(TOY_ID, max_episode_steps=6)] * 2)  # both end at every 6th step
+    venv.seed(0)
+    feed = RewardFeed(venv, agent)
+    obs = feed.reset()
+    for _ in range(14):
+        obs, *_ = feed.step(agent.predict(obs)[0])
+    result = evaluate(agent, TOY_ID, n_episodes=4, n_envs=2, max_episode_steps=5)
+    assert result.lengths == [5, 5, 5, 5]

@@ -45,3 +45,24 @@ def test_bad_calibration_input(trained_toy_dt, tmp_path, capsys):
         calibrate_target(object(), TOY_ID, [1.0])
     assert main(["--agent", str(tmp_path / "missing")]) == 2
     assert "seqpolicy-calibrate: error:" in capsys.readouterr().err
+
+
+def test_calibration_defaults_to_held_out_seeds_and_says_so(trained_toy_dt, tmp_path, capsys):
+    """Seeds 0 up are the episodes seqpolicy-eval and seqpolicy-compare score by default: calibrating on them
+    tunes the target on the test episodes. The default is seed 1000 up, and --help and the output say so."""
+    from seqpolicy.cli.calibrate import build_parser, main
+
+    agent = trained_toy_dt[0]
+    assert calibrate_target(agent, TOY_ID, [40.0], n_episodes=2).results[0].seeds == [1000, 1001]
+    help_text = " ".join(build_parser().format_help().split())
+    assert "(default 1000: held out from the seeds" in help_text and "from seed 1000 by default: held out" in help_text
+    folder = agent.save(tmp_path / "agent")
+    argv = ["--agent", str(folder), "--targets", "40", "--episodes", "2", "--json", str(tmp_path / "cal.json")]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "calibrating on seeds 1000-1001, 2 episode(s) per target (held out from the seeds evaluations " in out
+    assert json.loads((tmp_path / "cal.json").read_text())["seed"] == 1000 and "warning" not in err
+    assert main([*argv, "--seed", "0"]) == 0  # on purpose: allowed, with a warning
+    out, err = capsys.readouterr()
+    assert "calibrating on seeds 0-1, 2 episode(s) per target\n" in out
+    assert "seqpolicy-calibrate: warning: seeds 0-1 may be the episodes seqpolicy-eval" in err

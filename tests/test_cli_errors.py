@@ -10,9 +10,10 @@ import pytest
 from conftest import TOY_ID
 
 CLIS = ("train", "eval", "compare", "calibrate", "collect", "dataset", "baseline")
-HELP_SCREENS = [("train", []), ("train", ["dt"]), ("train", ["tt"]), ("train", ["bc"]), ("eval", []),
-                ("compare", []), ("calibrate", []), ("collect", []), ("dataset", []), ("dataset", ["info"]),
-                ("dataset", ["list"]), ("baseline", []), ("baseline", ["train"]), ("baseline", ["show"])]
+HELP_SCREENS = [("train", []), ("train", ["dt"]), ("train", ["tt"]), ("train", ["bc"]), ("train", ["odt"]),
+                ("eval", []), ("compare", []), ("calibrate", []), ("collect", []), ("dataset", []),
+                ("dataset", ["info"]), ("dataset", ["list"]), ("baseline", []), ("baseline", ["train"]),
+                ("baseline", ["show"])]
 
 
 def run(cli: str, argv: list[str], capsys) -> tuple[int, str, str]:
@@ -61,8 +62,18 @@ MISTAKES = [
     ("train", [*TRAIN, "--out", "afile/run"], r"--out afile/run cannot be created: .*afile is a file"),
     ("train", ["dt", "--dataset", "pointreach-mixed", "--env", "NoSuchEnv-v0", "--out", "run"], r"NoSuchEnv"),
     ("train", [*TRAIN, "--out", "run", "--resume"], r"--resume: no checkpoint in run"),
-    ("train", [*TRAIN, "--out", "run", "--n-head", "3"], r"hidden_size=128 must be divisible by n_head=3"),
-    ("train", [*TRAIN, "--out", "run", "--steps", "0"], r"max_steps must be >= 1, got 0"),
+    # a config's own checks name the options typed, never its field names (issue 29)
+    ("train", [*TRAIN, "--out", "run", "--n-head", "3"], r"error: --hidden-size=128 must be divisible by --n-head=3"),
+    ("train", [*TRAIN, "--out", "run", "--steps", "0"], r"error: --steps must be >= 1, got 0"),
+    ("train", [*TRAIN, "--out", "run", "--steps", "-5"], r"error: --steps must be >= 1, got -5\.$"),
+    ("train", [*TRAIN, "--out", "run", "--log-every", "0"], r"error: --log-every must be >= 1, got 0\.$"),
+    ("train", ["tt", "--dataset", "pointreach-mixed", "--out", "run", "--n-embd", "30", "--n-head", "4"],
+     r"error: --n-embd=30 must be divisible by --n-head=4\.$"),
+    ("train", ["tt", "--dataset", "pointreach-mixed", "--out", "run", "--warmup-steps", "-1"],
+     r"error: --warmup-steps must be >= 0, got -1\.$"),
+    ("train", ["bc", "--dataset", "pointreach-mixed", "--out", "run", "--dropout", "1.5"],
+     r"error: --learning-rate must be > 0 and --dropout in \[0, 1\)\.$"),
+    ("train", [*TRAIN, "--out", "run", "--resume", "--overwrite"], r"--overwrite: not allowed with argument --resume"),
     ("train", [*TRAIN, "--out", "run", "--lr-schedule", "linear"], r"--lr-schedule: invalid choice: 'linear'"),
     ("train", [*TRAIN, "--out", "run", "--precision", "fp16"], r"--precision: invalid choice: 'fp16'"),
     ("train", [*TRAIN, "--out", "run", "--batch-size", "big"], r"--batch-size: invalid int value: 'big'"),
@@ -132,6 +143,36 @@ def test_a_mistake_is_one_error_line_and_exit_status_2(cli, argv, message, tmp, 
     assert re.search(message, err), err
 
 
+ENV_OPTIONS = [("eval", []), ("compare", []), ("calibrate", ["--agent", "x"]), ("collect", ["--policy", "random"]),
+               ("dataset", ["info", "x"]), ("baseline", ["train"]), ("train", ["dt", "--dataset", "x", "--out", "run"]),
+               ("tt_report", ["--agent", "tt"])]
+
+
+@pytest.mark.parametrize("cli, argv", ENV_OPTIONS, ids=[c for c, _ in ENV_OPTIONS])
+def test_an_unknown_env_id_gets_gymnasiums_suggestion_in_every_cli(cli, argv, tmp, capsys):
+    """``--env Hoper-v4`` said "no zoo folder" (eval) or failed later on; every --env now says what Gymnasium
+    would have meant, on one line, before any work."""
+    code, out, err = run(cli, [*argv, "--env", "Hoper-v4"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    prog = "seqpolicy-" + cli.replace("_", "-")
+    assert err.startswith(prog) and "error: argument --env: Unknown env id 'Hoper-v4': Environment `Hoper` " in err
+    assert "Did you mean: `Hopper`?" in err
+
+
+@pytest.mark.parametrize("trainer", ["dt", "tt", "bc", "odt"])
+def test_every_config_field_is_named_by_its_option_in_errors(trainer):
+    """One mapping for every field of every trainer: ``DTTrainConfig.max_steps`` and ``n_head`` in a config's
+    message become ``--steps`` and ``--n-head``; a quoted value that happens to be a field name stays."""
+    from seqpolicy.cli import train as train_cli
+
+    _, config_cls, _ = train_cli._trainer(trainer)
+    for f in dataclasses.fields(config_cls):
+        message = f"{config_cls.__name__}.{f.name} must be >= 0, and {f.name}=3 clashes with 'seed'."
+        option = train_cli.option_name(f.name)
+        assert train_cli.with_option_names(message, config_cls) == (
+            f"{option} must be >= 0, and {option}=3 clashes with 'seed'."), f.name
+
+
 def test_collect_refuses_its_output_before_collecting(tmp, capsys, monkeypatch):
     """A taken or malformed id is refused before any episode is collected (a malformed one also before Minari
     makes a folder that breaks listing the store)."""
@@ -180,7 +221,7 @@ def test_help_fits_100_columns_and_shows_no_internal_names(cli, argv, capsys, mo
     assert " _" not in out and "MAX_STEPS" not in out  # no metavars made of internal names
 
 
-@pytest.mark.parametrize("trainer", ["dt", "tt", "bc"])
+@pytest.mark.parametrize("trainer", ["dt", "tt", "bc", "odt"])
 def test_train_help_shows_defaults_choices_and_groups(trainer, capsys):
     from seqpolicy.cli import train as train_cli
 
@@ -203,7 +244,7 @@ def test_train_help_shows_defaults_choices_and_groups(trainer, capsys):
         assert f"{train_cli.option_name(name)} {{{','.join(choices[name])}}}" in out, name
 
 
-@pytest.mark.parametrize("trainer", ["dt", "tt", "bc"])
+@pytest.mark.parametrize("trainer", ["dt", "tt", "bc", "odt"])
 def test_choices_listed_are_the_ones_the_config_accepts(trainer):
     from seqpolicy.cli import train as train_cli
 

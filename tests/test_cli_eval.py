@@ -56,7 +56,11 @@ def test_random_agent_on_hopper_end_to_end(tmp_path, capsys):
     assert "| random | Hopper-v4 | - | 3 |" in out and "D4RL score" in out
     (video,) = doc["videos"]
     assert video_stats(video["path"])["frames"] == video["frames"] > 1
-    assert f"video: {video['path']}" in out
+    # the random agent, asked again on one env, would act otherwise than in the batch of 2: the video is the
+    # scored episode itself (its actions), and says so
+    assert video["returns"]["random"] == doc["evaluation"]["returns"][0] == video["evaluated_return"]
+    assert video["matches_evaluation"] and video["replay"] == "actions"
+    assert f"video: {video['path']}" in out and f"scored {video['evaluated_return']:.1f})" in out
 
 
 def test_trained_dt_from_the_zoo_by_default(dt_folder, tmp_path, capsys, monkeypatch):
@@ -136,7 +140,7 @@ def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, mo
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--env", "NoSuchEnv-v3", "--agent", "random", "--no-video"], "Cannot make env 'NoSuchEnv-v3'"),
+    (["--env", "NoSuchEnv-v3", "--agent", "random", "--no-video"], "Unknown env id 'NoSuchEnv-v3'"),
     (["--env", TOY, "--agent", "alphazero", "--no-video"], "Unknown agent 'alphazero'"),
     (["--env", TOY, "--agent", "random", "--episodes", "0"], "--episodes: must be at least 1"),
     (["--env", TOY, "--no-video"], "No default agent for seqpolicy/PointReach-v0 in the zoo"),
@@ -184,3 +188,45 @@ def test_default_outputs_stay_out_of_git_and_the_sample_videos_stay_tracked():
     tracked = subprocess.run(["git", "ls-files", "videos/Hopper-v4"], cwd=repo, capture_output=True,
                              text=True).stdout.split()
     assert "videos/Hopper-v4/dt.mp4" in tracked and not any(ignored(p) for p in tracked)
+
+
+def test_a_saved_agent_is_labelled_by_its_folder_or_the_label_given(dt_folder, tmp_path, capsys):
+    """A user's own agent is not labelled like the zoo's DT ("dt"): runs/x/agent is x/agent in the table, the
+    JSON and the video's file name, unless --label names it."""
+    import shutil
+
+    agent = tmp_path / "runs" / "x" / "agent"
+    shutil.copytree(dt_folder, agent)
+    base = ["--env", TOY, "--episodes", "1", "--video-dir", str(tmp_path / "v"), "--json", str(tmp_path / "e.json")]
+    code, out, err = run(eval_cli, capsys, *base, "--agent", str(agent))
+    assert code == 0, err
+    doc = json.loads((tmp_path / "e.json").read_text())
+    assert doc["label"] == "x/agent" and "| x/agent |" in out
+    assert "_x-agent_ep0_seed0_" in doc["videos"][0]["path"]
+    code, out, err = run(eval_cli, capsys, *base, "--agent", str(agent), "--label", "mine")
+    assert code == 0, err
+    doc = json.loads((tmp_path / "e.json").read_text())
+    assert doc["label"] == "mine" and "| mine |" in out and "_mine_ep0_seed0_" in doc["videos"][0]["path"]
+
+
+def test_an_agent_made_for_another_env_version_is_refused_unless_allowed(tmp_path, capsys):
+    """The Walker2d-v4 zoo DT on Walker2d-v5 (the same spaces) ran silently to a return of 102.5."""
+    from pathlib import Path
+
+    pytest.importorskip("mujoco")
+    from seqpolicy.cli import calibrate as calibrate_cli
+
+    dt = Path(__file__).resolve().parent.parent / "envs" / "Walker2d-v4" / "dt-medium"
+    argv = ["--env", "Walker2d-v5", "--agent", str(dt), "--episodes", "1", "--max-episode-steps", "3", "--no-video"]
+    code, _, err = run(eval_cli, capsys, *argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "seqpolicy-eval: error: The agent was made for Walker2d-v4, not Walker2d-v5" in err
+    assert "--allow-env-mismatch" in err
+    code, out, err = run(eval_cli, capsys, *argv, "--allow-env-mismatch")
+    assert code == 0 and "| dt-medium | Walker2d-v5 |" in out, err
+    code, _, err = run(compare_cli, capsys, "--env", "Walker2d-v5", "--agents", str(dt), "--episodes", "1",
+                       "--max-episode-steps", "3", "--out", str(tmp_path / "cmp"))
+    assert code == 2 and "made for Walker2d-v4, not Walker2d-v5" in err, err
+    code, _, err = run(calibrate_cli, capsys, "--agent", str(dt), "--env", "Walker2d-v5", "--targets", "1000",
+                       "--episodes", "1")
+    assert code == 2 and "made for Walker2d-v4, not Walker2d-v5" in err, err

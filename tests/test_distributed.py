@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import TOY_ID
+from conftest import LEARNING_BAR, TOY_ID
 from safetensors.torch import load_file
 
 import seqpolicy
@@ -112,6 +112,44 @@ def test_torchrun_resume_continues_exactly(tmp_path, capsys):
     assert info["train_steps"] == 22 and "world_size" not in info
 
 
+def test_torchrun_stops_on_ctrl_c_with_rank_0s_checkpoint_and_resumes(tmp_path):
+    """Ctrl-C to torchrun, which forwards it to both processes: they agree on a step (a logging step), rank 0
+    checkpoints it with both ranks' random states and reports it once, every process exits promptly (no rank waits
+    forever at a collective), and --resume continues from there."""
+    import signal
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "seqpolicy.cli.train", "dt", "--dataset", "pointreach-mixed", "--out", "run", "--steps", "1000000",
+           "--checkpoint-every", "0", *TINY, "--threads", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                (run / "log.csv").is_file() and len(log_rows(run)) >= 2):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)  # the 30 s torchrun gives its processes, and some
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    state = json.loads((run / "checkpoint" / "trainer.json").read_text())
+    step = state["step"]
+    assert step >= 10 and step % 5 == 0 and state["world_size"] == 2, err[-3000:]  # TINY logs every 5 steps
+    assert "rank1.generator_state" in load_file(str(run / "checkpoint" / "trainer.safetensors"))
+    assert err.count(f"seqpolicy-train: interrupted at step {step}: saved a checkpoint of step {step}") == 1, err
+    assert "exitcode: -" not in err  # no process died of a signal or an abort
+
+    torchrun("dt", "--dataset", "pointreach-mixed", "--out", "run", "--steps", str(step + 5), "--resume",
+             cwd=tmp_path)
+    assert json.loads((run / "agent" / "agent.json").read_text())["info"]["train_steps"] == step + 5
+    assert [int(r["step"]) for r in log_rows(run) if r["train/loss"]] == list(range(5, step + 6, 5))
+
+
 @pytest.mark.slow  # two torchrun launches, ~10 s each
 @pytest.mark.parametrize("model", ["tt", "bc"])
 def test_torchrun_trains_tt_and_bc_with_one_writer(tmp_path, model):
@@ -128,7 +166,7 @@ def test_torchrun_trains_tt_and_bc_with_one_writer(tmp_path, model):
 
 
 @pytest.mark.slow
-def test_torchrun_dt_learns_pointreach_to_90_percent_of_expert(tmp_path):
+def test_torchrun_dt_learns_pointreach_to_the_bar(tmp_path):
     """The learning test's bar, trained by 2 processes of 1500 steps each (batch 64 per process, 128 per step)."""
     from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.toy import expert_returns
@@ -149,4 +187,4 @@ def test_torchrun_dt_learns_pointreach_to_90_percent_of_expert(tmp_path):
     expert = expert_returns(20, seed=0)
     print(f"DT (2 processes) {np.mean(returns):.2f} vs expert {expert.mean():.2f} "
           f"({np.mean(returns) / expert.mean():.1%})")
-    assert np.mean(returns) >= 0.9 * expert.mean()
+    assert np.mean(returns) >= LEARNING_BAR["dt"] * expert.mean()

@@ -259,3 +259,32 @@ def test_charts_without_matplotlib_name_the_extra(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"comparison chart needs matplotlib: pip install 'seqpolicy\[plot\]'"):
         Comparison(result.env_id, {"a": result}).plot(tmp_path / "c.png")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_an_agent_made_for_another_env_version_is_refused_wherever_it_meets_the_env(tmp_path, one_thread):
+    """Versions share spaces (Walker2d-v4 and -v5), so only the env id the agent records tells them apart:
+    evaluate (one env or several), calibrate_target, record_video and record_side_by_side refuse the agent,
+    unless allow_env_mismatch=True; an agent that records no env id is not refused."""
+    from conftest import make_dt_agent
+
+    from seqpolicy.evaluation.calibrate import calibrate_target
+    from seqpolicy.evaluation.video import record_side_by_side, record_video
+
+    agent = make_dt_agent(gym.make(TOY))
+    agent.env_id = "seqpolicy/PointReach-v1"  # as if made for a later version with the same spaces
+    mismatch = r"made for seqpolicy/PointReach-v1, not seqpolicy/PointReach-v0: .*allow_env_mismatch=True"
+    for n_envs in (1, 2):
+        with pytest.raises(ValueError, match=mismatch):
+            evaluate(agent, TOY, n_episodes=2, n_envs=n_envs)
+    with pytest.raises(ValueError, match=mismatch):
+        calibrate_target(agent, TOY, [10.0], n_episodes=1)
+    with pytest.raises(ValueError, match=mismatch):
+        record_video(agent, TOY, tmp_path)
+    with pytest.raises(ValueError, match=mismatch):
+        record_side_by_side({"dt": agent}, TOY, tmp_path)
+    assert not list(tmp_path.iterdir())  # refused before any frame
+    assert evaluate(agent, TOY, n_episodes=2, n_envs=2, allow_env_mismatch=True).n_episodes == 2
+    assert calibrate_target(agent, TOY, [10.0], n_episodes=1, allow_env_mismatch=True).best_target == 10.0
+    for made_for in (TOY, None):  # the env's own id, or none recorded (an agent built in code)
+        agent.env_id = made_for
+        assert evaluate(agent, TOY, n_episodes=1).n_episodes == 1

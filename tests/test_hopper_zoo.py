@@ -70,8 +70,8 @@ def test_shipped_agents_load_and_act(name):
     assert agent.env_id == "Hopper-v4"
     obs = np.zeros(11, dtype=np.float32)
     agent.reset()
-    for _ in range(3):
-        action = agent.act(obs, 1.0)
+    for reward in (None, 1.0, 1.0):  # no reward before the first step
+        action = agent.act(obs, reward)
         assert action.shape == (3,) and np.all(np.abs(action) <= 1.0) and np.isfinite(action).all()
 
 

@@ -83,6 +83,24 @@ def test_seqpolicy_collect_datasets_open_with_minari(minari_dir, capsys):
     _assert_same_episodes(dataset, data)
 
 
+def test_a_write_stopped_halfway_leaves_no_dataset_behind(minari_dir, monkeypatch):
+    """Ctrl-C or SIGTERM (seqpolicy-collect's last seconds) while the dataset is written: the half-written
+    dataset is deleted, so the id stays free for the next try."""
+    from seqpolicy.data.minari_io import check_new_dataset_id, local_minari_ids, write_minari
+    from seqpolicy.toy import make_toy_dataset
+
+    create = minari.create_dataset_from_buffers
+
+    def create_then_stop(*args, **kwargs):
+        create(*args, **kwargs)  # Minari's part is on disk, seqpolicy's metadata is not
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", create_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        write_minari(make_toy_dataset(n_episodes=2, seed=0), "stopped/toy-v0", env_id=TOY_ID)
+    assert local_minari_ids() == [] and check_new_dataset_id("stopped/toy-v0") is False
+
+
 def test_minari_official_ids_are_local_ids(minari_dir):
     """mujoco/hopper/medium-v0 (namespaces with slashes, as Minari publishes them) loads from the local store;
     a few Hopper-v5 steps stand in for the real dataset, which tests never download."""

@@ -97,3 +97,12 @@ def test_reward_feed_refuses_normalised_rewards_and_foreign_agents():
         RewardFeed(VecNormalize(venv), agent)
     with pytest.raises(TypeError, match="has no observe"):
         RewardFeed(venv, object())
+
+
+def test_reward_feed_refuses_an_agent_made_for_another_env_version():
+    agent = get_agent("Walker2d-v4", "dt", device="cpu")
+    venv = DummyVecEnv([lambda: gym.make("Walker2d-v5")])  # the same spaces as v4
+    with pytest.raises(ValueError, match=r"made for Walker2d-v4, not Walker2d-v5.*allow_env_mismatch=True"):
+        RewardFeed(venv, agent)
+    feed = RewardFeed(venv, agent, allow_env_mismatch=True)
+    assert feed.reset().shape == (1, 17)

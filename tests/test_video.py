@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import seqpolicy
-from seqpolicy.evaluation.evaluate import evaluate
+from seqpolicy.evaluation.evaluate import EvalResult, evaluate
 from seqpolicy.evaluation.video import (
     VideoWriter,
     check_video_folder,
@@ -56,6 +58,24 @@ def test_best_worst_all_selection(tmp_path):
     assert len({v.path for v in every + [best, worst]}) == 6  # unique names, nothing overwritten
     with pytest.raises(ValueError, match="record must be one of"):
         select_episodes([1.0], "median")
+
+
+def test_the_video_is_the_scored_episode_even_for_a_sampling_agent_evaluated_in_a_batch(tmp_path):
+    """The random agent samples the actions of all the envs of a batch from one generator, so asked again on one
+    env it acts otherwise: the video steps the env with the actions the evaluation took, and scores exactly
+    what the evaluation measured."""
+    _, rand = toy_agents()
+    result = evaluate(rand, TOY, n_episodes=4, seed=3, n_envs=2)
+    videos = record_video(rand, TOY, tmp_path, result=result, record="all", overlay=False, label="random")
+    assert [v.returns["random"] for v in videos] == result.returns  # to the last bit
+    assert [v.lengths["random"] for v in videos] == result.lengths
+    assert all(v.replay == "actions" and v.matches_evaluation for v in videos)
+    # a result read from JSON has no actions: the agent plays again, and the video says that it differs
+    doc = json.loads(json.dumps(result.to_dict()))
+    assert "actions" not in doc and EvalResult.from_dict(doc).actions is None
+    with pytest.warns(UserWarning, match="the agent acted otherwise when asked again"):
+        (again,) = record_video(rand, TOY, tmp_path, result=EvalResult.from_dict(doc), record="best", overlay=False)
+    assert again.replay == "agent" and not again.matches_evaluation
 
 
 def test_names_are_unique_and_interrupted_recordings_leave_nothing(tmp_path):
@@ -141,3 +161,15 @@ def test_mujoco_camera_follows_the_robot(env_id, min_pixels):
     env.close()
     robot = (frame[..., 0] > frame[..., 1] + 40) & (frame[..., 0] > frame[..., 2] + 60)  # its orange-brown
     assert robot.sum() > min_pixels, f"only {robot.sum()} robot-coloured pixels: the camera did not follow"
+
+
+def test_the_library_defaults_are_the_fast_ones():
+    """``record_video`` in Python renders as fast as the CLI by default: 320x320 frames without shadows."""
+    import inspect
+
+    from seqpolicy.evaluation import video
+
+    for fn in (video.record_video, video.record_side_by_side):
+        params = inspect.signature(fn).parameters
+        assert params["fast"].default is True, fn.__name__
+        assert params["size"].default == (320, 320), fn.__name__

@@ -53,7 +53,7 @@ def test_load_agent_dispatches_by_kind(tmp_path):
     assert agent_kind(tmp_path / "x.zip") == "sb3"
     (tmp_path / "odd").mkdir()
     (tmp_path / "odd" / "agent.json").write_text(json.dumps({"kind": "mystery"}))
-    with pytest.raises(ArtifactError, match="agent kind 'mystery'.*known: bc, dt, sb3, tt"):
+    with pytest.raises(ArtifactError, match="agent kind 'mystery'.*known: bc, dt, odt, sb3, tt"):
         load_agent(tmp_path / "odd")
     (tmp_path / "run" / "agent").mkdir(parents=True)  # a seqpolicy-train run folder
     (tmp_path / "run" / "agent" / "agent.json").write_text(json.dumps({"kind": "tt"}))

@@ -35,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 
 from seqpolicy.common.spaces import ActionScaler
+from seqpolicy.common.threads import acting_threads, intra_op_threads
 
 EnvSelector = int | Sequence[int] | np.ndarray | None
 
@@ -63,6 +64,9 @@ class ContextAgent(ABC):
 
     uses_rewards = True
     """Whether actions depend on past rewards; :meth:`predict` then refuses to act without them."""
+    threads: int | None = None
+    """Intra-op threads for this agent's ``act`` (None: the process default of
+    :func:`seqpolicy.common.threads.set_acting_threads`, one thread unless set)."""
 
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box):
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
@@ -107,24 +111,28 @@ class ContextAgent(ABC):
 
         Args:
             obs: shape (obs_dim,) for one env or (n, obs_dim) for a vector env.
-            reward: None on the first call after ``reset()``; afterwards a float (or shape (n,) array).
+            reward: None on the first call after ``reset()`` (a reward there is refused: there was no step);
+                afterwards the float ``env.step`` returned (or a shape (n,) array; the entries of envs reset
+                with ``reset(envs=...)`` since are ignored).
 
         Returns:
             float32 action(s) of shape (act_dim,) or (n, act_dim), inside the env's action Box.
         """
         obs2d, batched = self._check_obs(obs)
         n = obs2d.shape[0]
-        if self._n is None:
-            self._n, self._batched = n, batched
-            self._steps = np.zeros(n, dtype=np.int64)
-            self._start_batch(n)
-        elif n != self._n or batched != self._batched:
+        starting = self._n is None  # the first act() after reset(): no step has been taken, so no reward yet
+        if not starting and (n != self._n or batched != self._batched):
             was = f"({self._n}, {self.obs_dim})" if self._batched else f"({self.obs_dim},)"
             raise ValueError(f"obs has shape {np.shape(obs)} but this episode started with shape {was}. "
                              "Call agent.reset() before switching between single and batched use.")
-        fresh = self._steps == 0
-        rewards = self._check_reward(reward, fresh)
-        actions = self._act_batch(obs2d, rewards, fresh)
+        fresh = np.ones(n, dtype=bool) if starting else self._steps == 0
+        rewards = self._check_reward(reward, fresh, starting)
+        if starting:
+            self._n, self._batched = n, batched
+            self._steps = np.zeros(n, dtype=np.int64)
+            self._start_batch(n)
+        with intra_op_threads(acting_threads(self.threads)):  # one thread by default: see common/threads.py
+            actions = self._act_batch(obs2d, rewards, fresh)
         self._steps += 1
         actions = self._scaler.from_unit(actions)
         return actions if batched else actions[0]
@@ -175,6 +183,8 @@ class ContextAgent(ABC):
             self.reset()
         elif start.any() and self._n == n:
             self.reset(envs=start)
+        if self._n is None:
+            rewards = None  # every env starts a new episode: the rewards fed belong to the episodes that ended
         continuing = self._n is not None and bool((self._steps > 0).any())
         if continuing and rewards is None:
             if self.uses_rewards:
@@ -244,14 +254,23 @@ class ContextAgent(ABC):
                              "The environment produced an invalid observation; check it before acting.")
         return arr, batched
 
-    def _check_reward(self, reward: float | np.ndarray | None, fresh: np.ndarray) -> np.ndarray:
+    def _check_reward(self, reward: float | np.ndarray | None, fresh: np.ndarray, starting: bool) -> np.ndarray:
         n = fresh.shape[0]
         if reward is None:
             if not fresh.all():
                 raise ValueError("reward is missing: after the first act() of an episode, pass the reward that "
                                  "env.step() returned for the previous action, e.g. agent.act(obs, reward).")
             return np.zeros(n, dtype=np.float32)
-        arr = np.asarray(reward, dtype=np.float64)
+        if starting:
+            raise ValueError(f"reward {_short(reward)} was passed to the first act() after reset(), where no step has "
+                             "been taken yet, so there is no reward to pass: it would belong to another episode. "
+                             "Pass None (or nothing) at the first act() of an episode, and then the reward "
+                             "env.step() returned for the previous action.")
+        arr = np.asarray(reward)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"reward must be a number (an array of numbers for a vector env), got "
+                            f"{type(reward).__name__} {_short(reward)}. Pass the reward env.step() returned as it is.")
+        arr = arr.astype(np.float64)
         if arr.ndim == 0 and n == 1 and not self._batched:
             arr = arr.reshape(1)
         if arr.shape != (n,):
@@ -273,6 +292,12 @@ class ContextAgent(ABC):
         if idx.size and (idx.min() < 0 or idx.max() >= self._n):
             raise IndexError(f"envs indices {idx.tolist()} out of range for {self._n} env(s).")
         return idx
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class RandomAgent(ContextAgent):

@@ -6,6 +6,7 @@ It has no memory, so ``reward`` is only validated; batched use and per-env reset
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -75,11 +76,14 @@ class BCAgent(ContextAgent):
         self.state_mean = np.asarray(state_mean, dtype=np.float32).reshape(self.obs_dim)
         self.state_std = np.asarray(state_std, dtype=np.float32).reshape(self.obs_dim)
         self.env_id, self.dataset_id, self.info = env_id, dataset_id, dict(info or {})
+        self.runtime: Callable[[torch.Tensor], torch.Tensor] | None = None
+        """Computes the action instead of ``policy`` (e.g. an onnxruntime session: ``load_agent(dir,
+        runtime="onnxruntime")``); None: the PyTorch policy."""
 
     @torch.inference_mode()
     def _act_batch(self, obs: np.ndarray, rewards: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         x = torch.as_tensor((obs - self.state_mean) / (self.state_std + 1e-6), device=self.device)
-        return self.policy(x).float().cpu().numpy()
+        return (self.policy if self.runtime is None else self.runtime)(x).float().cpu().numpy()
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the agent (safetensors weights + ``agent.json``) into ``folder``."""

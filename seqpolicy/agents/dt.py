@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class DecisionTransformerAgent(ContextAgent):
     """
 
     kind = "dt"
+    network_class: type[DecisionTransformer] = DecisionTransformer
+    """The network :meth:`load` builds (a subclass may use a DT with another head)."""
 
     def __init__(self, model: DecisionTransformer, observation_space: gym.spaces.Box,
                  action_space: gym.spaces.Box, *, state_mean: np.ndarray, state_std: np.ndarray,
@@ -77,6 +80,9 @@ class DecisionTransformerAgent(ContextAgent):
         self.env_id, self.dataset_id = env_id, dataset_id
         self.info = dict(info or {})
         self._warned_timestep = False
+        self.runtime: Callable[..., torch.Tensor] | None = None
+        """Computes the action instead of ``model.last_action`` (same arguments; ``keep`` may be None), e.g. an
+        onnxruntime session (``load_agent(dir, runtime="onnxruntime")``); None: the PyTorch model."""
 
     @property
     def max_ep_len(self) -> int:
@@ -138,10 +144,14 @@ class DecisionTransformerAgent(ContextAgent):
         self._keep[:, p] = True
         w = slice(p + 1 - self.context_length, p + 1)
         padded = bool((self._t < self.context_length - 1).any())  # some window still has left padding
-        action = self.model.last_action(self._states[:, w], self._actions[:, w], self._rtg[:, w],
-                                        self._timesteps[:, w], self._keep[:, w] if padded else None)
+        action = self._network()(self._states[:, w], self._actions[:, w], self._rtg[:, w], self._timesteps[:, w],
+                                 self._keep[:, w] if padded else None)
         self._actions[:, p] = action
         return action.float().cpu().numpy()
+
+    def _network(self) -> Callable[..., torch.Tensor]:
+        """What computes the window's action: the runtime when one is set, else the model's inference path."""
+        return self.model.last_action if self.runtime is None else self.runtime
 
     # -- artifacts -------------------------------------------------------------------------------------
     @property
@@ -195,7 +205,7 @@ class DecisionTransformerAgent(ContextAgent):
         """Load an agent written by :meth:`save` (or by ``seqpolicy-train dt``), in either artifact layout."""
         tensors, meta = load_artifact(folder, cls.kind)
         try:
-            model = load_network(DecisionTransformer, DTConfig.from_dict(meta["model_config"]), folder, tensors, meta)
+            model = load_network(cls.network_class, DTConfig.from_dict(meta["model_config"]), folder, tensors, meta)
             return cls(model, space_from_json(meta["observation_space"]), space_from_json(meta["action_space"]),
                        state_mean=np.asarray(meta["state_mean"]), state_std=np.asarray(meta["state_std"]),
                        target_return=meta["target_return"], return_scale=meta["return_scale"],

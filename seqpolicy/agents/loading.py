@@ -6,26 +6,20 @@ import importlib
 import inspect
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from seqpolicy.common.artifact import CONFIG_FILE, HF_CONFIG_FILE, ArtifactError
+from seqpolicy.common.artifact import CONFIG_FILE, HF_CONFIG_FILE, ArtifactError, resolve_agent_path
+
+__all__ = ["AGENT_KINDS", "agent_kind", "load_agent", "resolve_agent_path"]
 
 # agent.json "kind" -> (module, class). Each class has a ``load(path, ...)`` classmethod.
 AGENT_KINDS: dict[str, tuple[str, str]] = {
     "dt": ("seqpolicy.agents.dt", "DecisionTransformerAgent"),
+    "odt": ("seqpolicy.agents.odt", "OnlineDTAgent"),
     "tt": ("seqpolicy.agents.tt", "TrajectoryTransformerAgent"),
     "sb3": ("seqpolicy.agents.sb3", "SB3Agent"),
     "bc": ("seqpolicy.agents.bc", "BCAgent"),
 }
-
-
-def resolve_agent_path(path: str | os.PathLike) -> Path:
-    """``path`` itself, or ``path/agent`` for a training run folder (``seqpolicy-train --out``) that holds one."""
-    path = Path(path)
-    if not (path / CONFIG_FILE).is_file() and (path / "agent" / CONFIG_FILE).is_file():
-        return path / "agent"
-    return path
 
 
 def agent_kind(path: str | os.PathLike) -> str:
@@ -60,20 +54,36 @@ def agent_kind(path: str | os.PathLike) -> str:
     return kind
 
 
-def load_agent(path: str | os.PathLike, device: str = "auto", **kwargs: Any) -> Any:
+def load_agent(path: str | os.PathLike, device: str = "auto", runtime: str = "torch", **kwargs: Any) -> Any:
     """Load the agent saved at ``path``, whatever its kind.
 
     Args:
         path: an agent folder (``agent.json`` + weights), a training run folder holding one in ``agent/``, or
             an SB3 model ``.zip``.
         device: torch device for agents that run a network (``"auto"``, ``"cpu"``, ``"cuda"``...).
+        runtime: what computes the network: ``"torch"``, or ``"onnxruntime"`` for a DT or BC folder exported with
+            ``seqpolicy-export onnx`` (on the CPU; the agent's own logic stays the same, see
+            :mod:`seqpolicy.agents.onnx_network`).
         **kwargs: passed to the agent class's ``load``.
 
     Example:
         >>> agent = load_agent("envs/Hopper-v4/dt")  # doctest: +SKIP
+        >>> fast = load_agent("runs/hopper-dt/agent", runtime="onnxruntime")  # doctest: +SKIP
     """
+    if runtime not in ("torch", "onnxruntime"):
+        raise ValueError(f"runtime={runtime!r} is not one of 'torch', 'onnxruntime'.")
     path = resolve_agent_path(path)
     kind = agent_kind(path)
+    if runtime == "onnxruntime":
+        from seqpolicy.agents.onnx_network import NOT_EXPORTED, use_onnxruntime
+
+        if kind in NOT_EXPORTED:
+            raise ValueError(f"runtime='onnxruntime' cannot run {path}: {NOT_EXPORTED[kind]}")
+        if device not in ("auto", "cpu"):
+            raise ValueError(f"runtime='onnxruntime' computes on the CPU, but device={device!r} was asked for: pass "
+                             "device='cpu' (or use runtime='torch' on that device).")
+        agent = load_agent(path, device="cpu", **kwargs)
+        return use_onnxruntime(agent, path)
     module, name = AGENT_KINDS[kind]
     try:
         cls = getattr(importlib.import_module(module), name)

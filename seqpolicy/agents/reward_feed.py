@@ -29,6 +29,8 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("RewardFeed wraps Stable-Baselines3 VecEnvs: pip install 'seqpolicy[sb3]'") from e
 
+from seqpolicy.common.envs import check_agent_env_id
+
 __all__ = ["RewardFeed"]
 
 
@@ -38,13 +40,16 @@ class RewardFeed(VecEnvWrapper):
     Args:
         venv: the SB3 VecEnv the agent acts in (``DummyVecEnv``, ``SubprocVecEnv``, ``VecMonitor``...).
         agent: a seqpolicy agent (anything with ``observe(rewards, dones)`` and ``observe_reset()``).
+        allow_env_mismatch: let an agent that records another env id or version (``agent.env_id``) act in
+            ``venv``'s env anyway (refused by default, as in :func:`seqpolicy.evaluate`).
 
     Raises:
-        ValueError: ``venv`` normalises rewards (``VecNormalize``): returns-to-go need the env's own rewards.
+        ValueError: ``venv`` normalises rewards (``VecNormalize``): returns-to-go need the env's own rewards; or
+            the agent was made for another env id or version.
         TypeError: ``agent`` cannot take rewards (it is not a seqpolicy agent).
     """
 
-    def __init__(self, venv: VecEnv, agent: Any):
+    def __init__(self, venv: VecEnv, agent: Any, *, allow_env_mismatch: bool = False):
         if is_vecenv_wrapped(venv, VecNormalize):
             raise ValueError("RewardFeed is around a VecNormalize: the agent would see normalised rewards and "
                              "observations, but it was trained on the env's own. Put RewardFeed around the "
@@ -52,6 +57,11 @@ class RewardFeed(VecEnvWrapper):
         if not (callable(getattr(agent, "observe", None)) and callable(getattr(agent, "observe_reset", None))):
             raise TypeError(f"RewardFeed feeds seqpolicy agents; {type(agent).__name__} has no observe()/"
                             "observe_reset().")
+        try:
+            spec = venv.get_attr("spec", indices=[0])[0]  # the first env's registered spec (None: made without one)
+        except AttributeError:
+            spec = None
+        check_agent_env_id(agent, getattr(spec, "id", None), allow_env_mismatch=allow_env_mismatch)
         super().__init__(venv)
         self.agent = agent
 

@@ -4,11 +4,14 @@ paths checked before the work starts, and one-line errors and warnings from the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gymnasium
@@ -85,6 +88,29 @@ def frame_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def registered_env_id(text: str) -> str:
+    """An env id Gymnasium knows (``--env``); an unknown one is refused with Gymnasium's "did you mean" (or the
+    closest registered id or zoo env folder)."""
+    from seqpolicy.common.envs import check_env_id
+    from seqpolicy.zoo import zoo_env_ids
+
+    try:
+        check_env_id(text, also=zoo_env_ids())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+registered_env_id.__name__ = "env id"
+
+
+def add_env_mismatch_option(parser: argparse.ArgumentParser) -> None:
+    """``--allow-env-mismatch``: act on an env other than the one the agent records (refused by default)."""
+    parser.add_argument("--allow-env-mismatch", action="store_true",
+                        help="run an agent made for another env id or version anyway (refused by default: "
+                             "Hopper-v4 and Hopper-v5 share spaces but not dynamics)")
+
+
 def check_output(path: str | os.PathLike | None, option: str, *, folder: bool = False) -> None:
     """Refuse an output path that cannot be written, before any long work (nothing is created).
 
@@ -116,8 +142,47 @@ def check_output(path: str | os.PathLike | None, option: str, *, folder: bool = 
                          "another path.")
 
 
-def run_cli(prog: str, body: Callable[[], int]) -> int:
-    """Run ``body``; user errors become one ``prog: error:`` line and exit status 2, Ctrl-C status 130.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread while :func:`run_cli` runs a command.
+
+    A KeyboardInterrupt, so that what cleans up after Ctrl-C (``finally`` blocks, context managers such as
+    :class:`~seqpolicy.evaluation.video.VideoWriter`, ``except KeyboardInterrupt``) cleans up after a kill too.
+    """
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread instead of ending the process
+    on the spot (which leaves partial files behind and says nothing). A second SIGTERM, e.g. while cleaning
+    up, ends the process at once. Outside the main thread (where handlers cannot be set) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the next SIGTERM is not caught
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)  # None: set outside Python
+
+
+def run_cli(prog: str, body: Callable[[], int], on_stop: Callable[[], str | None] | None = None) -> int:
+    """Run ``body``; user errors become one ``prog: error:`` line and exit status 2, Ctrl-C status 130 and
+    SIGTERM (see :func:`sigterm_as_interrupt`) status 143, each with one line saying so. (A KeyboardInterrupt
+    with a ``signum`` attribute, as :class:`Terminated` has, stands for that signal.)
+
+    Args:
+        prog: the command's name, first on every line it prints.
+        body: the command; returns the exit status.
+        on_stop: called after Ctrl-C or SIGTERM stopped ``body`` (its cleanup done); what it returns (e.g.
+            which results are kept) ends the line.
 
     Set ``SEQPOLICY_DEBUG=1`` to get the full traceback instead.
     """
@@ -127,15 +192,33 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
 
     with warnings.catch_warnings():
         warnings.showwarning = show
-        warnings.filterwarnings("ignore", message=".*is out of date.*")  # gymnasium's note on Hopper-v4 etc.
         try:
-            return body()
-        except KeyboardInterrupt:
-            print(f"{prog}: interrupted", file=sys.stderr)
-            return 130
+            with sigterm_as_interrupt():
+                return body()
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as Terminated
+            signum = int(getattr(e, "signum", signal.SIGINT))
+            what = "interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})"
+            note = on_stop() if on_stop is not None else None
+            print(f"{prog}: {what}" + (f": {note}" if note else ""), file=sys.stderr)
+            return 128 + signum  # the shell's status for a process a signal ended
         except USER_ERRORS as e:
             if os.environ.get("SEQPOLICY_DEBUG"):
                 raise  # the full traceback, for bug reports
             text = e.args[0] if isinstance(e, KeyError) and e.args else e  # str(KeyError) quotes its text
             print(f"{prog}: error: {' '.join(str(text).split())}", file=sys.stderr)
             return 2
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: intra-op threads for acting (default one, the fastest for small batches and safe beside
+    other jobs; see :mod:`seqpolicy.common.threads`)."""
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="torch intra-op threads for acting (default 1: small-batch inference is fastest on one "
+                             "thread, and two collapse when another job holds a core); recorded in --json")
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set the process's acting threads from ``--threads`` (None: the default, one); returns the count used."""
+    from seqpolicy.common.threads import set_acting_threads
+
+    return set_acting_threads(threads)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
-from seqpolicy.cli._common import OneLineParser, check_output, non_negative_int, positive_int, run_cli
+from seqpolicy.cli._common import (
+    OneLineParser,
+    check_output,
+    non_negative_int,
+    positive_int,
+    registered_env_id,
+    run_cli,
+)
 
 PROG = "seqpolicy-baseline"
 EPILOG = """\
@@ -24,6 +32,8 @@ examples:
 
 The run folder holds SB3 zips (checkpoints/step_*.zip, final.zip), a JSON card per checkpoint with
 its evaluation returns, run.json, and with --keep-replay replay.npz (every transition in order).
+A folder that holds a run is refused unless --overwrite. Ctrl-C or SIGTERM stops the run and saves
+final.zip (exit status 130 or 143); a baseline run does not resume.
 SB3 zips are pickle-based: load only zips you made yourself or trust.
 """
 
@@ -55,10 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a baseline and save checkpoints with evaluation returns",
                        epilog=EPILOG)
     t.add_argument("--algo", choices=["sac", "td3", "ppo"], default="td3", help="SB3 algorithm (default td3)")
-    t.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v4")
+    t.add_argument("--env", required=True, type=registered_env_id, help="Gymnasium env id, e.g. Hopper-v4")
     t.add_argument("--steps", type=positive_int, default=1_000_000, metavar="N",
                    help="env steps to train (default 1000000)")
     t.add_argument("--out", required=True, metavar="FOLDER", help="run folder to write")
+    t.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in FOLDER (run.json, checkpoints/, final.*, replay.npz) and start "
+                        "clean; without it a folder that holds a run is refused")
     t.add_argument("--seed", type=non_negative_int, default=0, help="(default 0)")
     t.add_argument("--checkpoint-every", type=positive_int, default=10_000, metavar="N",
                    help="env steps between checkpoints (default 10000)")
@@ -102,10 +115,16 @@ def _train(args: argparse.Namespace) -> int:
                          keep_replay=args.keep_replay, max_minutes=args.max_minutes, device=args.device,
                          threads=args.threads, overrides=dict(args.set))
     check_output(args.out, "--out", folder=True)
-    result = train_baseline(cfg, args.out, progress=not args.no_progress)
+    result = train_baseline(cfg, args.out, progress=not args.no_progress, overwrite=args.overwrite)
     best = result.best
     print(f"{result.status}: {result.steps} steps in {result.wall_s:.0f} s; best checkpoint {best['zip']} "
           f"(step {best['step']}, eval return {best['eval_return_mean']:.1f}); run folder {result.out_dir}")
+    if result.signal is not None:  # stopped early: say so, and not with the status of a finished run
+        name = signal.Signals(result.signal).name
+        print(f"{PROG}: stopped by {name} at step {result.steps}: saved {result.out_dir / 'final.zip'} (step "
+              f"{result.steps}) and its card final.json; a baseline run does not resume (train it again with "
+              "--overwrite, or into another --out)", file=sys.stderr)
+        return 128 + result.signal
     return 0
 
 

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
-from seqpolicy.cli._common import OneLineParser, check_output, non_negative_int, positive_int, run_cli
+from seqpolicy.cli._common import (
+    OneLineParser,
+    add_env_mismatch_option,
+    add_threads_option,
+    apply_threads,
+    check_output,
+    non_negative_int,
+    positive_int,
+    registered_env_id,
+    run_cli,
+)
 
 EXAMPLES = """\
 examples:
@@ -17,35 +28,44 @@ examples:
   seqpolicy-calibrate --agent runs/pr/agent --env seqpolicy/PointReach-v0 --targets 30 40 50 60 \\
       --episodes 10 --plot calibration.png --save
 
-Every target is evaluated on the same episodes (seeds SEED..SEED+EPISODES-1).
+Every target is evaluated on the same episodes (seeds SEED..SEED+EPISODES-1), from seed {seed} by
+default: held out from the episodes seqpolicy-eval and seqpolicy-compare score by default (seeds 0
+up), so the target is not tuned on the episodes it is then scored on.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from seqpolicy.evaluation.calibrate import CALIBRATION_SEED
+
     p = OneLineParser(prog="seqpolicy-calibrate", description="Sweep a return-conditioned agent's target return.",
-                      epilog=EXAMPLES)
+                      epilog=EXAMPLES.format(seed=CALIBRATION_SEED))
     p.add_argument("--agent", required=True, metavar="PATH",
                    help="saved DT agent folder (or a seqpolicy-train run folder)")
-    p.add_argument("--env", default=None, help="Gymnasium env id (default: the agent's)")
+    p.add_argument("--env", default=None, type=registered_env_id, help="Gymnasium env id (default: the agent's)")
     p.add_argument("--targets", type=float, nargs="+", default=None, metavar="RETURN",
                    help="target returns to try (default: 6 from the data's mean return to 1.2x its best)")
     p.add_argument("--episodes", type=positive_int, default=5, metavar="N", help="episodes per target (default 5)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help=f"episode i uses seed SEED+i (default {CALIBRATION_SEED}: held out from the seeds "
+                        "seqpolicy-eval and seqpolicy-compare score by default, 0 up)")
     p.add_argument("--n-envs", type=positive_int, default=1, metavar="N", help="envs stepped together (default 1)")
     p.add_argument("--plot", default=None, metavar="PATH", help="write achieved-vs-target PNG here")
     p.add_argument("--json", default=None, metavar="PATH", help="write the sweep as JSON here")
     p.add_argument("--save", action="store_true", help="store the best target (and the sweep) in the agent")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_env_mismatch_option(p)
+    add_threads_option(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_threads(args.threads)
 
     def body() -> int:
         from seqpolicy.agents.loading import load_agent, resolve_agent_path
         from seqpolicy.common.artifact import atomic_write_json
-        from seqpolicy.evaluation.calibrate import calibrate_target
+        from seqpolicy.evaluation.calibrate import CALIBRATION_SEED, calibrate_target
 
         check_output(args.plot, "--plot")
         check_output(args.json, "--json")
@@ -56,8 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         env = args.env or getattr(agent, "env_id", None)
         if env is None:
             raise ValueError("the agent records no env id: pass --env.")
-        cal = calibrate_target(agent, env, args.targets, n_episodes=args.episodes, seed=args.seed,
-                               n_envs=args.n_envs)
+        seed = CALIBRATION_SEED if args.seed is None else args.seed
+        seeds = f"seeds {seed}-{seed + args.episodes - 1}"
+        if seed < CALIBRATION_SEED:
+            warnings.warn(f"{seeds} may be the episodes seqpolicy-eval and seqpolicy-compare score (seeds 0 up by "
+                          f"default): a target chosen on them is tuned on the test episodes. Leave --seed out to "
+                          f"calibrate on held-out seeds ({CALIBRATION_SEED} up).", stacklevel=1)
+        print(f"calibrating on {seeds}, {args.episodes} episode(s) per target"
+              + (" (held out from the seeds evaluations score by default, 0 up)" if seed >= CALIBRATION_SEED
+                 else ""), flush=True)
+        cal = calibrate_target(agent, env, args.targets, n_episodes=args.episodes, seed=seed,
+                               n_envs=args.n_envs, allow_env_mismatch=args.allow_env_mismatch)
         print(cal.markdown())
         if args.plot:
             print(f"plot: {cal.plot(args.plot)}")

@@ -7,10 +7,14 @@ import sys
 
 from seqpolicy.cli._common import (
     OneLineParser,
+    add_env_mismatch_option,
+    add_threads_option,
+    apply_threads,
     check_output,
     non_negative_float,
     non_negative_int,
     positive_int,
+    registered_env_id,
     run_cli,
 )
 
@@ -41,7 +45,7 @@ SB3 zips are pickle-based: pass only zips you made or trust.
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__, epilog=EPILOG)
-    p.add_argument("--env", required=True, help="Gymnasium env id")
+    p.add_argument("--env", required=True, type=registered_env_id, help="Gymnasium env id")
     p.add_argument("--policy", required=True, help="random, pointreach-expert, pointreach-noisy, a .zip or a folder")
     n = p.add_mutually_exclusive_group(required=True)
     n.add_argument("--steps", type=positive_int, metavar="N",
@@ -56,11 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default=None, help="free text stored with the dataset")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with the same id")
     p.add_argument("--no-progress", action="store_true")
+    add_env_mismatch_option(p)
+    add_threads_option(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_threads(args.threads)
     return run_cli(PROG, lambda: _collect(args, sys.argv[1:] if argv is None else argv))
 
 
@@ -78,7 +85,8 @@ def _collect(args: argparse.Namespace, argv: list[str]) -> int:
                              "data/expert.npz.")
         check_output(args.out, "--out")
     data = collect(args.env, args.policy, n_steps=args.steps, n_episodes=args.episodes, seed=args.seed,
-                   action_noise=args.action_noise, progress=not args.no_progress)
+                   action_noise=args.action_noise, progress=not args.no_progress,
+                   allow_env_mismatch=args.allow_env_mismatch)
     data.metadata["command"] = "seqpolicy-collect " + " ".join(argv)
     if args.dataset_id:
         write_collected(data, args.dataset_id, description=args.description, overwrite=args.overwrite)

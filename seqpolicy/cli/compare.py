@@ -10,7 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seqpolicy.cli._common import OneLineParser, check_output, frame_size, non_negative_int, positive_int, run_cli
+from seqpolicy.cli._common import (
+    OneLineParser,
+    add_env_mismatch_option,
+    add_threads_option,
+    apply_threads,
+    check_output,
+    frame_size,
+    non_negative_int,
+    positive_int,
+    registered_env_id,
+    run_cli,
+)
 
 if TYPE_CHECKING:
     from seqpolicy.evaluation.evaluate import EvalResult
@@ -38,7 +49,7 @@ Writes comparison.md, comparison.json and comparison.png (mean and 95% bootstrap
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Compare agents on one env with the same evaluation and seeds.",
                       epilog=EXAMPLES)
-    p.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v4")
+    p.add_argument("--env", required=True, type=registered_env_id, help="Gymnasium env id, e.g. Hopper-v4")
     p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
                    help="zoo names (dt tt bc td3 sac ppo, or any name the env preset lists), random, or saved "
                         "agent paths (default: every agent of the env's zoo, then random)")
@@ -56,19 +67,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also record one video with the agents side by side on seed SEED (default: off)")
     p.add_argument("--video-dir", default="videos", metavar="FOLDER", help="folder for the video (default: videos/)")
     p.add_argument("--video-size", type=frame_size, default=None, metavar="WxH",
-                   help="frame size of each panel (default 480x480)")
-    p.add_argument("--fast-render", action="store_true",
-                   help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL)")
+                   help="frame size of each panel (default 320x320)")
+    p.add_argument("--fast-render", action=argparse.BooleanOptionalAction, default=True,
+                   help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL; "
+                        "default: on)")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
+    add_env_mismatch_option(p)
+    add_threads_option(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(PROG, lambda: _run(args))
+    apply_threads(args.threads)
+    out = Path(args.out or f"comparisons/{args.env.replace('/', '__')}_{time.strftime('%Y%m%d-%H%M%S')}")
+    return run_cli(PROG, lambda: _run(args, out), on_stop=lambda: _stopped(out))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _stopped(out: Path) -> str:
+    """What a stopped run leaves: each agent's results, written (atomically) as soon as it was evaluated."""
+    saved = sorted((out / "results").glob("*.json"))
+    if not saved:
+        return "no agent was evaluated to the end, nothing was saved"
+    return (f"the results of {len(saved)} agent(s) evaluated to the end are saved in {out / 'results'}; add "
+            f"--out {out} --resume to evaluate the rest")
+
+
+def _run(args: argparse.Namespace, out: Path) -> int:
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.evaluation.compare import Comparison
     from seqpolicy.evaluation.evaluate import evaluate
@@ -82,14 +107,13 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--agents lists an agent twice: {' '.join(specs)}")
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out (the folder of the run to continue).")
-    out = Path(args.out or f"comparisons/{args.env.replace('/', '__')}_{time.strftime('%Y%m%d-%H%M%S')}")
     check_output(out, "--out", folder=True)
     if args.video:
         from seqpolicy.evaluation.video import DEFAULT_SIZE, record_side_by_side, setup_headless
 
         setup_headless()
         check_output(args.video_dir, "--video-dir", folder=True)
-    labels = _labels(specs)
+    labels = _labels(args.env, specs)
     agents, results = {}, {}
     for i, spec in enumerate(specs, 1):
         label = labels[spec]
@@ -103,7 +127,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"[{i}/{len(specs)}] {label}: evaluating {args.episodes} episodes ...", file=sys.stderr, flush=True)
         agents[label] = get_agent(args.env, spec, device=args.device, seed=args.seed)
         result = evaluate(agents[label], args.env, args.episodes, args.seed, args.n_envs,
-                          max_episode_steps=args.max_episode_steps, progress="auto")
+                          max_episode_steps=args.max_episode_steps, allow_env_mismatch=args.allow_env_mismatch,
+                          progress="auto")
         atomic_write_json(saved, {**result.to_dict(), "compare_settings": settings})
         results[label] = result
     comparison = Comparison(env_id=next(iter(results.values())).env_id, results=results)
@@ -118,7 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         agents = {labels[spec]: agents[labels[spec]] for spec in specs}
         video = record_side_by_side(agents, args.env, args.video_dir, seed=args.seed,
                                     size=args.video_size or DEFAULT_SIZE, fast=args.fast_render,
-                                    max_episode_steps=args.max_episode_steps)
+                                    max_episode_steps=args.max_episode_steps,
+                                    allow_env_mismatch=args.allow_env_mismatch)
         print(f"video: {video.path} ({video.frames} frames; returns "
               + ", ".join(f"{k} {v:.1f}" for k, v in video.returns.items()) + ")")
     return 0
@@ -170,15 +196,12 @@ def artifact_sha256(env: str, agent: str) -> str | None:
     return digest.hexdigest()
 
 
-def _labels(specs: list[str]) -> dict[str, str]:
-    """Short table labels: a path's last folder (with its parent when that is just ``agent``)."""
-    def short(spec: str) -> str:
-        parts = Path(spec).parts
-        if len(parts) <= 1:
-            return spec
-        return "/".join(parts[-2:]) if parts[-1] in ("agent", "agent/") else parts[-1]
+def _labels(env: str, specs: list[str]) -> dict[str, str]:
+    """Short table labels (:func:`seqpolicy.zoo.agent_label`: a path's last folder, with its parent when that is
+    just ``agent``)."""
+    from seqpolicy.zoo import agent_label
 
-    labels = {spec: short(spec) for spec in specs}
+    labels = {spec: agent_label(env, spec) for spec in specs}
     if len(set(labels.values())) != len(specs):  # clashes: keep the full specs
         return {spec: spec for spec in specs}
     return labels

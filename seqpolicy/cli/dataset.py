@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from seqpolicy.cli._common import OneLineParser, run_cli
+from seqpolicy.cli._common import OneLineParser, registered_env_id, run_cli
 
 PROG = "seqpolicy-dataset"
 EPILOG = """\
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print statistics and the env a dataset belongs to", epilog=EPILOG)
     i.add_argument("source", metavar="ID_OR_PATH", help="Minari dataset id, Minari folder, .hdf5 or .npz file, or "
                    "pointreach-mixed")
-    i.add_argument("--env", default=None, help="check observation/action sizes against this env id")
+    i.add_argument("--env", default=None, type=registered_env_id,
+                   help="check observation/action sizes against this env id")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
     sub.add_parser("list", help="list the local Minari datasets")
     return p

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from seqpolicy.cli._common import OneLineParser, check_output, frame_size, non_negative_int, positive_int, run_cli
+from seqpolicy.cli._common import (
+    OneLineParser,
+    add_env_mismatch_option,
+    add_threads_option,
+    apply_threads,
+    check_output,
+    frame_size,
+    non_negative_int,
+    positive_int,
+    registered_env_id,
+    run_cli,
+)
+
+if TYPE_CHECKING:
+    from seqpolicy.evaluation.evaluate import EvalResult
 
 PROG = "seqpolicy-eval"
 DEFAULT_EPISODES, DEFAULT_N_ENVS, DEFAULT_SEED = 10, 1, 0  # for envs whose preset does not set them
@@ -27,6 +42,10 @@ examples:
   # the zoo's TT with a wider, every-step search
   seqpolicy-eval --env Hopper-v4 --agent tt --planner beam_width=32 plan_freq=1 --no-video
 
+  # every training seed of the zoo's DT on the same 100 episodes: per-seed means, their mean
+  seqpolicy-eval --env Hopper-v4 --agent dt --training-seeds all --episodes 100 --no-video \\
+      --json dt-seeds.json
+
 Episode i is reset with seed SEED + i, so two runs with the same options score the same episodes.
 Videos are rendered headless (MUJOCO_GL=egl, else osmesa; a MUJOCO_GL you set wins).
 Errors are one line; SEQPOLICY_DEBUG=1 shows the full traceback.
@@ -36,7 +55,7 @@ Errors are one line; SEQPOLICY_DEBUG=1 shows the full traceback.
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Evaluate an agent on a Gymnasium env: per-episode returns, mean, "
                       "95% bootstrap CI, D4RL-normalised score, and a video.", epilog=EXAMPLES)
-    p.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v4")
+    p.add_argument("--env", required=True, type=registered_env_id, help="Gymnasium env id, e.g. Hopper-v4")
     p.add_argument("--agent", default=None, metavar="dt|tt|bc|td3|sac|ppo|random|NAME|PATH",
                    help="a zoo agent of the env (NAME: any name its preset lists, e.g. dt-medium-expert), the "
                         "random baseline, or a saved agent folder / SB3 .zip (default: the env's default zoo agent)")
@@ -57,18 +76,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-dir", default="videos", metavar="FOLDER",
                    help="folder for videos (default: videos/, which a source checkout's .gitignore covers)")
     p.add_argument("--video-size", type=frame_size, default=None, metavar="WxH",
-                   help=f"frame size for envs that take one (default: {_preset_default('video_size', '480x480')})")
+                   help=f"frame size for envs that take one (default: {_preset_default('video_size', '320x320')})")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
                    help="draw step, return so far and the DT return-to-go target on the video (default: on)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON to PATH")
     p.add_argument("--fast-render", action=argparse.BooleanOptionalAction, default=None,
                    help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL; "
-                        f"default: {_preset_default('fast_render', 'off')})")
+                        f"default: {_preset_default('fast_render', 'on')})")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
     p.add_argument("--planner", nargs="+", default=None, metavar="PRESET|KEY=VALUE",
                    help="TT agents: a planner preset (paper, cpu, greedy) and/or settings on top of the agent's "
                         "own, e.g. --planner beam_width=32 plan_freq=1, or --planner cpu k_act=1 cdf_act=None")
+    p.add_argument("--training-seeds", nargs="+", type=training_seed_arg, default=None, metavar="all|N",
+                   help="evaluate these training seeds of the zoo agent (all: every one the zoo holds; see "
+                        "seqpolicy.zoo) on the same episodes; prints each seed's mean and the mean over seeds with "
+                        "a 95%% CI from a stratified bootstrap (seeds, then episodes within each); labels get -seedN")
+    p.add_argument("--label", default=None, metavar="NAME",
+                   help="the agent's name in the table, --json and video file names (default: its zoo name, or "
+                        "a saved agent's folder, e.g. x/agent for runs/x/agent)")
+    add_env_mismatch_option(p)
+    add_threads_option(p)
     return p
+
+
+def training_seed_arg(text: str) -> str | int:
+    """``all`` or a training seed (an integer >= 0)."""
+    return "all" if text == "all" else non_negative_int(text)
 
 
 def _preset_default(key: str, fallback: object) -> str:
@@ -88,14 +121,22 @@ def _preset_default(key: str, fallback: object) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(PROG, lambda: _run(args))
+    apply_threads(args.threads)
+    return run_cli(PROG, lambda: _run(args), on_stop=lambda: _stopped(args))
+
+
+def _stopped(args: argparse.Namespace) -> str:
+    """What a stopped run leaves: finished videos are kept, the one being recorded is deleted (VideoWriter)."""
+    kept = f"finished videos are kept in {args.video_dir}/, no partial one is left" if args.video else ""
+    unwritten = f"{args.json} was not written" if args.json else ""
+    return "; ".join(part for part in (kept, unwritten) if part)
 
 
 def _run(args: argparse.Namespace) -> int:
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.evaluation.compare import results_table
     from seqpolicy.evaluation.evaluate import evaluate
-    from seqpolicy.zoo import ZooError, get_agent, load_preset
+    from seqpolicy.zoo import ZooError, agent_label, get_agent, load_preset
 
     check_output(args.json, "--json")  # fail before spending time on the evaluation
     if args.video:
@@ -110,44 +151,112 @@ def _run(args: argparse.Namespace) -> int:
     episodes = args.episodes or int(preset_eval.get("episodes", DEFAULT_EPISODES))
     seed = args.seed if args.seed is not None else int(preset_eval.get("seed", DEFAULT_SEED))
     n_envs = args.n_envs or min(int(preset_eval.get("n_envs", DEFAULT_N_ENVS)), episodes)
-    fast = args.fast_render if args.fast_render is not None else bool(preset_eval.get("fast_render", False))
-    agent = get_agent(args.env, args.agent, device=args.device, seed=seed)
-    if args.planner:
-        from seqpolicy.agents.tt import TrajectoryTransformerAgent
-        from seqpolicy.agents.tt.planner import planner_from_args
+    fast = args.fast_render if args.fast_render is not None else bool(preset_eval.get("fast_render", True))
+    label = args.label or agent_label(args.env, args.agent)
+    runs = []  # (training seed, label, result, videos); one run with training seed None without --training-seeds
+    for training_seed in _training_seeds(args.env, args.agent, args.training_seeds):
+        agent = get_agent(args.env, args.agent, device=args.device, seed=seed, training_seed=training_seed)
+        if args.planner:
+            from seqpolicy.agents.tt import TrajectoryTransformerAgent
+            from seqpolicy.agents.tt.planner import planner_from_args
 
-        if not isinstance(agent, TrajectoryTransformerAgent):
-            raise ValueError(f"--planner applies to Trajectory Transformer agents; {args.agent or 'the default agent'}"
-                             f" is a {type(agent).__name__}.")
-        agent.planner = planner_from_args(agent.planner, args.planner)
-        print("planner: " + ", ".join(f"{k}={v}" for k, v in agent.planner.to_dict().items()))
-    label = args.agent if args.agent and "/" not in args.agent and "\\" not in args.agent else None
-    label = label or getattr(agent, "kind", None) or type(agent).__name__
-    result = evaluate(agent, args.env, episodes, seed, n_envs, vectorization=args.vectorization,
-                      max_episode_steps=args.max_episode_steps, progress="auto")
-    print(results_table({label: result}))
-    shown = ", ".join(f"{r:.1f}" for r in result.returns[:20])
-    more = ""
-    if result.n_episodes > 20:
-        more = f", ... ({result.n_episodes} in all{'' if args.json else '; see --json'})"
-    print(f"returns per episode: {shown}{more}")
-    print(f"{result.env_steps} env steps in {result.wall_time_s:.1f} s ({result.steps_per_second:.0f} steps/s)")
-    videos = []
-    if args.video:
-        print(f"recording ({args.record}) into {args.video_dir}/ ...", flush=True)
-        videos = record_video(agent, args.env, args.video_dir, result=result, record=args.record,
-                              size=args.video_size or _preset_size(preset_eval) or DEFAULT_SIZE,
-                              overlay=args.overlay, fast=fast, label=label,
-                              max_episode_steps=args.max_episode_steps)
-        for v in videos:
-            print(f"video: {v.path} (episode {v.episode}, seed {v.seed}, {v.frames} frames)")
+            if not isinstance(agent, TrajectoryTransformerAgent):
+                raise ValueError(f"--planner applies to Trajectory Transformer agents; "
+                                 f"{args.agent or 'the default agent'} is a {type(agent).__name__}.")
+            agent.planner = planner_from_args(agent.planner, args.planner)
+            print("planner: " + ", ".join(f"{k}={v}" for k, v in agent.planner.to_dict().items()))
+        run_label = label if training_seed is None else f"{label}-seed{training_seed}"
+        result = evaluate(agent, args.env, episodes, seed, n_envs, vectorization=args.vectorization,
+                          max_episode_steps=args.max_episode_steps, allow_env_mismatch=args.allow_env_mismatch,
+                          progress="auto")
+        print(results_table({run_label: result}))
+        shown = ", ".join(f"{r:.1f}" for r in result.returns[:20])
+        more = ""
+        if result.n_episodes > 20:
+            more = f", ... ({result.n_episodes} in all{'' if args.json else '; see --json'})"
+        print(f"returns per episode: {shown}{more}")
+        threads = result.conditions.get("threads")
+        acting = f", acting on {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+        print(f"{result.env_steps} env steps in {result.wall_time_s:.1f} s ({result.steps_per_second:.0f} steps/s"
+              f"{acting})")
+        videos = []
+        if args.video:
+            print(f"recording ({args.record}) into {args.video_dir}/ ...", flush=True)
+            videos = record_video(agent, args.env, args.video_dir, result=result, record=args.record,
+                                  size=args.video_size or _preset_size(preset_eval) or DEFAULT_SIZE,
+                                  overlay=args.overlay, fast=fast, label=run_label,
+                                  max_episode_steps=args.max_episode_steps,
+                                  allow_env_mismatch=args.allow_env_mismatch)
+            for v in videos:
+                (recorded,) = v.returns.values()
+                print(f"video: {v.path} (episode {v.episode}, seed {v.seed}, {v.frames} frames; return "
+                      f"{recorded:.1f}, scored {v.evaluated_return:.1f})")
+        runs.append((training_seed, run_label, result, videos))
+    planner = getattr(agent, "planner", None)
+    planner = planner.to_dict() if planner is not None else None
+    if args.training_seeds is None:
+        doc = {"agent": args.agent, "label": label, "evaluation": result.to_dict(), "planner": planner,
+               "videos": [v.to_dict() for v in videos]}
+    else:
+        summary = across_seed_summary({s: r for s, _, r, _ in runs})
+        print(format_across_seeds(summary))
+        doc = {"agent": args.agent, "label": label, "planner": planner, "training_seeds": [s for s, *_ in runs],
+               "evaluations": [{"training_seed": s, "label": name, "evaluation": r.to_dict(),
+                                "videos": [v.to_dict() for v in vids]} for s, name, r, vids in runs],
+               "across_seeds": summary}
     if args.json:
-        planner = getattr(agent, "planner", None)
-        atomic_write_json(args.json, {"agent": args.agent, "label": label, "evaluation": result.to_dict(),
-                                      "planner": planner.to_dict() if planner is not None else None,
-                                      "videos": [v.to_dict() for v in videos]})
+        atomic_write_json(args.json, doc)
         print(f"json: {args.json}")
     return 0
+
+
+def _training_seeds(env_id: str, agent: str | None, asked: list[str | int] | None) -> list[int | None]:
+    """The training seeds --training-seeds asks for, all checked against the zoo before any is evaluated; [None]
+    without the option (the agent as it is)."""
+    from seqpolicy.zoo import ZooError, training_seeds
+
+    if asked is None:
+        return [None]
+    if "all" in asked and len(asked) > 1:
+        raise ValueError(f"--training-seeds takes 'all' or seed numbers, not both (got {' '.join(map(str, asked))}).")
+    held = training_seeds(env_id, agent)
+    if asked == ["all"]:
+        return list(held)
+    missing = sorted(set(asked) - set(held))
+    if missing:
+        raise ZooError(f"--training-seeds: the zoo has no training seed {', '.join(map(str, missing))} of "
+                       f"{agent or 'the default agent'} for {env_id}; it has {', '.join(map(str, held))} "
+                       "(--training-seeds all evaluates those).")
+    return sorted(set(asked))
+
+
+def across_seed_summary(results: Mapping[int, EvalResult]) -> dict:
+    """The mean over training seeds of each seed's mean return (and D4RL-normalised score where the env has one),
+    with stratified-bootstrap 95% CIs (:func:`seqpolicy.evaluation.aggregate.across_seeds`), from their
+    :class:`~seqpolicy.evaluation.evaluate.EvalResult` by training seed."""
+    from seqpolicy.evaluation.aggregate import across_seeds
+
+    doc = {"return": across_seeds({s: r.returns for s, r in results.items()}).to_dict(), "normalized": None}
+    if all(r.normalized for r in results.values()):
+        doc["normalized"] = across_seeds({s: r.normalized["per_episode"] for s, r in results.items()}).to_dict()
+    return doc
+
+
+def format_across_seeds(summary: dict) -> str:
+    """Lines for :func:`across_seed_summary`: each seed's mean, then the mean over seeds with its CI."""
+    lines = []
+    for key, what in (("return", "return"), ("normalized", "D4RL-normalised score")):
+        s = summary[key]
+        if s is None:
+            continue
+        per_seed = ", ".join(f"{seed}: {m:.1f}" for seed, m in zip(s["seeds"], s["seed_means"], strict=True))
+        lines.append(f"{what} per training seed: {per_seed}")
+        n = len(s["seeds"])
+        how = ("one seed: episodes resampled, so it leaves out how seeds differ" if n == 1
+               else "stratified bootstrap: seeds, then episodes within each")
+        lines.append(f"{what} over {n} training seed{'s' if n > 1 else ''}: {s['mean']:.1f} "
+                     f"(95% CI {s['ci'][0]:.1f} to {s['ci'][1]:.1f}; {how}, {s['n_resamples']} resamples)")
+    return "\n".join(lines)
 
 
 def _preset_size(preset_eval: dict) -> tuple[int, int] | None:

@@ -6,7 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from seqpolicy.cli._common import OneLineParser, check_output, non_negative_int, positive_int, run_cli
+from seqpolicy.cli._common import (
+    OneLineParser,
+    add_threads_option,
+    apply_threads,
+    check_output,
+    non_negative_int,
+    positive_int,
+    registered_env_id,
+    run_cli,
+)
 
 PROG = "seqpolicy-tt-report"
 
@@ -45,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "Transformer on windows of a dataset.", epilog=EXAMPLES)
     p.add_argument("--agent", required=True, metavar="tt|NAME|PATH",
                    help="a saved TT agent folder (or seqpolicy-train run folder), or a zoo name with --env")
-    p.add_argument("--env", default=None, help="Gymnasium env id (needed for a zoo name; default: the agent's)")
+    p.add_argument("--env", default=None, type=registered_env_id,
+                   help="Gymnasium env id (needed for a zoo name; default: the agent's)")
     p.add_argument("--dataset", default=None, metavar="ID_OR_PATH",
                    help="a local Minari id or folder, a D4RL .hdf5, a seqpolicy .npz, or pointreach-mixed "
                         "(default: the dataset the agent was trained on)")
@@ -58,17 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 64)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the report as JSON to PATH")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_threads_option(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_threads(args.threads)
     return run_cli(PROG, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
     from seqpolicy.agents.loading import load_agent, resolve_agent_path
     from seqpolicy.common.artifact import atomic_write_json
+    from seqpolicy.common.threads import acting_threads, intra_op_threads
     from seqpolicy.prediction import prediction_report
     from seqpolicy.zoo import get_agent, is_agent_path
 
@@ -85,13 +98,15 @@ def _run(args: argparse.Namespace) -> int:
     dataset = args.dataset or agent.dataset_id
     if dataset is None:
         raise ValueError("the agent records no dataset: pass --dataset.")
-    report = prediction_report(agent, dataset, n_windows=args.windows, seed=args.seed,
-                               holdout_fraction=args.holdout_fraction, batch_size=args.batch_size,
-                               env_id=args.env)
+    with intra_op_threads(acting_threads()):  # batched inference: --threads, one by default
+        report = prediction_report(agent, dataset, n_windows=args.windows, seed=args.seed,
+                                   holdout_fraction=args.holdout_fraction, batch_size=args.batch_size,
+                                   env_id=args.env)
     print(report.to_markdown())
     print(f"\n{report.wall_s:.1f} s")
     if args.json:
-        atomic_write_json(args.json, {"agent": args.agent, "dataset": dataset, **report.to_json()})
+        atomic_write_json(args.json, {"agent": args.agent, "dataset": dataset, **report.to_json(),
+                                      "threads": acting_threads()})
         print(f"json: {args.json}")
     return 0
 

@@ -61,6 +61,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+def resolve_agent_path(path: str | os.PathLike) -> Path:
+    """``path`` itself, or ``path/agent`` for a training run folder (``seqpolicy-train --out``) that holds one."""
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file() and (path / "agent" / CONFIG_FILE).is_file():
+        return path / "agent"
+    return path
+
+
 def read_json(path: str | os.PathLike, hint: str = "") -> Any:
     """The JSON in ``path``; a damaged file raises a ValueError that names it (json's own errors name no file),
     followed by ``hint`` (what to do about it)."""

@@ -10,6 +10,7 @@ is what :func:`write_minari` does. The result is an ordinary local Minari datase
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from seqpolicy.common.envs import gym_make, quiet_env_notices
 from seqpolicy.data.trajectories import Episode, Trajectories
 
 MAKE_ONE = ("Make one with seqpolicy-collect (e.g. `seqpolicy-collect --env seqpolicy/PointReach-v0 --policy "
@@ -213,15 +215,20 @@ def write_minari(data: Trajectories | Iterable[Episode], dataset_id: str, env_id
     if repeated:
         warnings.warn(f"{repeated} episode(s) have no final observation; Minari needs T + 1 observations, so "
                       f"their last observation was repeated.", stacklevel=2)
-    env = gym.make(env_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # Minari warns about every optional field left out
-        ds = minari.create_dataset_from_buffers(
-            dataset_id=dataset_id, buffer=buffers, env=env_id, algorithm_name=algorithm_name,
-            author="seqpolicy", description=description, ref_min_score=ref_min_score,
-            ref_max_score=ref_max_score, observation_space=env.observation_space,
-            action_space=env.action_space, requirements=None)
-    env.close()
-    if metadata:
-        ds.storage.update_metadata({"seqpolicy": metadata})
+    env = gym_make(env_id)
+    try:
+        with warnings.catch_warnings(), quiet_env_notices():  # Minari makes the env again (reference scores)
+            warnings.simplefilter("ignore", UserWarning)  # Minari warns about every optional field left out
+            ds = minari.create_dataset_from_buffers(
+                dataset_id=dataset_id, buffer=buffers, env=env_id, algorithm_name=algorithm_name,
+                author="seqpolicy", description=description, ref_min_score=ref_min_score,
+                ref_max_score=ref_max_score, observation_space=env.observation_space,
+                action_space=env.action_space, requirements=None)
+        if metadata:
+            ds.storage.update_metadata({"seqpolicy": metadata})
+    except BaseException:  # an error, Ctrl-C or SIGTERM: no half-written dataset that blocks the id
+        shutil.rmtree(minari_root() / dataset_id, ignore_errors=True)
+        raise
+    finally:
+        env.close()
     return ds

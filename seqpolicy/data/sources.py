@@ -23,9 +23,9 @@ import os
 import warnings
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
+from seqpolicy.common.envs import gym_make
 from seqpolicy.data.files import check_format, damaged
 from seqpolicy.data.trajectories import Trajectories
 
@@ -71,7 +71,7 @@ def load_trajectories(source: str | os.PathLike, env_id: str | None = None) -> T
     data = validate(data, source=str(source))
     data.dataset_id = data.dataset_id or str(source)
     if env_id is not None:
-        env = gym.make(env_id)
+        env = gym_make(env_id)
         try:
             data.check_env(env.observation_space, env.action_space)
         finally:

@@ -3,6 +3,10 @@
 A DT acts on the return it is asked for, and asking for more than the data supports can hurt as much as
 asking for too little. ``calibrate_target`` evaluates the agent at several targets on the same seeds, and the
 best one can be stored in the agent's artifact so every later user gets it.
+
+The seeds are held out: from :data:`CALIBRATION_SEED` up by default, away from the episodes ``evaluate`` and
+``seqpolicy-eval``/``seqpolicy-compare`` score by default (seeds 0 up; the zoo's 100-episode evaluations use
+0-99), so the chosen target is not tuned on the episodes it is then scored on.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import numpy as np
 from seqpolicy.evaluation.evaluate import EnvLike, EvalResult, evaluate
 from seqpolicy.evaluation.figures import new_figure, save_png
 from seqpolicy.evaluation.scores import CI_NOTE, MIN_CI_EPISODES
+
+CALIBRATION_SEED = 1000
+"""First reset seed of a calibration by default: held out from the evaluations' default seeds 0, 1, ..."""
 
 
 @dataclass
@@ -81,14 +88,17 @@ def default_targets(agent: Any, n: int = 6) -> list[float]:
 
 
 def calibrate_target(agent: Any, env: EnvLike, targets: Sequence[float] | None = None, n_episodes: int = 5,
-                     seed: int = 0, n_envs: int = 1) -> Calibration:
+                     seed: int = CALIBRATION_SEED, n_envs: int = 1, *,
+                     allow_env_mismatch: bool = False) -> Calibration:
     """Evaluate ``agent`` at each target return on the same episodes; the agent's target is restored after.
 
     Args:
         agent: an agent with a settable ``target_return`` (e.g. :class:`~seqpolicy.DecisionTransformerAgent`).
         env: env id or factory, as for :func:`~seqpolicy.evaluate`.
         targets: returns to try; default :func:`default_targets`.
-        n_episodes, seed, n_envs: per target, as for :func:`~seqpolicy.evaluate`.
+        n_episodes, seed, n_envs: per target, as for :func:`~seqpolicy.evaluate`; ``seed`` defaults to
+            :data:`CALIBRATION_SEED`, held out from the seeds evaluations score by default.
+        allow_env_mismatch: as for :func:`~seqpolicy.evaluate`.
 
     Example:
         >>> cal = calibrate_target(agent, "Hopper-v4", [1800, 2700, 3600], n_episodes=5)  # doctest: +SKIP
@@ -104,7 +114,8 @@ def calibrate_target(agent: Any, env: EnvLike, targets: Sequence[float] | None =
     try:
         for target in targets:
             agent.target_return = target
-            results.append(evaluate(agent, env, n_episodes=n_episodes, seed=seed, n_envs=n_envs))
+            results.append(evaluate(agent, env, n_episodes=n_episodes, seed=seed, n_envs=n_envs,
+                                    allow_env_mismatch=allow_env_mismatch))
     finally:
         agent.target_return = original
     return Calibration(results[0].env_id, targets, results)

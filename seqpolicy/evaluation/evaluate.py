@@ -29,15 +29,18 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium
 import numpy as np
 
+from seqpolicy.agents.base import ContextAgent
 from seqpolicy.common.artifact import atomic_write_json
+from seqpolicy.common.envs import check_agent_env_id, gym_make
 from seqpolicy.common.spaces import space_to_json, spaces_match
+from seqpolicy.common.threads import acting_threads, run_conditions
 from seqpolicy.evaluation.scores import MIN_CI_EPISODES, bootstrap_ci, d4rl_normalized, env_name_and_version
 from seqpolicy.wrappers import RecordRawReward
 
@@ -74,6 +77,13 @@ class EvalResult:
     versions: dict[str, str] = field(default_factory=dict)
     dataset: str | None = None
     """The offline dataset the agent was trained on, when it says (``agent.dataset_id``)."""
+    conditions: dict = field(default_factory=dict)
+    """What the seeds' results also depend on: intra-op threads of acting, ``n_envs``, CPU model and matmul
+    instruction kind (see :func:`seqpolicy.common.threads.run_conditions`); empty in results written before."""
+    actions: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
+    """Per episode, the actions its env was stepped with, shape (length, *action shape): what
+    :func:`~seqpolicy.evaluation.video.record_video` steps a rendering env with, so that a video shows the
+    scored episode itself. Kept in memory only (not in ``to_dict``/JSON); None in results read from JSON."""
 
     @property
     def n_episodes(self) -> int:
@@ -104,7 +114,8 @@ class EvalResult:
         return line + (f" (no 95% CI from fewer than {MIN_CI_EPISODES} episodes)" if few else "")
 
     def to_dict(self) -> dict:
-        doc = asdict(self)
+        doc = asdict(replace(self, actions=None))
+        del doc["actions"]  # in memory only, for videos
         doc["ci95"] = list(self.ci95)
         doc["n_episodes"] = self.n_episodes
         doc["steps_per_second"] = self.steps_per_second
@@ -201,15 +212,12 @@ def make_env(env: EnvLike, *, env_kwargs: dict | None = None, wrappers: Sequence
 
 
 def _make_by_id(env_id: str, kwargs: dict, render_size: tuple[int, int] | None) -> gymnasium.Env:
-    try:
-        if render_size is not None:
-            try:
-                return gymnasium.make(env_id, **kwargs, width=render_size[0], height=render_size[1])
-            except TypeError:  # this env does not take a frame size: use its own
-                pass
-        return gymnasium.make(env_id, **kwargs)
-    except gymnasium.error.Error as e:
-        raise ValueError(f"Cannot make env {env_id!r}: {e}") from e
+    if render_size is not None:
+        try:
+            return gym_make(env_id, **kwargs, width=render_size[0], height=render_size[1])
+        except TypeError:  # this env does not take a frame size: use its own
+            pass
+    return gym_make(env_id, **kwargs)
 
 
 def _make_by_function(fn: Callable[..., gymnasium.Env], render_mode: str | None) -> gymnasium.Env:
@@ -260,8 +268,40 @@ def check_agent_spaces(agent: Any, observation_space: gymnasium.Space, action_sp
         if agent_space is None:
             continue
         if not spaces_match(agent_space, env_space):
+            made_for = getattr(agent, "env_id", None)
+            made_for = made_for if isinstance(made_for, str) and made_for else "another env (or another version)"
             raise ValueError(f"The agent's {what} space {_brief(agent_space)} does not match {env_id}'s "
-                             f"{_brief(env_space)}: the agent was made for another env (or another version).")
+                             f"{_brief(env_space)}: the agent was made for {made_for}.")
+
+
+def check_agent_env(agent: Any, env: Any, env_id: str, *, spaces: bool = True,
+                    allow_env_mismatch: bool = False) -> None:
+    """Refuse an agent made for another env, in one clear ValueError: the check wherever an agent meets an env
+    (evaluation, videos, calibration, comparisons).
+
+    Args:
+        agent: any agent; when it records an env id (``agent.env_id``), the env must have that id and version.
+        env: a made env, or a vector env (its first env's id and its single spaces are checked).
+        env_id: the env's name in messages.
+        spaces: refuse observation/action spaces that differ from the env's (checked first: no flag lets an
+            agent act on spaces it cannot read).
+        allow_env_mismatch: run an agent on another env id or version on purpose (e.g. a Hopper-v4 agent on
+            Hopper-v5, whose spaces are the same).
+    """
+    vector = hasattr(env, "single_observation_space")
+    if spaces:
+        check_agent_spaces(agent, env.single_observation_space if vector else env.observation_space,
+                           env.single_action_space if vector else env.action_space, env_id)
+    check_agent_env_id(agent, _registered_id(env), allow_env_mismatch=allow_env_mismatch)
+
+
+def _registered_id(env: Any) -> str | None:
+    """The registered id of a made env (or of a vector env's first env); None for an env made without one."""
+    try:
+        spec = env.get_attr("spec")[0] if hasattr(env, "num_envs") else env.spec
+    except Exception:
+        return None
+    return spec.id if spec is not None and spec.id else None
 
 
 def _brief(space: gymnasium.Space) -> str:
@@ -283,7 +323,8 @@ def describe_agent(agent: Any) -> str:
 def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_envs: int = 1, *,
              vectorization: Literal["sync", "async"] = "sync", wrappers: Sequence[Wrapper] = (),
              env_kwargs: dict | None = None, max_episode_steps: int | None = None,
-             check_spaces: bool = True, progress: bool | Literal["lines", "auto"] = False) -> EvalResult:
+             check_spaces: bool = True, allow_env_mismatch: bool = False,
+             progress: bool | Literal["lines", "auto"] = False) -> EvalResult:
     """Run ``n_episodes`` episodes of ``agent`` and score them.
 
     Args:
@@ -301,6 +342,8 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         env_kwargs: keyword arguments for ``gymnasium.make``.
         max_episode_steps: cut episodes after this many steps.
         check_spaces: refuse an agent whose observation/action spaces differ from the env's.
+        allow_env_mismatch: run an agent that records another env id or version (``agent.env_id``) on this
+            env anyway; by default that is refused, since versions share spaces but not dynamics.
         progress: show a progress bar of finished episodes on stderr (tqdm); ``"lines"`` writes a plain
             line instead (finished episodes, elapsed time) at most every 60 s and at the end, for logs of
             background jobs where a bar would be one long line of carriage returns; ``"auto"`` picks the bar
@@ -325,14 +368,14 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         return make_env(env, env_kwargs=env_kwargs, wrappers=wrappers, max_episode_steps=max_episode_steps)
 
     start = time.perf_counter()
+    actions: list = [None] * n_episodes  # filled per episode, for record_video
     if n_envs == 1:
         one = make()
         env_id = env_label(one, fallback)
         try:
-            if check_spaces:
-                check_agent_spaces(agent, one.observation_space, one.action_space, env_id)
-            with _progress_bar(n_episodes, progress) as bar:
-                returns, lengths = _run_single(agent, one, n_episodes, seed, bar)
+            check_agent_env(agent, one, env_id, spaces=check_spaces, allow_env_mismatch=allow_env_mismatch)
+            with _progress_bar(n_episodes, _time_limit(one), progress) as bar:
+                returns, lengths = _run_single(agent, one, n_episodes, seed, bar, actions)
         finally:
             if not isinstance(env, gymnasium.Env):
                 one.close()
@@ -342,76 +385,145 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         venv = _make_vector(make, n_envs, vectorization)
         try:
             env_id = _vector_env_id(venv, fallback)
-            if check_spaces:
-                check_agent_spaces(agent, venv.single_observation_space, venv.single_action_space, env_id)
-            with _progress_bar(n_episodes, progress) as bar:
-                returns, lengths = _run_vector(agent, venv, n_episodes, seed, bar)
+            check_agent_env(agent, venv, env_id, spaces=check_spaces, allow_env_mismatch=allow_env_mismatch)
+            with _progress_bar(n_episodes, _time_limit(venv), progress) as bar:
+                returns, lengths = _run_vector(agent, venv, n_episodes, seed, bar, actions)
         finally:
             venv.close()
     wall = time.perf_counter() - start
     return _summarise(agent, env_id, seed, returns, lengths, n_envs, vectorization if n_envs > 1 else "none",
-                      wall)
+                      wall, actions)
 
 
 def run_episode(agent: Any, env: gymnasium.Env, seed: int,
-                on_step: Callable[[int, float], None] | None = None) -> tuple[float, int]:
+                on_step: Callable[[int, float], None] | None = None, *,
+                actions: list | None = None) -> tuple[float, int]:
     """Play one episode reset with ``seed`` (agent reseeded too); return its raw return and length.
 
     ``on_step(steps, return_so_far)`` is called after the reset and after every step (e.g. to render).
+    ``actions``, when given, gets a copy of each action the env is stepped with.
     """
     agent.reset(seed=seed)
+
+    def act(obs: Any, reward: float | None) -> Any:
+        action = agent.act(obs, reward)
+        if actions is not None:
+            actions.append(np.array(action, copy=True))  # a copy: agents may reuse their output array
+        return action
+
+    return _play(env, seed, act, on_step)
+
+
+def replay_episode(env: gymnasium.Env, seed: int, actions: Sequence[Any],
+                   on_step: Callable[[int, float], None] | None = None) -> tuple[float, int]:
+    """Step ``env``, reset with ``seed``, with recorded ``actions`` (no agent); return its raw return and length.
+
+    With the actions an evaluation recorded (:attr:`EvalResult.actions`) this is the scored episode itself, step
+    for step, whatever the agent: the env is deterministic given its seed and actions, while an agent asked again
+    may act otherwise (sampling, or numbers that depend on the batch it was evaluated in). It stops where the
+    episode ends or the actions do; ``on_step`` is called as in :func:`run_episode`.
+    """
+    remaining = iter(actions)
+    return _play(env, seed, lambda obs, reward: next(remaining, None), on_step)
+
+
+def _play(env: gymnasium.Env, seed: int, next_action: Callable[[Any, float | None], Any],
+          on_step: Callable[[int, float], None] | None) -> tuple[float, int]:
+    """The episode loop of :func:`run_episode` and :func:`replay_episode`: ``next_action(obs, last_reward)``
+    gives each action (None: stop here); returns the raw return and the length."""
     obs, _ = env.reset(seed=seed)
     reward, total, steps = None, 0.0, 0
     if on_step is not None:
         on_step(steps, total)
-    while True:
-        action = agent.act(obs, reward)
+    while (action := next_action(obs, reward)) is not None:
         obs, reward, terminated, truncated, info = env.step(action)
         total += info.get("raw_reward", reward)
         steps += 1
         if on_step is not None:
             on_step(steps, total)
         if terminated or truncated:
-            return float(total), steps
+            break
+    return float(total), steps
 
 
-def _run_single(agent: Any, env: gymnasium.Env, n_episodes: int, seed: int,
-                bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def _run_single(agent: Any, env: gymnasium.Env, n_episodes: int, seed: int, bar: _Progress | None = None,
+                actions: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     returns = np.zeros(n_episodes)
     lengths = np.zeros(n_episodes, dtype=np.int64)
+    on_step = None if bar is None else lambda steps, _: bar.steps(1) if steps else None
     for i in range(n_episodes):
-        returns[i], lengths[i] = run_episode(agent, env, seed + i)
+        taken: list | None = [] if actions is not None else None
+        returns[i], lengths[i] = run_episode(agent, env, seed + i, on_step, actions=taken)
+        if actions is not None:
+            actions[i] = np.stack(taken)
         if bar is not None:
-            bar.update(1)
+            bar.episode(int(lengths[i]))
     return returns, lengths
 
 
-class _LineProgress:
-    """``tqdm``'s ``update`` for logs: one line per ``every`` seconds (and at the last episode) on stderr."""
+class _Progress:
+    """Progress of an evaluation in env steps, with an ETA: a tqdm bar, or plain lines for logs.
 
-    def __init__(self, total: int, every: float = 60.0):
-        self.total, self.every, self.done = total, every, 0
+    The total is ``n_episodes x max_steps`` (the env's time limit); an episode that ends early counts its
+    remaining steps as done, so the ETA is an upper bound that tightens as episodes end. Without a known time
+    limit the bar counts episodes.
+    """
+
+    def __init__(self, n_episodes: int, max_steps: int | None, lines: bool, every: float = 60.0):
+        self.n_episodes, self.max_steps, self.lines, self.every = n_episodes, max_steps, lines, every
+        self.total = n_episodes * max_steps if max_steps else n_episodes
+        self.done = self.episodes = self.env_steps = 0
         self.start = self.last = time.perf_counter()
+        self.bar = None
+        if not lines:
+            from tqdm.auto import tqdm
 
-    def update(self, n: int = 1) -> None:
+            self.bar = tqdm(total=self.total, unit="step" if max_steps else "episode", desc="evaluating",
+                            leave=False, unit_scale=bool(max_steps), smoothing=0.1)
+
+    def steps(self, n: int) -> None:
+        """``n`` env steps were taken."""
+        self.env_steps += n
+        if self.max_steps:
+            self._advance(n)
+
+    def episode(self, length: int) -> None:
+        """An episode of ``length`` steps ended."""
+        self.episodes += 1
+        self._advance(max(self.max_steps - length, 0) if self.max_steps else 1)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.episodes}/{self.n_episodes} episodes", refresh=False)
+
+    def _advance(self, n: int) -> None:
         self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
         now = time.perf_counter()
-        if now - self.last >= self.every or self.done == self.total:
+        if now - self.last >= self.every or self.episodes == self.n_episodes:
             self.last = now
-            print(f"evaluating: {self.done}/{self.total} episodes, {now - self.start:.0f} s", file=sys.stderr,
-                  flush=True)
+            elapsed = now - self.start
+            eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+            print(f"evaluating: {self.episodes}/{self.n_episodes} episodes, {self.env_steps} env steps, "
+                  f"{elapsed:.0f} s, at most {eta:.0f} s left", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _progress_bar(total: int, enabled: bool | str):
+@contextlib.contextmanager
+def _progress_bar(n_episodes: int, max_steps: int | None, enabled: bool | str):
     if enabled == "auto":
         enabled = True if sys.stderr.isatty() else "lines"
-    if enabled == "lines":
-        return contextlib.nullcontext(_LineProgress(total))
     if not enabled:
-        return contextlib.nullcontext(None)
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="episode", desc="evaluating", leave=False)
+        yield None
+        return
+    bar = _Progress(n_episodes, max_steps, lines=enabled == "lines")
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def _make_vector(make: Callable[[], gymnasium.Env], n_envs: int, vectorization: str):
@@ -429,6 +541,16 @@ def _make_vector(make: Callable[[], gymnasium.Env], n_envs: int, vectorization: 
     return cls([make] * n_envs, autoreset_mode=AutoresetMode.DISABLED)
 
 
+def _time_limit(env) -> int | None:
+    """The env's (or a vector env's first env's) registered step limit, if any."""
+    try:
+        spec = env.spec if not hasattr(env, "num_envs") else env.get_attr("spec")[0]
+    except Exception:
+        return None
+    limit = getattr(spec, "max_episode_steps", None)
+    return int(limit) if limit else None
+
+
 def _vector_env_id(venv, fallback: str) -> str:
     try:
         specs = venv.get_attr("spec")
@@ -437,7 +559,8 @@ def _vector_env_id(venv, fallback: str) -> str:
         return fallback
 
 
-def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: _Progress | None = None,
+                episode_actions: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     n = venv.num_envs
     returns = np.zeros(n_episodes)
     lengths = np.zeros(n_episodes, dtype=np.int64)
@@ -445,13 +568,20 @@ def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: Any = None) -
     episode = np.arange(n)                    # (n,) episode index each env is running; -1 when idle
     running_return = np.zeros(n)
     running_length = np.zeros(n, dtype=np.int64)
+    running_actions: list[list] = [[] for _ in range(n)]  # (n,) the actions of each env's episode so far
     n_done = 0
     agent.reset(seed=seed)
     obs, _ = venv.reset(seed=[seed + j for j in range(n)])
     rewards = None
     while n_done < n_episodes:
         actions = agent.act(obs, rewards)
+        if episode_actions is not None:
+            batch = np.array(actions, copy=True)  # (n, *action shape): env j is stepped with row j
+            for j in np.flatnonzero(episode >= 0):
+                running_actions[j].append(batch[j])
         obs, rewards, terminated, truncated, info = venv.step(actions)
+        if bar is not None:
+            bar.steps(int(np.count_nonzero(episode >= 0)))
         raw = _raw_rewards(info, rewards)
         running_return += raw
         running_length += 1
@@ -462,9 +592,11 @@ def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: Any = None) -
         for j in np.flatnonzero(ended):
             if episode[j] >= 0:
                 returns[episode[j]], lengths[episode[j]] = running_return[j], running_length[j]
+                if episode_actions is not None:
+                    episode_actions[episode[j]] = np.stack(running_actions[j])
                 n_done += 1
                 if bar is not None:
-                    bar.update(1)
+                    bar.episode(int(running_length[j]))
                 nxt = episode[j] + n
                 episode[j] = nxt if nxt < n_episodes else -1
             if episode[j] >= 0:
@@ -472,6 +604,8 @@ def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: Any = None) -
             # an idle env is still reset (unseeded) because a vector env steps all envs; its results are ignored
         running_return[ended] = 0.0
         running_length[ended] = 0
+        for j in np.flatnonzero(ended):
+            running_actions[j] = []
         if n_done == n_episodes:
             break
         obs, _ = venv.reset(seed=seeds, options={"reset_mask": ended})
@@ -489,13 +623,15 @@ def _raw_rewards(info: dict, rewards: np.ndarray) -> np.ndarray:
 
 
 def _summarise(agent: Any, env_id: str, seed: int, returns: np.ndarray, lengths: np.ndarray, n_envs: int,
-               vectorization: str, wall: float) -> EvalResult:
+               vectorization: str, wall: float, actions: list | None = None) -> EvalResult:
+    threads = acting_threads(agent.threads) if isinstance(agent, ContextAgent) else None
     return _result(env_id, describe_agent(agent), getattr(agent, "dataset_id", None), seed, returns, lengths,
-                   n_envs, vectorization, wall, _versions())
+                   n_envs, vectorization, wall, _versions(), run_conditions(threads, n_envs), actions=actions)
 
 
 def _result(env_id: str, agent: str, dataset: str | None, seed: int, returns: Sequence[float],
-            lengths: Sequence[int], n_envs: int, vectorization: str, wall: float, versions: dict) -> EvalResult:
+            lengths: Sequence[int], n_envs: int, vectorization: str, wall: float, versions: dict,
+            conditions: dict | None = None, *, actions: list | None = None) -> EvalResult:
     returns = np.asarray(returns, dtype=np.float64)
     ci = bootstrap_ci(returns, seed=seed)
     norm = d4rl_normalized(env_id, returns, ci)
@@ -506,6 +642,7 @@ def _result(env_id: str, agent: str, dataset: str | None, seed: int, returns: Se
         std=float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0, ci95=ci,
         normalized=norm.to_dict() if norm else None, n_envs=n_envs, vectorization=vectorization,
         env_steps=int(np.sum(lengths)), wall_time_s=wall, versions=versions, dataset=dataset,
+        conditions=dict(conditions or {}), actions=actions,
     )
 
 
@@ -530,7 +667,18 @@ def merge_results(parts: Sequence[EvalResult]) -> EvalResult:
                              f"{part.seed}.")
     return _result(first.env_id, first.agent, first.dataset, first.seed, [r for p in parts for r in p.returns],
                    [n for p in parts for n in p.lengths], max(p.n_envs for p in parts), first.vectorization,
-                   sum(p.wall_time_s for p in parts), first.versions)
+                   sum(p.wall_time_s for p in parts), first.versions, _shared_conditions(parts),
+                   actions=[a for p in parts for a in p.actions] if all(p.actions is not None for p in parts) else None)
+
+
+def _shared_conditions(parts: Sequence[EvalResult]) -> dict:
+    """The conditions every part ran under; one that differs between parts is listed with each part's value."""
+    keys = dict.fromkeys(k for p in parts for k in p.conditions)
+    out = {}
+    for k in keys:
+        values = [p.conditions.get(k) for p in parts]
+        out[k] = values[0] if all(v == values[0] for v in values) else values
+    return out
 
 
 def _versions() -> dict[str, str]:

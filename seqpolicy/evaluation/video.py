@@ -7,9 +7,11 @@
   interrupted recording never leaves a truncated file under the final name and nothing is overwritten.
 - All-black frames (a broken GL backend) are counted and reported.
 
-Videos replay episodes with their evaluation seed: ``record_video(agent, env, result=evaluate(...))`` re-runs the
-selected episodes one at a time with rendering on and checks that each replay scores what the evaluation
-measured (it does for deterministic agents, and for any agent evaluated with ``n_envs=1``).
+Videos show the scored episodes themselves: ``record_video(agent, env, result=evaluate(...))`` steps a rendering
+env, reset with the episode's seed, with the actions the evaluation recorded (the agent is not asked again), and
+checks that the replay scores what the evaluation measured. Asking the agent again could show another episode: a
+sampling agent draws other samples, and a network's last bits depend on the batch it acts in (``n_envs``) and
+on its threads. Only results without recorded actions (read from JSON) are played by the agent again.
 """
 
 from __future__ import annotations
@@ -33,15 +35,16 @@ from seqpolicy.evaluation.evaluate import (
     EnvLike,
     EvalResult,
     Wrapper,
-    check_agent_spaces,
+    check_agent_env,
     env_label,
     make_env,
+    replay_episode,
     run_episode,
 )
 
 RecordMode = Literal["first", "best", "worst", "all"]
 RECORD_MODES = ("first", "best", "worst", "all")
-DEFAULT_SIZE = (480, 480)
+DEFAULT_SIZE = (320, 320)  # with fast=True, the cheap defaults (benchmarks/bench_eval.py times both)
 BLANK_LEVEL = 8  # a frame whose brightest pixel is at most this is "all black"
 
 _HEADLESS_LIBS = (("egl", ("libEGL.so.1", "libEGL.so")),
@@ -290,6 +293,9 @@ class VideoInfo:
     evaluated_return: float | None
     """What the evaluation measured for this episode, when the video replays one."""
     seconds: float
+    replay: Literal["actions", "agent"] = "agent"
+    """How the episode was played: ``"actions"``, the evaluation's own actions (the scored episode itself), or
+    ``"agent"``, the agent acting again."""
 
     @property
     def matches_evaluation(self) -> bool | None:
@@ -388,8 +394,9 @@ def _stem(env_id: str, label: str, seed: int, episode: int | None) -> str:
 def record_video(agent: Any, env: EnvLike, folder: str | os.PathLike = "videos", *,
                  result: EvalResult | None = None, record: RecordMode = "first", seed: int = 0,
                  size: tuple[int, int] = DEFAULT_SIZE, fps: float | None = None, overlay: bool = True,
-                 fast: bool = False, label: str | None = None, env_kwargs: dict | None = None,
-                 wrappers: Sequence[Wrapper] = (), max_episode_steps: int | None = None) -> list[VideoInfo]:
+                 fast: bool = True, label: str | None = None, env_kwargs: dict | None = None,
+                 wrappers: Sequence[Wrapper] = (), max_episode_steps: int | None = None,
+                 allow_env_mismatch: bool = False) -> list[VideoInfo]:
     """Record episodes of ``agent`` to mp4 files in ``folder``, one file per episode.
 
     Args:
@@ -397,16 +404,18 @@ def record_video(agent: Any, env: EnvLike, folder: str | os.PathLike = "videos",
         env: env id, make-function (accepting ``render_mode``) as for :func:`~seqpolicy.evaluate`.
         folder: where the videos go (created if needed).
         result: an evaluation of this agent on this env; episodes are chosen by ``record`` among its
-            episodes and replayed with their seeds. Without it, ``record`` must be ``"first"`` and episode 0
-            is recorded with ``seed``.
+            episodes and replayed with their seeds and the actions the evaluation took (the agent acts again
+            only where ``result.actions`` is None, e.g. a result read from JSON). Without it, ``record`` must be
+            ``"first"`` and episode 0 is played by the agent with ``seed``.
         record: ``first``, ``best``, ``worst`` or ``all``.
         seed: base seed when ``result`` is None.
         size: (width, height) of rendered frames, for envs that accept a frame size.
         fps: frames per second of the video (default: the env's ``render_fps``, else 30).
         overlay: draw step, return so far and (for agents with ``target_return``) the return-to-go target.
-        fast: MuJoCo envs render without shadows and reflections (about 3x faster with software OpenGL).
+        fast: MuJoCo envs render without shadows and reflections (about 3x faster with software OpenGL; the
+            default); False renders them.
         label: agent name used in file names and the overlay (default: the agent class name).
-        env_kwargs, wrappers, max_episode_steps: as for :func:`~seqpolicy.evaluate`.
+        env_kwargs, wrappers, max_episode_steps, allow_env_mismatch: as for :func:`~seqpolicy.evaluate`.
 
     Returns:
         One :class:`VideoInfo` per recorded episode. Warns when frames are all black or a replay's return
@@ -420,26 +429,28 @@ def record_video(agent: Any, env: EnvLike, folder: str | os.PathLike = "videos",
     if result is None:
         if record != "first":
             raise ValueError(f"record={record!r} needs the evaluation result to choose from: pass result=.")
-        episodes, seeds, evaluated = [0], [seed], [None]
+        episodes, seeds, evaluated, scored = [0], [seed], [None], [None]
     else:
         episodes = select_episodes(result.returns, record)
         seeds = [result.seeds[i] for i in episodes]
         evaluated = [result.returns[i] for i in episodes]
+        scored = [None if result.actions is None else result.actions[i] for i in episodes]
     label = label or type(agent).__name__
     folder = check_video_folder(folder)
     renv = _make_render_env(env, size, env_kwargs, wrappers, max_episode_steps, fast)
     env_id = env_label(renv, env if isinstance(env, str) else label)
     infos = []
     try:
-        check_agent_spaces(agent, renv.observation_space, renv.action_space, env_id)
+        check_agent_env(agent, renv, env_id, allow_env_mismatch=allow_env_mismatch)
         fps = fps or float(renv.metadata.get("render_fps") or 30)
-        for episode, ep_seed, ev in zip(episodes, seeds, evaluated, strict=True):
+        for episode, ep_seed, ev, actions in zip(episodes, seeds, evaluated, scored, strict=True):
             start = time.perf_counter()
             with VideoWriter(folder, _stem(env_id, label, ep_seed, episode), fps) as writer:
-                total, steps = _play(agent, renv, env_id, ep_seed, writer, overlay, label)
+                total, steps = _play(agent, renv, env_id, ep_seed, writer, overlay, actions)
             info = VideoInfo(path=str(writer.path), episode=episode, seed=ep_seed, frames=writer.frames,
                              blank_frames=writer.blank_frames, returns={label: total}, lengths={label: steps},
-                             evaluated_return=ev, seconds=time.perf_counter() - start)
+                             evaluated_return=ev, seconds=time.perf_counter() - start,
+                             replay="agent" if actions is None else "actions")
             _warn_problems(info)
             infos.append(info)
     finally:
@@ -449,13 +460,16 @@ def record_video(agent: Any, env: EnvLike, folder: str | os.PathLike = "videos",
 
 
 def _play(agent: Any, env, env_id: str, seed: int, writer: VideoWriter, overlay: bool,
-          label: str) -> tuple[float, int]:
-    """Run one episode with rendering, streaming frames to ``writer``."""
+          actions: np.ndarray | None) -> tuple[float, int]:
+    """Play one episode with rendering, streaming frames to ``writer``: the recorded ``actions`` when given,
+    else the agent's."""
     target = _agent_target(agent)
 
     def frame(steps: int, total: float) -> None:
         _write(writer, _render(env, env_id), overlay, _overlay_lines(steps, total, target, None))
 
+    if actions is not None:
+        return replay_episode(env, seed, actions, on_step=frame)
     return run_episode(agent, env, seed, on_step=frame)
 
 
@@ -470,16 +484,23 @@ def _warn_problems(info: VideoInfo) -> None:
                       f"is probably not working. {_render_hint()}", stacklevel=3)
     if info.matches_evaluation is False:
         (ret,) = info.returns.values()
+        why = ("the env is not deterministic given its seed and actions, or was made otherwise (e.g. another "
+               "max_episode_steps)" if info.replay == "actions" else "the agent acted otherwise when asked again "
+               "(sampling, another batch or thread count; pass the result of evaluate() itself, which keeps "
+               "the actions), or the env is not deterministic")
         warnings.warn(f"The recorded replay of episode {info.episode} (seed {info.seed}) returned {ret:.3f}, the "
-                      f"evaluation measured {info.evaluated_return:.3f}: the agent or env is not deterministic "
-                      "(or was evaluated with several envs). The video shows the replay.", stacklevel=3)
+                      f"evaluation measured {info.evaluated_return:.3f}: {why}. The video shows the replay.",
+                      stacklevel=3)
 
 
 def record_side_by_side(agents: Mapping[str, Any], env: EnvLike, folder: str | os.PathLike = "videos", *,
                         seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE, fps: float | None = None,
-                        overlay: bool = True, fast: bool = False, env_kwargs: dict | None = None,
-                        wrappers: Sequence[Wrapper] = (), max_episode_steps: int | None = None) -> VideoInfo:
+                        overlay: bool = True, fast: bool = True, env_kwargs: dict | None = None,
+                        wrappers: Sequence[Wrapper] = (), max_episode_steps: int | None = None,
+                        allow_env_mismatch: bool = False) -> VideoInfo:
     """One video with the agents side by side, each on its own env reset with the same ``seed``.
+
+    ``allow_env_mismatch`` (as for :func:`~seqpolicy.evaluate`) lets agents made for another env id or version act.
 
     An agent whose episode has ended keeps showing its last frame (darkened) until every episode has ended.
     """
@@ -494,7 +515,7 @@ def record_side_by_side(agents: Mapping[str, Any], env: EnvLike, folder: str | o
     start = time.perf_counter()
     try:
         for name in names:
-            check_agent_spaces(agents[name], envs[0].observation_space, envs[0].action_space, env_id)
+            check_agent_env(agents[name], envs[0], env_id, allow_env_mismatch=allow_env_mismatch)
         fps = fps or float(envs[0].metadata.get("render_fps") or 30)
         obs, rewards, totals, steps, done, last = {}, {}, {}, {}, {}, {}
         for name, e in zip(names, envs, strict=True):

@@ -183,6 +183,12 @@ class DecisionTransformer(nn.Module):
         dropped, the last block computes only the last state token's output, and layers run as direct
         functional calls. Inputs are not checked (this is the agent's hot path); use :meth:`forward` for that.
         """
+        return self.predict_action(self.last_hidden(states, actions, returns_to_go, timesteps, attention_mask))
+
+    def last_hidden(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
+                    timesteps: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The final hidden state of each window's last state token, (B, H): what :meth:`last_action` reads the
+        action from (a stochastic head reads its distribution from it too). Same contract as last_action."""
         if self.training:
             raise RuntimeError("last_action is the inference path: call model.eval() first (or use forward).")
         b, k = states.shape[:2]
@@ -198,8 +204,7 @@ class DecisionTransformer(nn.Module):
             x = block_inference(block, x, allow, causal=True)
         last_row = None if allow is None else allow[..., -1:, :]  # the last token may see every real token
         x = block_inference(self.blocks[-1], x, last_row, n_query=1)  # (B, 1, H)
-        x = F.layer_norm(x[:, 0], (h,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps)
-        return self.predict_action(x)
+        return F.layer_norm(x[:, 0], (h,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps)
 
     # -- Hugging Face / original weights -----------------------------------------------------------
     def hf_state_dict(self) -> dict[str, torch.Tensor]:

@@ -11,7 +11,9 @@ A run writes into one folder::
     final.zip / final.json            the model when training stopped (finished, budget or signal)
     replay.npz                        with keep_replay: every transition in order (plain arrays, no pickle)
 
-Every file is written atomically, so a kill leaves the last complete checkpoint loadable.
+Every file is written atomically, so a kill leaves the last complete checkpoint loadable. A folder that already
+holds a run is refused unless ``overwrite`` (which deletes it first): runs do not resume, and a second run into the
+same folder would mix its checkpoints with the first's.
 
 Example:
     >>> from seqpolicy.training.baseline import BaselineConfig, train_baseline
@@ -33,14 +35,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json, package_versions, read_json
+from seqpolicy.common.envs import gym_make
 from seqpolicy.evaluation.scores import env_name_and_version
 
 ALGOS = ("sac", "td3", "ppo")
 REPLAY_FILE = "replay.npz"
+RUN_OUTPUTS = ("run.json", "checkpoints", "final.zip", "final.json", REPLAY_FILE)  # what a run writes
 
 # rl-baselines3-zoo hyperparameters for the MuJoCo locomotion tasks (hyperparams/{td3,sac,ppo}.yml, *-v4 entries).
 # TD3 and SAC: rl-zoo gives HalfCheetah, Hopper and Walker2d the same "mujoco-defaults" (checked in its td3.yml and
@@ -177,6 +180,7 @@ class BaselineResult:
     steps: int
     wall_s: float
     checkpoints: list[dict] = field(default_factory=list)
+    signal: int | None = None  # with status "interrupted": the signal's number
 
     @property
     def best(self) -> dict:
@@ -186,7 +190,7 @@ class BaselineResult:
 
 def evaluate_sb3(model, env_id: str, episodes: int, seed: int) -> list[float]:
     """Raw undiscounted returns of ``model``'s deterministic policy, one per episode (seeds seed, seed+1, ...)."""
-    env = gym.make(env_id)
+    env = gym_make(env_id)
     returns = []
     try:
         for i in range(episodes):
@@ -263,31 +267,40 @@ def save_replay(model, path: str | os.PathLike) -> int:
     return len(arrays["rewards"])
 
 
-def train_baseline(cfg: BaselineConfig, out_dir: str | os.PathLike, progress: bool = True) -> BaselineResult:
+def train_baseline(cfg: BaselineConfig, out_dir: str | os.PathLike, progress: bool = True,
+                   overwrite: bool = False) -> BaselineResult:
     """Train an SB3 baseline, checkpointing (with evaluation returns) into ``out_dir``.
 
     Stops after ``cfg.steps`` env steps, when ``cfg.max_minutes`` run out, or on SIGINT/SIGTERM; in every
     case the final model (and replay buffer, if kept) is saved before returning.
 
+    ``out_dir`` must not hold a run already (FileExistsError) unless ``overwrite``, which deletes that run (saying
+    what, in one line) once the new one is built.
+
     Returns:
         The run's status, step count, wall time and checkpoint list (also in ``out_dir/run.json``).
     """
+    from seqpolicy.training.run_folder import check_run_folder, clear_run_folder
+
+    check_run_folder(out_dir, resume=False, overwrite=overwrite, names=RUN_OUTPUTS, can_resume=False)
     require_sb3()
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
 
     out = Path(out_dir)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    env = Monitor(gym.make(cfg.env_id))
+    env = Monitor(gym_make(cfg.env_id))
     env.reset(seed=cfg.seed)
     env.action_space.seed(cfg.seed)
     model = _build_model(cfg, env)
+    if overwrite:
+        clear_run_folder(out, RUN_OUTPUTS)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes is not None else math.inf
-    state: dict[str, Any] = {"status": "running", "checkpoints": [], "stop": None}
+    state: dict[str, Any] = {"status": "running", "checkpoints": [], "stop": None, "signal": None}
 
     def write_run_json() -> None:
         atomic_write_json(out / "run.json", {
@@ -314,6 +327,7 @@ def train_baseline(cfg: BaselineConfig, out_dir: str | os.PathLike, progress: bo
 
     def on_signal(signum, _frame):
         state["stop"] = "interrupted"
+        state["signal"] = state["signal"] or signum
 
     class _Callback(BaseCallback):
         def __init__(self, bar):
@@ -357,7 +371,8 @@ def train_baseline(cfg: BaselineConfig, out_dir: str | os.PathLike, progress: bo
         state["checkpoints"].append(final)
     write_run_json()
     env.close()
-    return BaselineResult(out, state["status"], int(model.num_timesteps), time.monotonic() - t0, state["checkpoints"])
+    return BaselineResult(out, state["status"], int(model.num_timesteps), time.monotonic() - t0, state["checkpoints"],
+                          state["signal"])
 
 
 def pick_expert_and_medium(checkpoints: list[dict], fraction: float = 1 / 3) -> tuple[dict, dict]:

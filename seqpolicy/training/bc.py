@@ -20,6 +20,7 @@ from seqpolicy.training.common import (
     RESUMABLE_CHANGES,
     RunSettings,
     TrainingRun,
+    check_run_folder,
     env_spaces,
     eval_metrics,
     resolve_dataset,
@@ -65,9 +66,10 @@ PRESETS: dict[str, BCTrainConfig] = {
 
 def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | None = None, *,
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
-             progress: bool = True, tensorboard: bool = False, **overrides) -> BCAgent:
+             overwrite: bool = False, progress: bool = True, tensorboard: bool = False, **overrides) -> BCAgent:
     """Train a behaviour-cloning MLP on offline trajectories; arguments as :func:`seqpolicy.train_dt`."""
     cfg = replace(config or BCTrainConfig(), **overrides)
+    check_run_folder(run_dir, resume=resume, overwrite=overwrite)  # before any work: a refusal costs nothing
     if not isinstance(data, Trajectories):
         data = resolve_dataset(data, env_id)
     env_id = env_id or data.env_id
@@ -92,7 +94,7 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
     generator = dist.sampling_generator(cfg.seed)  # seed + rank: each rank samples its own batches
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
                       config=cfg, resumable=RESUMABLE_CHANGES, desc="train bc", tensorboard=tensorboard,
-                      progress=progress, dist=dist)
+                      progress=progress, dist=dist, overwrite=overwrite)
     if resume:
         run.resume(lambda ckpt: policy.load_state_dict(BCAgent.load(ckpt, device=device).policy.state_dict()))
 

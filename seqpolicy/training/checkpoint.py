@@ -26,10 +26,11 @@ TRAINER_STATE = "trainer.json"
 def replace_folder(tmp: Path, final: Path) -> None:
     """Move the finished folder ``tmp`` to ``final``, replacing any previous one without a broken moment."""
     old = final.with_name(f".{final.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
+    if final.exists():  # complete (it only ever appears by a rename), so an older copy is not needed
+        if old.exists():
+            shutil.rmtree(old)
         os.replace(final, old)
+    # else an ``old`` left by a kill between the two renames is the only complete copy: kept until ``tmp`` is in
     os.replace(tmp, final)
     if old.exists():
         shutil.rmtree(old)

@@ -1,7 +1,7 @@
 """What every trainer shares, in one import: run settings, inputs, the training loop, checkpoints, metric logs,
-schedules, the speed settings and torchrun's process group. Each concern lives in its own module (settings,
-inputs, run, checkpoint, metrics, schedules, speed, distributed); this module only gathers their names for the
-trainers and for users.
+schedules, the speed settings, torchrun's process group, the run folder's guard and the stop on a signal. Each
+concern lives in its own module (settings, inputs, run, checkpoint, metrics, schedules, speed, distributed,
+run_folder, interrupt); this module only gathers their names for the trainers and for users.
 """
 
 from seqpolicy.training.checkpoint import (
@@ -16,12 +16,14 @@ from seqpolicy.training.checkpoint import (
 from seqpolicy.training.distributed import Distributed
 from seqpolicy.training.distributed import setup as setup_distributed
 from seqpolicy.training.inputs import env_spaces, resolve_dataset
+from seqpolicy.training.interrupt import TrainingInterrupted
 from seqpolicy.training.metrics import MetricLogger
 from seqpolicy.training.run import TrainingRun, eval_metrics
+from seqpolicy.training.run_folder import check_run_folder, clear_run_folder
 from seqpolicy.training.schedules import warmup_constant, warmup_cosine
 from seqpolicy.training.settings import PRECISIONS, RESUMABLE_CHANGES, RunSettings
 
 __all__ = ["PRECISIONS", "RESUMABLE_CHANGES", "TRAINER_STATE", "TRAINER_WEIGHTS", "Distributed", "MetricLogger",
-           "RunSettings", "TrainingRun", "env_spaces", "eval_metrics", "find_checkpoint", "load_trainer_state",
-           "replace_folder", "resolve_dataset", "save_checkpoint", "saved_train_config", "setup_distributed",
-           "warmup_constant", "warmup_cosine"]
+           "RunSettings", "TrainingInterrupted", "TrainingRun", "check_run_folder", "clear_run_folder", "env_spaces",
+           "eval_metrics", "find_checkpoint", "load_trainer_state", "replace_folder", "resolve_dataset",
+           "save_checkpoint", "saved_train_config", "setup_distributed", "warmup_constant", "warmup_cosine"]

@@ -101,6 +101,15 @@ class Distributed:
         dist.all_reduce(total)
         return total / self.world_size
 
+    def max(self, value: int) -> int:
+        """The largest of the ranks' ``value`` (``value`` itself in one process); every rank must call it."""
+        if not self.enabled:
+            return value
+        wire = self.device if dist.get_backend() == "nccl" else torch.device("cpu")  # NCCL moves CUDA tensors only
+        largest = torch.tensor([value], device=wire)
+        dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+        return int(largest.item())
+
     def random_states(self, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """The batch-generator and dropout RNG states of ranks 1..N-1, named ``rank{r}.generator_state`` and
         ``rank{r}.torch_rng_state``, for rank 0's checkpoint ({} in one process); every rank must call it."""

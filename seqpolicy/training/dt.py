@@ -4,6 +4,11 @@ Windows of K steps are sampled from trajectories with probability proportional t
 uniform start, left-padded to K, and the model regresses the dataset's actions (MSE on real steps only).
 States are normalised with the dataset's mean/std, returns-to-go are undiscounted sums to the episode end
 divided by ``return_scale``, timesteps count from 0. Actions are mapped to [-1, 1] from the env's Box.
+
+With ``stochastic=True`` the network is the Online DT's stochastic policy (``seqpolicy.models.online_dt``): the
+loss is -(log-likelihood of the dataset's actions + temperature x entropy) on real steps, and the temperature
+learns toward a target entropy by its own loss. Its agent (kind ``odt``) is what ``seqpolicy-train odt``
+fine-tunes online (``seqpolicy.training.odt``, which reuses :class:`DTLearner` and :class:`WindowSampler`).
 """
 
 from __future__ import annotations
@@ -11,18 +16,28 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from seqpolicy.agents.dt import PAD_ACTION, PAD_RTG, PAD_STATE, DecisionTransformerAgent
+from seqpolicy.agents.odt import OnlineDTAgent
 from seqpolicy.common.spaces import ActionScaler
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
+from seqpolicy.models.online_dt import (
+    StochasticDecisionTransformer,
+    squashed_entropy,
+    squashed_log_prob,
+    temperature_loss,
+)
 from seqpolicy.training.common import (
     RESUMABLE_CHANGES,
+    Distributed,
     RunSettings,
     TrainingRun,
+    check_run_folder,
     env_spaces,
     eval_metrics,
     resolve_dataset,
@@ -69,14 +84,33 @@ class DTTrainConfig(RunSettings):
     """Return the agent asks for; None means the dataset's best episode return."""
     max_ep_len: int | None = None
     """Timestep-embedding rows; None means the larger of the env's time limit and the longest episode."""
+    acting_context_length: int | None = None
+    """Steps the agent sees when it acts; None means context_length (the Online DT trains on 20, acts on 5)."""
+    stochastic: bool = False
+    """Train the Online DT's stochastic policy (tanh-squashed Gaussian; likelihood + temperature x entropy)
+    instead of regressing actions; its agent (kind odt) is what seqpolicy-train odt fine-tunes online."""
+    init_temperature: float = 0.1
+    """Stochastic policy: the entropy temperature to start from (learnt after, toward target_entropy)."""
+    target_entropy: float | None = None
+    """Stochastic policy: the entropy the temperature steers toward; None means -(action dims)."""
+    likelihood_beta: float = 0.0
+    """Stochastic policy: weight each action's log-likelihood by std^(2 beta), std held fixed (beta-NLL); 0 is
+    the paper's plain likelihood, 0.5 keeps the mean learning where the data is nearly deterministic."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("context_length", "hidden_size", "n_layer", "n_head", "batch_size", "max_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"DTTrainConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        name = type(self).__name__
+        for field in ("context_length", "hidden_size", "n_layer", "n_head", "batch_size", "max_steps"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{name}.{field} must be >= 1, got {getattr(self, field)}.")
+        if self.acting_context_length is not None and self.acting_context_length < 1:
+            raise ValueError(f"{name}.acting_context_length must be >= 1 (or None), got {self.acting_context_length}.")
+        if not 0 <= self.likelihood_beta <= 1:
+            raise ValueError(f"{name}.likelihood_beta must be in [0, 1], got {self.likelihood_beta}.")
+        if not self.init_temperature > 0:
+            raise ValueError(f"{name}.init_temperature must be > 0, got {self.init_temperature}.")
         if self.warmup_steps < 0:
-            raise ValueError(f"DTTrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}.")
+            raise ValueError(f"{name}.warmup_steps must be >= 0, got {self.warmup_steps}.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
         if self.learning_rate <= 0 or self.return_scale <= 0 or self.grad_clip <= 0:
@@ -87,28 +121,36 @@ class DTTrainConfig(RunSettings):
             raise ValueError(f"hidden_size={self.hidden_size} must be divisible by n_head={self.n_head}.")
 
 
+def returns_to_go(rewards: np.ndarray) -> np.ndarray:
+    """The undiscounted return-to-go of each step: the sum of the rewards from that step to the end, (T,) float64."""
+    return np.cumsum(np.asarray(rewards)[::-1].astype(np.float64))[::-1]
+
 
 class WindowSampler:
     """Samples left-padded training windows from trajectories, all on the training device.
 
     Episodes are concatenated into flat tensors; a window is a gather at (start + 0..K-1) with the steps
-    past the episode end turned into left padding.
+    past the episode end turned into left padding. Episodes are drawn with probability proportional to their
+    length (every step alike, the DT paper), or with ``uniform_episodes`` all alike (the Online DT's buffer).
+    Returns-to-go are computed here from the rewards the episodes got (:func:`returns_to_go`).
     """
 
     def __init__(self, data: Trajectories, k: int, state_mean: np.ndarray, state_std: np.ndarray,
-                 scaler: ActionScaler, return_scale: float, max_ep_len: int, device: torch.device):
+                 scaler: ActionScaler, return_scale: float, max_ep_len: int, device: torch.device,
+                 uniform_episodes: bool = False):
         lengths = data.lengths
         self.k, self.device, self.max_ep_len = k, device, max_ep_len
         obs = np.concatenate([ep.observations for ep in data])
         self.states = torch.as_tensor((obs - state_mean) / (state_std + 1e-6), dtype=torch.float32, device=device)
         self.actions = torch.as_tensor(scaler.to_unit(np.concatenate([ep.actions for ep in data])), device=device)
         # Return-to-go at t: sum of rewards from t to the end of its episode (r_t included), scaled.
-        rtg = np.concatenate([np.cumsum(ep.rewards[::-1].astype(np.float64))[::-1] for ep in data])
+        rtg = np.concatenate([returns_to_go(ep.rewards) for ep in data])
         self.rtg = torch.as_tensor(rtg / return_scale, dtype=torch.float32, device=device)
         self.timesteps = torch.as_tensor(np.concatenate([np.arange(n) for n in lengths]), device=device)
         self.ep_start = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)[:-1]]), device=device)
         self.ep_len = torch.as_tensor(lengths, device=device)
-        self.ep_prob = torch.as_tensor(lengths / lengths.sum(), dtype=torch.float32, device=device)
+        weights = np.ones(len(lengths)) if uniform_episodes else lengths
+        self.ep_prob = torch.as_tensor(weights / weights.sum(), dtype=torch.float32, device=device)
         self.arange = torch.arange(k, device=device)
 
     def sample(self, batch_size: int, generator: torch.Generator):
@@ -135,16 +177,18 @@ PRESETS: dict[str, DTTrainConfig] = {
     # here vs ~0.33 s), a 3x higher learning rate with a 1k-step warm-up, and 15k steps (~30 min) instead of 100k.
     "cpu": DTTrainConfig(hidden_size=64, learning_rate=3e-4, warmup_steps=1_000, max_steps=15_000,
                          eval_every=2_500, eval_episodes=5, checkpoint_every=2_500),
-    # PointReach (seqpolicy/PointReach-v0): a small model that reaches ~95% of the expert in ~1500 steps.
+    # PointReach (seqpolicy/PointReach-v0): a small model that reaches ~95% of the expert in ~1500 steps. With
+    # --stochastic true, beta-NLL 0.5: the plain likelihood leaves the mean action at ~0 (return ~7 instead of ~40).
     "pointreach": DTTrainConfig(context_length=10, hidden_size=64, n_layer=2, batch_size=64, learning_rate=1e-3,
                                 warmup_steps=100, max_steps=1500, return_scale=50.0, eval_every=500,
-                                eval_episodes=10, checkpoint_every=500),
+                                eval_episodes=10, checkpoint_every=500, likelihood_beta=0.5),
 }
 
 
 def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | None = None, *,
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
-             progress: bool = True, tensorboard: bool = False, **overrides) -> DecisionTransformerAgent:
+             overwrite: bool = False, progress: bool = True, tensorboard: bool = False,
+             **overrides) -> DecisionTransformerAgent:
     """Train a Decision Transformer on offline trajectories and return the agent.
 
     Args:
@@ -152,10 +196,16 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
         config: hyperparameters (default: the paper's); ``overrides`` replace single fields.
         env_id: the Gymnasium env the data comes from (default: the dataset's); used for spaces, time limit
             and periodic evaluation.
-        run_dir: folder for ``log.csv``, ``checkpoint/`` and the final ``agent/``; None keeps nothing on disk.
-        resume: continue from ``run_dir/checkpoint`` if it exists.
+        run_dir: folder for ``log.csv``, ``checkpoint/`` and the final ``agent/``; None keeps nothing on disk. A
+            folder that already holds a run is refused (FileExistsError) unless ``resume`` or ``overwrite``.
+        resume: continue the run in ``run_dir`` from its checkpoint.
+        overwrite: delete the run already in ``run_dir`` (saying what, in one line) and start clean.
         progress: show a progress bar.
         tensorboard: also log to ``run_dir/tensorboard`` (needs ``pip install tensorboard``).
+
+    Raises:
+        TrainingInterrupted: on SIGINT (Ctrl-C) or SIGTERM, with a ``run_dir``: the step in progress finished
+            and ``run_dir/checkpoint`` holds it; ``resume=True`` continues exactly.
 
     Example:
         >>> import seqpolicy
@@ -165,14 +215,12 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
         (2,)
     """
     cfg = replace(config or DTTrainConfig(), **overrides)
+    check_run_folder(run_dir, resume=resume, overwrite=overwrite)  # before any work: a refusal costs nothing
     # -- data and env --------------------------------------------------------------------------------
     if not isinstance(data, Trajectories):
         data = resolve_dataset(data, env_id)
     env_id = env_id or data.env_id
     obs_space, act_space, time_limit = env_spaces(data, env_id)
-    stats = data.stats()
-    max_ep_len = cfg.max_ep_len or max(time_limit or 0, stats.length_max)
-    target = cfg.target_return if cfg.target_return is not None else stats.return_max
     dist = setup_distributed(resolve_device(cfg.device))  # under torchrun: join the others, take this rank's GPU
     device = dist.device
     precision = resolve_precision(cfg.precision, device)
@@ -181,66 +229,138 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
 
     # -- model, optimiser, sampler -------------------------------------------------------------------
     seed_everything(cfg.seed)
-    model_cfg = DTConfig(state_dim=data.obs_dim, act_dim=data.act_dim, hidden_size=cfg.hidden_size,
-                         max_ep_len=max_ep_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                         activation_function=cfg.activation, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-                         attn_pdrop=cfg.dropout)
-    model = DecisionTransformer(model_cfg).to(device)
-    agent = DecisionTransformerAgent(
-        model, obs_space, act_space, state_mean=stats.obs_mean, state_std=stats.obs_std, target_return=target,
-        return_scale=cfg.return_scale, context_length=cfg.context_length, env_id=env_id,
-        dataset_id=data.dataset_id, device=device,
-        info={"trainer": "seqpolicy.train_dt", "train_config": asdict(cfg), "dataset_stats": stats.to_json()})
-    optimizer = adamw(model.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    schedule = (warmup_constant(cfg.warmup_steps) if cfg.lr_schedule == "constant"
-                else warmup_cosine(cfg.warmup_steps, cfg.max_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    agent = new_agent(data, cfg, env_id, obs_space, act_space, time_limit, device, trainer="seqpolicy.train_dt")
+    model = agent.model
+    learner = DTLearner(model, cfg, dist, precision)
     generator = dist.sampling_generator(cfg.seed)  # seed + rank: each rank samples its own batches
-    sampler = WindowSampler(data, cfg.context_length, stats.obs_mean, stats.obs_std, ActionScaler(act_space),
-                            cfg.return_scale, max_ep_len, device)
+    sampler = WindowSampler(data, cfg.context_length, agent.state_mean, agent.state_std, ActionScaler(act_space),
+                            agent.return_scale, agent.max_ep_len, device)
 
-    run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                      config=cfg, resumable=RESUMABLE_CHANGES, desc="train dt", tensorboard=tensorboard,
-                      progress=progress, dist=dist)
+    run = TrainingRun(run_dir, agent=agent, optimizer=learner.optimizer, scheduler=learner.scheduler,
+                      generator=generator, config=cfg, resumable=RESUMABLE_CHANGES, desc="train dt",
+                      tensorboard=tensorboard, progress=progress, dist=dist, overwrite=overwrite)
     if resume:
-        run.resume(lambda ckpt: model.load_state_dict(DecisionTransformerAgent.load(ckpt, device=device)
-                                                      .model.state_dict()))
+        run.resume(lambda ckpt: model.load_state_dict(type(agent).load(ckpt, device=device).model.state_dict()))
 
     # -- training loop -------------------------------------------------------------------------------
-    # Largest activation per window: the MLP's hidden layer or the attention matrix (bytes in fp32).
-    tokens = 3 * cfg.context_length
-    chunks = micro_batches(cfg.batch_size, 4 * tokens * max(4 * cfg.hidden_size, cfg.n_head * tokens), device)
-    agent.info.update({"precision": precision, "micro_batches": chunks})
-    # The loss is on actions only: under torchrun, DDP is told that the state and return heads get no gradient.
-    predict_actions = dist.wrap(model, lambda *window: model(*window)[1], find_unused=True)
-
-    def train_step() -> torch.Tensor:
-        batch = sampler.sample(cfg.batch_size, generator)
-        # MSE over the real (unpadded) steps of the whole batch. Under torchrun DDP then averages the ranks'
-        # gradients: the mean of each rank's masked mean (ranks' real-step counts differ a little).
-        n_real = batch[4].sum() * data.act_dim
-        optimizer.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=device)
-        parts = zip(*(t.tensor_split(chunks) for t in batch), strict=True)
-        for i, (states, actions, rtg, timesteps, keep, target_actions) in enumerate(parts):
-            with dist.sync_gradients(predict_actions, last=i == chunks - 1):  # all-reduce once per step
-                with autocast(precision, device):
-                    action_preds = predict_actions(states, actions, rtg, timesteps, keep.long())
-                squared = (action_preds.float() - target_actions) ** 2  # (B, K, act_dim), loss in fp32
-                loss = (squared * keep[..., None]).sum() / n_real  # masked sum: no host sync, unlike [keep]
-                loss.backward()
-            total += loss.detach()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        return total
-
+    agent.info.update({"precision": precision, "micro_batches": learner.chunks})
     evaluate = None if env_id is None else (
         lambda: eval_metrics(agent, model, env_id, cfg.eval_episodes, cfg.eval_seed))
     model.train()
-    run.loop(train_step, max_steps=cfg.max_steps, log_every=cfg.log_every, eval_every=cfg.eval_every,
-             checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
+    run.loop(lambda: learner.step(sampler, generator), max_steps=cfg.max_steps, log_every=cfg.log_every,
+             eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
 
     # -- final artifacts -----------------------------------------------------------------------------
     run.finish(model, device)
     return agent
+
+
+def new_agent(data: Trajectories, cfg: DTTrainConfig, env_id: str | None, observation_space: gym.spaces.Box,
+              action_space: gym.spaces.Box, time_limit: int | None, device: torch.device,
+              trainer: str) -> DecisionTransformerAgent:
+    """An untrained agent for ``cfg`` (seed torch first): the network's sizes from ``cfg``, the observation
+    statistics, the target and the episode length from ``data`` (and the env's ``time_limit``); a stochastic
+    policy (:class:`OnlineDTAgent`) with ``cfg.stochastic``. ``trainer`` is recorded in the agent's info."""
+    stats = data.stats()
+    max_ep_len = cfg.max_ep_len or max(time_limit or 0, stats.length_max)
+    target = cfg.target_return if cfg.target_return is not None else stats.return_max
+    model_cfg = DTConfig(state_dim=data.obs_dim, act_dim=data.act_dim, hidden_size=cfg.hidden_size,
+                         max_ep_len=max_ep_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                         activation_function=cfg.activation, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                         attn_pdrop=cfg.dropout)
+    if cfg.stochastic:
+        model, agent_cls = StochasticDecisionTransformer(model_cfg, cfg.init_temperature), OnlineDTAgent
+    else:
+        model, agent_cls = DecisionTransformer(model_cfg), DecisionTransformerAgent
+    return agent_cls(
+        model.to(device), observation_space, action_space, state_mean=stats.obs_mean, state_std=stats.obs_std,
+        target_return=target, return_scale=cfg.return_scale,
+        context_length=cfg.acting_context_length or cfg.context_length, env_id=env_id, dataset_id=data.dataset_id,
+        device=device, info={"trainer": trainer, "train_config": asdict(cfg), "dataset_stats": stats.to_json()})
+
+
+class DTLearner:
+    """Gradient steps on a DT's network: its optimiser, learning-rate schedule and one step on sampled windows.
+
+    A deterministic DT regresses the data's actions (MSE over real steps). A stochastic one
+    (:class:`StochasticDecisionTransformer`) minimises -(log-likelihood of the data's actions + temperature x
+    entropy) over real steps, with the temperature held fixed, and then steps the temperature on its own loss
+    toward ``target_entropy`` (see :func:`temperature_loss`). The temperature is a second parameter group:
+    learning_rate with no warm-up and no weight decay (the authors give it its own Adam with the same settings).
+
+    Args:
+        model: the network (already on ``dist.device``).
+        cfg: the optimiser's settings (learning rate, weight decay, warm-up, schedule, clip, batch size, K,
+            target entropy).
+        dist: this process's place under torchrun (a single process by default).
+        precision: ``fp32`` or ``bf16`` (autocast of the forward pass).
+    """
+
+    def __init__(self, model: DecisionTransformer, cfg: DTTrainConfig, dist: Distributed, precision: str):
+        self.model, self.cfg, self.dist, self.precision, self.device = model, cfg, dist, precision, dist.device
+        self.stochastic = isinstance(model, StochasticDecisionTransformer)
+        schedule = (warmup_constant(cfg.warmup_steps) if cfg.lr_schedule == "constant"
+                    else warmup_cosine(cfg.warmup_steps, cfg.max_steps))
+        c = model.config
+        if isinstance(model, StochasticDecisionTransformer):
+            self.clipped = model.policy_parameters()
+            groups = [{"params": self.clipped}, {"params": [model.log_temperature], "weight_decay": 0.0}]
+            self.optimizer = adamw(groups, self.device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, [schedule, _no_schedule])
+            self.target_entropy = -float(c.act_dim) if cfg.target_entropy is None else cfg.target_entropy
+            call = model.action_distribution
+        else:
+            self.clipped = list(model.parameters())
+            self.optimizer = adamw(model.parameters(), self.device, lr=cfg.learning_rate,
+                                   weight_decay=cfg.weight_decay)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+            call = lambda *window: model(*window)[1]  # noqa: E731  (the action predictions)
+        # Largest activation per window: the MLP's hidden layer or the attention matrix (bytes in fp32).
+        tokens = 3 * cfg.context_length
+        self.chunks = micro_batches(cfg.batch_size, 4 * tokens * max(4 * c.hidden_size, c.n_head * tokens),
+                                    self.device)
+        # The loss is on actions only: under torchrun, DDP is told that the state and return heads (and the
+        # temperature, which has its own loss) get no gradient from the forward pass.
+        self.network = dist.wrap(model, call, find_unused=True)
+        self.metrics: dict[str, torch.Tensor] = {}
+        """The last step's policy entropy and temperature (stochastic policy; tensors, read when logging)."""
+
+    def step(self, sampler: WindowSampler, generator: torch.Generator) -> torch.Tensor:
+        """One gradient step on a batch of windows from ``sampler``; returns the loss (a tensor, not synced)."""
+        batch = sampler.sample(self.cfg.batch_size, generator)
+        # The loss is a mean over the real (unpadded) steps of the whole batch. Under torchrun DDP then averages
+        # the ranks' gradients: the mean of each rank's masked mean (ranks' real-step counts differ a little).
+        n_real = batch[4].sum() if self.stochastic else batch[4].sum() * self.model.config.act_dim
+        self.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        entropy = torch.zeros((), device=self.device)
+        parts = zip(*(t.tensor_split(self.chunks) for t in batch), strict=True)
+        for i, (states, actions, rtg, timesteps, keep, target_actions) in enumerate(parts):
+            with self.dist.sync_gradients(self.network, last=i == self.chunks - 1):  # all-reduce once per step
+                with autocast(self.precision, self.device):
+                    out = self.network(states, actions, rtg, timesteps, keep.long())
+                if self.stochastic:
+                    mean, log_std = out[0].float(), out[1].float()  # (B, K, act_dim) each, the loss in fp32
+                    log_prob = squashed_log_prob(mean, log_std, target_actions, self.cfg.likelihood_beta)
+                    likelihood = (log_prob * keep).sum() / n_real
+                    part_entropy = (squashed_entropy(mean, log_std) * keep).sum() / n_real
+                    loss = -(likelihood + self.model.temperature.detach() * part_entropy)
+                    entropy += part_entropy.detach()
+                else:
+                    squared = (out.float() - target_actions) ** 2  # (B, K, act_dim), loss in fp32
+                    loss = (squared * keep[..., None]).sum() / n_real  # masked sum: no host sync, unlike [keep]
+                loss.backward()
+            total += loss.detach()
+        if self.stochastic:
+            entropy = self.dist.mean(entropy)  # every rank steps the temperature alike
+            temperature_loss(self.model.log_temperature, entropy, self.target_entropy).backward()
+            self.metrics = {"train/entropy": entropy, "train/temperature": self.model.temperature.detach()}
+        torch.nn.utils.clip_grad_norm_(self.clipped, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return total
+
+
+def _no_schedule(step: int) -> float:
+    """The temperature's learning-rate factor: 1 at every step."""
+    return 1.0

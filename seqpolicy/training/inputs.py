@@ -23,10 +23,10 @@ def env_spaces(data: Any, env_id: str | None) -> tuple[Any, Any, int | None]:
 
     With ``env_id`` they come from the env (and the data must fit it); otherwise from the data itself.
     """
-    import gymnasium as gym
+    from seqpolicy.common.envs import gym_make
 
     if env_id is not None:
-        env = gym.make(env_id)
+        env = gym_make(env_id)
         obs_space, act_space = env.observation_space, env.action_space
         time_limit = env.spec.max_episode_steps if env.spec else None
         env.close()

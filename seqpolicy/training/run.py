@@ -8,6 +8,11 @@ and the final agent. A run folder looks like this::
       snapshots/        with snapshot_every: step-0001000/, step-0002000/, ... the agent at those steps
       agent/            the final agent (written when training ends)
 
+A folder that already holds a run is refused unless the run continues it (``resume``) or replaces it
+(``overwrite``, which deletes the old run first; see ``seqpolicy.training.run_folder``). Ctrl-C (SIGINT) or
+SIGTERM stops the run at the end of the step in progress, with a checkpoint of that step (see
+``seqpolicy.training.interrupt``).
+
 Under torchrun every rank runs this loop and only rank 0 writes the folder and evaluates (see
 ``seqpolicy.training.distributed``).
 """
@@ -34,7 +39,9 @@ from seqpolicy.training.checkpoint import (
     save_checkpoint,
 )
 from seqpolicy.training.distributed import Distributed
+from seqpolicy.training.interrupt import StopSignals, TrainingInterrupted
 from seqpolicy.training.metrics import MetricLogger
+from seqpolicy.training.run_folder import clear_run_folder, no_checkpoint_error
 
 
 def eval_metrics(agent: Any, module: torch.nn.Module, env_id: str, n_episodes: int, seed: int,
@@ -70,18 +77,25 @@ class TrainingRun:
         resumable: config keys a resumed run may change.
         dist: this process's place under torchrun (default: a single process); only rank 0 writes run_dir,
             shows the progress bar and evaluates.
+        overwrite: delete the run already in run_dir (rank 0, here, before the new run writes anything).
+        save_state: writes the trainer's own state into each checkpoint folder, beside the agent (e.g. the Online
+            DT's replay buffer and online counters, as safetensors + JSON); the trainer reads it back on resume.
     """
 
     def __init__(self, run_dir: str | os.PathLike | None, *, agent: Any, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator | None,
                  config: Any, resumable: frozenset[str] = frozenset(), desc: str = "train",
-                 tensorboard: bool = False, progress: bool = True, dist: Distributed | None = None):
+                 tensorboard: bool = False, progress: bool = True, dist: Distributed | None = None,
+                 overwrite: bool = False, save_state: Callable[[Path], None] | None = None):
         self.path = Path(run_dir) if run_dir is not None else None
         self.agent, self.optimizer, self.scheduler, self.generator = agent, optimizer, scheduler, generator
         self.config, self.resumable, self.desc, self.progress = asdict(config), resumable, desc, progress
         self.defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
         self.dist = dist or Distributed()
+        self.save_state = save_state
         writes = self.path is not None and self.dist.is_main
+        if writes and overwrite:
+            clear_run_folder(self.path)
         self.logger = MetricLogger(self.path, tensorboard=tensorboard) if writes else None
         if self.dist.enabled:  # recorded in every agent this run saves (checkpoints, best/, agent/)
             self.agent.info["world_size"] = self.dist.world_size
@@ -94,7 +108,7 @@ class TrainingRun:
         saved there; optimizer, scheduler, RNG states, step and wall time are restored here."""
         ckpt = find_checkpoint(self.path) if self.path is not None else None
         if ckpt is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {self.path}. Start without --resume.")
+            raise no_checkpoint_error(self.path)
         saved = checkpoint_settings(ckpt)
         diff = {k: (saved.get(k, self.defaults.get(k)), v) for k, v in self.config.items()
                 if k not in self.resumable and saved.get(k, self.defaults.get(k)) != v}
@@ -133,14 +147,24 @@ class TrainingRun:
             extra = {"train_config": self.config, "wall_time_s": self.wall_time, "best": self.best}
             if self.dist.enabled:
                 extra["world_size"] = self.dist.world_size
-            save_checkpoint(self.path, self.agent.save, self.optimizer, self.scheduler, self.step, extra,
-                            self.generator, rank_states)
+            save_checkpoint(self.path, self._write_checkpoint_files, self.optimizer, self.scheduler, self.step,
+                            extra, self.generator, rank_states)
+
+    def _write_checkpoint_files(self, folder: Path) -> None:
+        """The agent and, with ``save_state``, the trainer's own state: what a checkpoint holds beside the
+        optimizer, scheduler and random states."""
+        self.agent.save(folder)
+        if self.save_state is not None:
+            self.save_state(folder)
 
     def loop(self, train_step: Callable[[], torch.Tensor], *, max_steps: int, log_every: int, eval_every: int = 0,
              checkpoint_every: int = 0, evaluate: Callable[[], dict[str, float]] | None = None) -> None:
         """Call ``train_step()`` (one gradient step, returning the loss) until ``max_steps``, logging
         ``train/loss``, ``train/lr`` and ``train/steps_per_s`` every ``log_every`` steps, the metrics of
-        ``evaluate()`` every ``eval_every`` steps and at the end, and checkpointing every ``checkpoint_every``."""
+        ``evaluate()`` every ``eval_every`` steps and at the end, and checkpointing every ``checkpoint_every``.
+
+        On SIGINT or SIGTERM (with a run folder), the step in progress and its evaluation finish, a checkpoint of
+        that step is written and :class:`TrainingInterrupted` is raised; see :meth:`_stop_signal` for torchrun."""
         self._t0 = time.perf_counter()
         last_t, last_step, shown = time.perf_counter(), self.step, {}
         if self.dist.enabled and self.dist.is_main:
@@ -149,38 +173,103 @@ class TrainingRun:
                   f"{batch} per process, an effective batch of {batch * self.dist.world_size} per step", flush=True)
         bar = tqdm(total=max_steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
                    desc=self.desc, unit="step")
-        try:
-            while self.step < max_steps:
-                loss = train_step()
-                self.step += 1
-                step, done = self.step, self.step == max_steps
-                if step % log_every == 0 or done:
-                    now = time.perf_counter()
-                    metrics = {"train/loss": self.dist.mean(loss).item(), "train/lr": self.scheduler.get_last_lr()[0],
-                               "train/steps_per_s": (step - last_step) / max(now - last_t, 1e-9)}
-                    last_t, last_step = now, step
-                    self._log(metrics)
-                    shown["loss"] = f"{metrics['train/loss']:.4f}"
-                    bar.set_postfix(shown)
-                if evaluate is not None and eval_every and (step % eval_every == 0 or done):
-                    if self.dist.is_main:  # the other ranks wait at the barrier below
-                        metrics = evaluate()
+        # A signal stops the run at a step boundary, with a checkpoint (only with a folder to write it into).
+        with StopSignals(install=self.path is not None, announce=self.dist.is_main) as signals:
+            try:
+                while self.step < max_steps:
+                    loss = train_step()
+                    self.step += 1
+                    step, done = self.step, self.step == max_steps
+                    if step % log_every == 0 or done:
+                        now = time.perf_counter()
+                        metrics = {"train/loss": self.dist.mean(loss).item(),
+                                   "train/lr": self.scheduler.get_last_lr()[0],
+                                   "train/steps_per_s": (step - last_step) / max(now - last_t, 1e-9)}
+                        last_t, last_step = now, step
                         self._log(metrics)
-                        if self.config.get("keep_best"):
-                            self._keep_if_best(metrics)
-                        shown["eval"] = f"{metrics.get('eval/return', float('nan')):.1f}"
+                        shown["loss"] = f"{metrics['train/loss']:.4f}"
                         bar.set_postfix(shown)
-                    self.dist.barrier()
-                snapshot_every = self.config.get("snapshot_every") or 0
-                if snapshot_every and step % snapshot_every == 0 and self.dist.is_main:
-                    self._save_agent_now(f"snapshots/step-{step:07d}")
-                if checkpoint_every and step % checkpoint_every == 0 and not done:
-                    self.checkpoint()
-                bar.update(1)
-        finally:
-            bar.close()
-            if self.logger is not None:
-                self.logger.close()
+                    if evaluate is not None and eval_every and (step % eval_every == 0 or done):
+                        if self.dist.is_main:  # the other ranks wait at the barrier below
+                            metrics = evaluate()
+                            self._log(metrics)
+                            if self.config.get("keep_best"):
+                                self._keep_if_best(metrics)
+                            shown["eval"] = f"{metrics.get('eval/return', float('nan')):.1f}"
+                            bar.set_postfix(shown)
+                        self.dist.barrier()
+                    snapshot_every = self.config.get("snapshot_every") or 0
+                    if snapshot_every and step % snapshot_every == 0 and self.dist.is_main:
+                        self._save_agent_now(f"snapshots/step-{step:07d}")
+                    if checkpoint_every and step % checkpoint_every == 0 and not done:
+                        self.checkpoint()
+                    bar.update(1)
+                    stop = self._stop_signal(signals.requested, at_log_step=step % log_every == 0)
+                    if stop and not done:
+                        if not (checkpoint_every and step % checkpoint_every == 0):  # not written just above
+                            self.checkpoint()
+                        self.dist.barrier()  # under torchrun, no rank exits before rank 0's checkpoint is on disk
+                        self.dist.close()  # and each leaves the group (exiting inside it aborts the process)
+                        raise TrainingInterrupted(stop, step, self.path / "checkpoint")
+            finally:
+                bar.close()
+                if self.logger is not None:
+                    self.logger.close()
+
+    def loop_rounds(self, one_round: Callable[[], tuple[int, dict[str, float]]], *, total: int, done: int,
+                    rounds: int, unit: str, eval_every: int = 0, checkpoint_every: int = 0,
+                    evaluate: Callable[[], dict[str, float]] | None = None,
+                    shown: dict[str, str] | None = None) -> None:
+        """Call ``one_round()`` until ``total`` units of work are done: :meth:`loop` for work counted in something
+        other than gradient steps (online fine-tuning: a round collects episodes, then takes gradient steps, and
+        the budget is in env steps).
+
+        A round advances ``self.step`` by its gradient steps itself and returns (the units it did, its metrics);
+        the metrics are logged at the step reached. ``done`` and ``rounds``: the units and rounds before this call
+        (a resumed run's; the trainer keeps them in its ``save_state``). Every ``eval_every`` rounds and at the end,
+        ``evaluate()`` is logged (and kept with keep_best); every ``checkpoint_every`` rounds a checkpoint is
+        written; snapshots when ``self.step`` passes a multiple of snapshot_every. The progress bar counts
+        ``unit`` and shows ``shown`` (label -> metric name). A signal stops the run after the round in progress,
+        with a checkpoint, as in :meth:`loop`."""
+        shown, values = shown or {}, {}
+        bar = tqdm(total=total, initial=min(done, total), disable=not (self.progress and self.dist.is_main),
+                   desc=self.desc, unit=unit)
+        with StopSignals(install=self.path is not None, announce=self.dist.is_main) as signals:
+            try:
+                while done < total:
+                    step_before = self.step
+                    amount, metrics = one_round()
+                    done, rounds = done + amount, rounds + 1
+                    finished = done >= total
+                    self._log(metrics)
+                    if evaluate is not None and eval_every and (rounds % eval_every == 0 or finished):
+                        if self.dist.is_main:  # the other ranks wait at the barrier below
+                            evaluation = evaluate()
+                            self._log(evaluation)
+                            metrics = {**metrics, **evaluation}
+                            if self.config.get("keep_best"):
+                                self._keep_if_best(evaluation)
+                        self.dist.barrier()
+                    snapshot_every = self.config.get("snapshot_every") or 0
+                    if snapshot_every and self.step // snapshot_every > step_before // snapshot_every \
+                            and self.dist.is_main:
+                        self._save_agent_now(f"snapshots/step-{self.step:07d}")
+                    if checkpoint_every and rounds % checkpoint_every == 0 and not finished:
+                        self.checkpoint()
+                    values.update({label: metrics[name] for label, name in shown.items() if name in metrics})
+                    bar.set_postfix({label: f"{v:.4g}" for label, v in values.items()})
+                    bar.update(min(done, total) - bar.n)
+                    stop = self._stop_signal(signals.requested, at_log_step=True)
+                    if stop and not finished:
+                        if not (checkpoint_every and rounds % checkpoint_every == 0):  # not written just above
+                            self.checkpoint()
+                        self.dist.barrier()
+                        self.dist.close()
+                        raise TrainingInterrupted(stop, self.step, self.path / "checkpoint")
+            finally:
+                bar.close()
+                if self.logger is not None:
+                    self.logger.close()
 
     def finish(self, module: torch.nn.Module, device: torch.device) -> None:
         """Put ``module`` in eval mode, record steps, wall time and device in the agent's info, and write the
@@ -189,11 +278,24 @@ class TrainingRun:
         self.agent.info.update({"train_steps": self.step, "train_wall_time_s": round(self.wall_time, 3),
                                 "device": str(device)})
         if self.path is not None:
-            self.checkpoint()
-            if self.dist.is_main:
-                self._save_agent("agent")
+            with StopSignals(announce=False):  # training is done: a signal now waits for its last writes
+                self.checkpoint()
+                if self.dist.is_main:
+                    self._save_agent("agent")
         self.dist.barrier()  # every rank returns once the agent is on disk
         self.dist.close()
+
+    def _stop_signal(self, requested: int | None, at_log_step: bool) -> int:
+        """The signal that stops the run at this step boundary, or 0 to go on.
+
+        In one process, the signal this process received. Under torchrun the ranks must stop at the same step (the
+        checkpoint gathers every rank's random states), so they agree on it, at logging steps only: those already
+        wait for each other to average the loss, and a collective at every step would make each step wait for the
+        GPU. A signal then stops the run within ``log_every`` steps (torchrun forwards Ctrl-C and SIGTERM to every
+        process and gives them 30 s before it kills them)."""
+        if not self.dist.enabled:
+            return requested or 0
+        return self.dist.max(requested or 0) if at_log_step else 0
 
     def _save_agent(self, name: str) -> None:
         """Write the agent to ``run_dir/name`` atomically (a kill leaves the previous one)."""

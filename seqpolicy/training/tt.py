@@ -28,6 +28,7 @@ from seqpolicy.training.common import (
     RESUMABLE_CHANGES,
     RunSettings,
     TrainingRun,
+    check_run_folder,
     env_spaces,
     eval_metrics,
     resolve_dataset,
@@ -208,7 +209,8 @@ def make_optimizer(model: TrajectoryTransformer, cfg: TTTrainConfig) -> torch.op
 
 def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | None = None, *,
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
-             progress: bool = True, tensorboard: bool = False, **overrides) -> TrajectoryTransformerAgent:
+             overwrite: bool = False, progress: bool = True, tensorboard: bool = False,
+             **overrides) -> TrajectoryTransformerAgent:
     """Train a Trajectory Transformer on offline trajectories and return the agent.
 
     Args:
@@ -217,10 +219,15 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
         config: hyperparameters (default: the authors'; ``TTTrainConfig.preset("cpu")`` for CPUs);
             ``overrides`` replace single fields.
         env_id: the Gymnasium env the data comes from (default: the dataset's).
-        run_dir: folder for ``log.csv``, ``checkpoint/`` and the final ``agent/``; None keeps nothing on disk.
-        resume: continue from ``run_dir/checkpoint``.
+        run_dir: folder for ``log.csv``, ``checkpoint/`` and the final ``agent/``; None keeps nothing on disk. A
+            folder that already holds a run is refused unless ``resume`` or ``overwrite``.
+        resume: continue the run in ``run_dir`` from its checkpoint.
+        overwrite: delete the run already in ``run_dir`` and start clean.
         progress: show a progress bar.
         tensorboard: also log to ``run_dir/tensorboard`` (needs ``pip install tensorboard``).
+
+    Raises:
+        TrainingInterrupted: on SIGINT or SIGTERM, as in :func:`seqpolicy.train_dt`.
 
     Example:
         >>> import seqpolicy
@@ -232,6 +239,7 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
         (2,)
     """
     cfg = replace(config or TTTrainConfig(), **overrides)
+    check_run_folder(run_dir, resume=resume, overwrite=overwrite)  # before any work: a refusal costs nothing
     # -- data and env --------------------------------------------------------------------------------
     if not isinstance(data, Trajectories):
         data = resolve_dataset(data, env_id)
@@ -268,7 +276,7 @@ def train_tt(data: Trajectories | str | os.PathLike, config: TTTrainConfig | Non
 
     run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
                       config=cfg, resumable=RESUMABLE_CHANGES, desc="train tt", tensorboard=tensorboard,
-                      progress=progress, dist=dist)
+                      progress=progress, dist=dist, overwrite=overwrite)
     if resume:
         run.resume(lambda ckpt: model.load_state_dict(TrajectoryTransformerAgent.load(ckpt, device=device)
                                                       .model.state_dict()))

@@ -1,0 +1,230 @@
+"""Scores over training seeds: a table per (env, dataset, agent) and the aggregate over tasks, with a chart.
+
+    # per env and agent: every training seed the zoo holds, on the same 100 episodes
+    seqpolicy-eval --env Hopper-v4 --agent dt --training-seeds all --episodes 100 --seed 0 --n-envs 10 \\
+        --no-video --json runs/seeds/Hopper-v4-dt.json
+    python envs/make_table.py runs/seeds/*.json --out runs/seeds/seeds.md --chart runs/seeds/aggregate.png
+
+Reads ``seqpolicy-eval --training-seeds ... --json`` files (one per env and agent, or one per seed: a file from
+``--training-seeds 3`` holds seed 3 alone) and writes
+
+- a markdown file: per task (env and dataset) and agent, the mean over seeds of each seed's mean D4RL-normalised
+  score with its 95% CI from a stratified bootstrap (seeds, then episodes within each seed), and each seed's
+  mean; then per agent, the mean and the interquartile mean (IQM) over tasks with stratified-bootstrap CIs
+  (rliable's aggregate metrics, computed by :mod:`seqpolicy.evaluation.aggregate`);
+- a chart of the aggregate: per agent, mean and IQM with their CIs.
+
+An agent is named by the file's label (its zoo name) and a task by the env and the dataset its agents were
+trained on (``medium`` for ``seqpolicy/hopper-v4/medium-v0``). Nothing is evaluated here, and the README is not
+touched (envs/make_summary.py writes the README's table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqpolicy.common.artifact import atomic_write_bytes
+from seqpolicy.evaluation.aggregate import AggregateScores, SeedSummary, across_seeds, aggregate
+from seqpolicy.evaluation.evaluate import EvalResult
+from seqpolicy.evaluation.figures import new_figure, save_png
+
+Task = tuple[str, str]
+"""(env id, dataset short name), e.g. ("Hopper-v4", "medium")."""
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One training seed's agent on one task: its per-episode D4RL-normalised scores."""
+
+    env_id: str
+    dataset: str
+    """The dataset's short name: ``medium`` for ``seqpolicy/hopper-v4/medium-v0``."""
+    agent: str
+    training_seed: int
+    scores: list[float]
+    episode_seeds: list[int]
+    source: str
+    """The file it was read from."""
+
+    @property
+    def task(self) -> Task:
+        return self.env_id, self.dataset
+
+
+def dataset_name(dataset_id: str) -> str:
+    """``seqpolicy/hopper-v4/medium-v0`` -> ``medium``: the same name in every env."""
+    return re.sub(r"-v\d+$", "", dataset_id.rsplit("/", 1)[-1])
+
+
+def load_seed_runs(paths: Iterable[str | Path]) -> list[SeedRun]:
+    """Every training seed's result in ``seqpolicy-eval --training-seeds ... --json`` files.
+
+    Raises:
+        ValueError: a file is not such a result, a result has no normalised score or no dataset, or two files
+            hold the same seed of the same agent and task; the message names the file.
+    """
+    runs: dict[tuple[str, str, str, int], SeedRun] = {}
+    for path in map(Path, paths):
+        try:
+            doc = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not valid JSON ({e}).") from e
+        if not isinstance(doc, dict) or not isinstance(doc.get("evaluations"), list):
+            raise ValueError(f"{path} holds no per-seed results: expected the --json file of `seqpolicy-eval --env "
+                             "ENV --agent NAME --training-seeds all` (a plain seqpolicy-eval result names no seed).")
+        for entry in doc["evaluations"]:
+            try:
+                result = EvalResult.from_dict(entry["evaluation"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{path}: an entry of 'evaluations' is not an evaluation result ({e}).") from e
+            seed = entry.get("training_seed")
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ValueError(f"{path}: an entry of 'evaluations' has training_seed {seed!r}, not an integer.")
+            if not result.normalized:
+                raise ValueError(f"{path}: {result.env_id} has no D4RL reference scores, and the table is of "
+                                 "normalised scores (Hopper, HalfCheetah, Walker2d).")
+            if not result.dataset:
+                raise ValueError(f"{path}: training seed {seed}'s agent names no dataset, so its task is unknown: "
+                                 "save agents with their dataset_id (seqpolicy-train does).")
+            run = SeedRun(env_id=result.env_id, dataset=dataset_name(result.dataset), agent=str(doc.get("label")),
+                          training_seed=int(seed), scores=list(result.normalized["per_episode"]),
+                          episode_seeds=list(result.seeds), source=str(path))
+            key = (run.agent, *run.task, run.training_seed)
+            if key in runs:
+                raise ValueError(f"Training seed {run.training_seed} of {run.agent} on {' '.join(run.task)} is in "
+                                 f"both {runs[key].source} and {path}: pass one of them.")
+            runs[key] = run
+    return list(runs.values())
+
+
+def by_agent(runs: Iterable[SeedRun]) -> dict[str, dict[Task, dict[int, SeedRun]]]:
+    """``{agent: {task: {training seed: run}}}``, agents and tasks in the order found, seeds sorted."""
+    grouped: dict[str, dict[Task, dict[int, SeedRun]]] = {}
+    for run in runs:
+        grouped.setdefault(run.agent, {}).setdefault(run.task, {})[run.training_seed] = run
+    for agent, tasks in grouped.items():
+        for task, seeds in tasks.items():
+            tasks[task] = dict(sorted(seeds.items()))
+            if len({tuple(r.episode_seeds) for r in seeds.values()}) > 1:
+                warnings.warn(f"{agent} on {' '.join(task)}: the training seeds were scored on different episodes; "
+                              "evaluate them together with seqpolicy-eval --training-seeds so that they share "
+                              "episodes.", stacklevel=2)
+    return grouped
+
+
+def task_summaries(runs: Iterable[SeedRun], **bootstrap) -> dict[str, dict[Task, SeedSummary]]:
+    """Per agent and task, the mean over seeds with its stratified-bootstrap CI and each seed's mean."""
+    return {agent: {task: across_seeds({s: r.scores for s, r in seeds.items()}, **bootstrap)
+                    for task, seeds in tasks.items()}
+            for agent, tasks in by_agent(runs).items()}
+
+
+def aggregates(runs: Iterable[SeedRun], **bootstrap) -> dict[str, AggregateScores]:
+    """Per agent, mean and IQM over its tasks with stratified-bootstrap CIs. Agents that cover different tasks
+    get a warning: their aggregates are not comparable."""
+    grouped = by_agent(runs)
+    task_sets = {agent: set(tasks) for agent, tasks in grouped.items()}
+    if len({frozenset(t) for t in task_sets.values()}) > 1:
+        every = set.union(*task_sets.values())
+        lacking = "; ".join(f"{a} lacks {', '.join(' '.join(t) for t in sorted(every - ts))}"
+                            for a, ts in task_sets.items() if every - ts)
+        warnings.warn(f"The agents were scored on different tasks ({lacking}): their aggregates are not "
+                      "comparable.", stacklevel=2)
+    return {agent: aggregate({" ".join(task): {s: r.scores for s, r in seeds.items()} for task, seeds in tasks.items()},
+                             **bootstrap)
+            for agent, tasks in grouped.items()}
+
+
+def _ci(ci: Sequence[float]) -> str:
+    return f"{ci[0]:.1f} to {ci[1]:.1f}"
+
+
+def task_table(summaries: Mapping[str, Mapping[Task, SeedSummary]]) -> str:
+    """Markdown: a row per task and agent (tasks in env, then dataset order)."""
+    rows = [["env", "dataset", "agent", "seeds", "episodes per seed", "mean over seeds", "95% CI", "per seed"],
+            ["---"] * 3 + ["---:"] * 5]
+    cells = [(task, agent, s) for agent, tasks in summaries.items() for task, s in tasks.items()]
+    for (env_id, dataset), agent, s in sorted(cells, key=lambda c: c[0]):
+        episodes = "/".join(map(str, sorted(set(s.episodes))))
+        per_seed = ", ".join(f"{seed}: {m:.1f}" for seed, m in zip(s.seeds, s.seed_means, strict=True))
+        rows.append([env_id, dataset, agent, str(len(s.seeds)), episodes, f"**{s.mean:.1f}**", _ci(s.ci), per_seed])
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def aggregate_table(aggs: Mapping[str, AggregateScores]) -> str:
+    """Markdown: a row per agent with its mean and IQM over tasks."""
+    rows = [["agent", "tasks", "seeds per task", "mean", "95% CI", "IQM", "95% CI"], ["---"] + ["---:"] * 6]
+    for agent, a in aggs.items():
+        seeds = "/".join(map(str, sorted(set(a.seeds_per_task))))
+        rows.append([agent, str(len(a.tasks)), seeds, f"**{a.mean:.1f}**", _ci(a.mean_ci), f"**{a.iqm:.1f}**",
+                     _ci(a.iqm_ci)])
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def markdown(runs: Sequence[SeedRun], **bootstrap) -> str:
+    """The whole report: the per-task table, the aggregate table and a note on how they were computed."""
+    aggs = aggregates(runs, **bootstrap)
+    some = next(iter(aggs.values()))
+    note = (f"D4RL-normalised scores. Per task: the mean over training seeds of each seed's mean over its episodes, "
+            f"with a {some.confidence:.0%} percentile CI from a stratified bootstrap ({some.n_resamples} resamples: "
+            "seeds drawn with replacement, then each drawn seed's episodes). Aggregate: mean of the task means and "
+            "IQM (mean of the middle 50% of all seed means pooled over tasks), CIs from resampling each task's seeds "
+            "(and their episodes) independently (rliable's stratified bootstrap; seqpolicy.evaluation.aggregate).")
+    return ("## Per task\n\n" + task_table(task_summaries(runs, **bootstrap)) + "\n\n## Aggregate over tasks\n\n"
+            + aggregate_table(aggs) + "\n\n" + note + "\n")
+
+
+def plot_aggregates(aggs: Mapping[str, AggregateScores], path: str | Path, title: str = "") -> Path:
+    """A chart of :func:`aggregates` as rliable draws them: one panel per metric (mean, IQM), a row per agent,
+    its point estimate and CI as a bar."""
+    agents = list(aggs)
+    fig, ax = new_figure("aggregate chart", (8.0, 1.2 + 0.45 * len(agents)))
+    ax.remove()
+    panels = fig.subplots(1, 2, sharey=True)
+    for panel, (metric, point, ci) in zip(panels, (("Mean", "mean", "mean_ci"), ("IQM", "iqm", "iqm_ci")),
+                                          strict=True):
+        for y, agent in enumerate(agents):
+            a = aggs[agent]
+            low, high = getattr(a, ci)
+            panel.barh(y, high - low, left=low, height=0.6, color=f"C{y}", alpha=0.6)
+            panel.plot([getattr(a, point)] * 2, [y - 0.3, y + 0.3], color="black", linewidth=1.5)
+        panel.set_title(metric)
+        panel.set_xlabel("D4RL-normalised score")
+        panel.grid(axis="x", alpha=0.3)
+    panels[0].set_yticks(range(len(agents)), agents)
+    panels[0].invert_yaxis()
+    some = next(iter(aggs.values()))
+    seeds = "/".join(map(str, sorted(set(some.seeds_per_task))))
+    fig.suptitle(title or f"D4RL-normalised score over {len(some.tasks)} tasks, {seeds} training seeds each: "
+                 f"mean and IQM with {some.confidence:.0%} stratified-bootstrap CIs", fontsize=9)
+    return save_png(fig, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="+", type=Path, help="seqpolicy-eval --training-seeds --json files")
+    parser.add_argument("--out", type=Path, required=True, help="markdown file to write")
+    parser.add_argument("--chart", type=Path, default=None, help="PNG of the aggregate (default: none)")
+    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    args = parser.parse_args(argv)
+    try:
+        runs = load_seed_runs(args.results)
+    except ValueError as e:
+        raise SystemExit(f"make_table.py: {e}") from None
+    bootstrap = {"n_resamples": args.resamples, "seed": args.seed}
+    atomic_write_bytes(args.out, ("# Scores over training seeds\n\n" + markdown(runs, **bootstrap)).encode())
+    print(f"wrote {args.out}")
+    if args.chart:
+        plot_aggregates(aggregates(runs, **bootstrap), args.chart)
+        print(f"wrote {args.chart}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""Online Decision Transformer fine-tuning (Zheng, Zhang, Grover 2022, "Online Decision Transformer").
+
+The run starts from a stochastic DT (``seqpolicy.models.online_dt``): one trained offline and passed as
+``from_agent`` (``seqpolicy-train dt --stochastic true``, or an earlier odt run's agent), or one pretrained here
+first on the dataset for ``max_steps`` gradient steps, exactly as ``seqpolicy-train dt --stochastic true`` would
+(the same :class:`~seqpolicy.training.dt.DTLearner` and window sampler). Then, until ``online_steps`` env steps
+are spent, each iteration:
+
+1. **collects** ``episodes_per_iteration`` new episodes side by side in a Gymnasium vector env, the agent's own
+   batched ``act`` sampling its actions while asking for the exploration target ``online_target`` (the paper:
+   twice the evaluation target, 7200 for Hopper);
+2. **relabels and stores** them: the replay buffer holds whole trajectories (``buffer_size``, the paper's 1000),
+   filled first with the dataset's best-return ones and then first in, first out; a trajectory's
+   returns-to-go are computed from the rewards it actually got, never from the target it was collected with
+   (hindsight return relabelling);
+3. **learns**: ``updates_per_iteration`` gradient steps on windows drawn from the buffer (trajectories alike,
+   uniform start), each maximising the likelihood of the buffer's actions plus temperature x entropy, the
+   temperature stepping toward the target entropy (-action dims).
+
+The run is an ordinary training run (``seqpolicy.training.run``): ``log.csv`` has one row per iteration with
+``online/env_steps`` and ``online/return`` (the new episodes' mean return, with the sampled actions) beside the
+losses, and ``eval/return`` (the mean action, the evaluation target) every ``online_eval_every`` iterations;
+its ``step`` column counts gradient steps (pretraining's, then online ones). Checkpoints every
+``online_checkpoint_every`` iterations hold the agent, the optimiser, every random state and the replay buffer
+(``replay.safetensors`` + ``online.json``: plain arrays and counters, no pickle). Iteration i's episodes are
+reset with seeds fixed by the run's seed and the episode count, and its sampling generator is seeded from the
+iteration, so a resumed run repeats the iterations an uninterrupted one runs, to the bit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from seqpolicy.agents.odt import OnlineDTAgent
+from seqpolicy.common.artifact import atomic_write_json, read_json
+from seqpolicy.common.envs import gym_make, same_env_id
+from seqpolicy.common.spaces import ActionScaler, spaces_match
+from seqpolicy.common.torch_utils import resolve_device, seed_everything
+from seqpolicy.data.trajectories import Episode, Trajectories
+from seqpolicy.training.common import (
+    RESUMABLE_CHANGES,
+    TrainingRun,
+    check_run_folder,
+    env_spaces,
+    eval_metrics,
+    find_checkpoint,
+    resolve_dataset,
+    setup_distributed,
+)
+from seqpolicy.training.dt import DTLearner, DTTrainConfig, WindowSampler, new_agent
+from seqpolicy.training.run_folder import no_checkpoint_error
+from seqpolicy.training.speed import keep_freed_memory, resolve_precision
+
+REPLAY_FILE = "replay.safetensors"
+ONLINE_STATE_FILE = "online.json"
+ONLINE_SEED = 1_000_000
+"""Online episode e of a run with seed s resets its env with seed ONLINE_SEED + 10_000_000 * s + e: never the
+test seeds (0-99) nor the periodic evaluation's (10_000 on)."""
+
+
+@dataclass(frozen=True)
+class ODTTrainConfig(DTTrainConfig):
+    """Hyperparameters of an Online DT run; defaults are the paper's (Hopper where they differ by env).
+
+    The network fields (sizes, context, return scale, target) and ``max_steps`` shape the stochastic DT that is
+    pretrained here; with ``from_agent`` the agent's own network, statistics and targets are used instead.
+    """
+
+    context_length: int = 20
+    """K: steps per training window."""
+    acting_context_length: int | None = 5
+    """Steps the agent sees when it acts (evaluation and online rollouts); None means context_length."""
+    hidden_size: int = 512
+    """Embedding width."""
+    n_layer: int = 4
+    """Transformer blocks."""
+    n_head: int = 4
+    """Attention heads."""
+    batch_size: int = 256
+    """Windows per gradient step (pretraining and online)."""
+    weight_decay: float = 5e-4
+    """AdamW weight decay."""
+    max_steps: int = 5000
+    """Offline pretraining: gradient steps on the dataset before going online (one of the authors' pretraining
+    iterations); not used with --from, whose agent is already trained."""
+    stochastic: bool = True
+    """Always true here: online fine-tuning needs the stochastic policy."""
+    online_steps: int = 200_000
+    """The online budget: env steps of online episodes (the paper's 200k for the MuJoCo tasks)."""
+    online_target: float | None = None
+    """Return-to-go the exploration episodes ask for; None means twice the evaluation target (7200 for Hopper)."""
+    buffer_size: int = 1000
+    """Trajectories the replay buffer holds (the dataset's best first, then first in, first out)."""
+    episodes_per_iteration: int = 1
+    """New episodes per online iteration, collected side by side in that many envs."""
+    updates_per_iteration: int = 300
+    """Gradient steps per online iteration, on windows from the replay buffer."""
+    online_eval_every: int = 10
+    """Evaluate (mean action, evaluation target) every this many online iterations and at the end (0: at the
+    end only)."""
+    online_checkpoint_every: int = 10
+    """Write a resumable checkpoint every this many online iterations (0: only at the end)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        if not self.stochastic:
+            raise ValueError(f"{name}.stochastic must be true: online fine-tuning explores with, and learns, a "
+                             "stochastic policy (seqpolicy-train dt trains a deterministic DT offline).")
+        if self.online_steps < 1:
+            raise ValueError(f"{name}.online_steps must be >= 1, got {self.online_steps}: it is the online budget in "
+                             "env steps. To train a stochastic DT offline only, use seqpolicy-train dt --stochastic "
+                             "true.")
+        for field in ("buffer_size", "episodes_per_iteration", "updates_per_iteration"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{name}.{field} must be >= 1, got {getattr(self, field)}.")
+        for field in ("online_eval_every", "online_checkpoint_every"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"{name}.{field} must be >= 0, got {getattr(self, field)}.")
+
+
+# Settings a resumed run may change: the shared ones, the online budget and the online cadences.
+RESUMABLE = RESUMABLE_CHANGES | {"online_steps", "online_eval_every", "online_checkpoint_every"}
+
+PRESETS: dict[str, ODTTrainConfig] = {
+    "paper": ODTTrainConfig(),
+    # Deviations for one CPU core (the Hopper-v4 zoo entry), sized from step times measured with one thread, bf16
+    # autocast, on a 2-core AMD EPYC with AVX512-BF16: the paper's network (width 512 x 4 blocks, batch 256) takes
+    # 3.4 s per update, so 300 per iteration would be 17 min. Instead the zoo DT's cpu network (width 64 x 3
+    # blocks, 1 head) at batch 128: 57 ms per update; 3x the learning rate after a 1k-step warm-up, as the DT's
+    # cpu preset; 10k pretraining steps (~10 min). Online the paper's iteration stays (one episode, then 300
+    # updates), so the update-to-data ratio is the paper's in updates per episode and half of it in windows
+    # (batch 128, not 256): ~17.5 s per iteration (acting: 0.6 ms per env step; rebuilding the sampler over a
+    # full buffer: 0.26 s), and 200k env steps (~400 Hopper episodes of ~500 steps) in ~2 h, 2.5 h at ~400
+    # steps per episode. beta-NLL 0.5 as for PointReach: the zoo's data are TD3 actions, many clipped.
+    "cpu": ODTTrainConfig(hidden_size=64, n_layer=3, n_head=1, batch_size=128, learning_rate=3e-4, warmup_steps=1000,
+                          max_steps=10_000, eval_every=2500, eval_episodes=10, checkpoint_every=2500,
+                          likelihood_beta=0.5),
+    # PointReach (seqpolicy/PointReach-v0): the DT's pointreach network; a short run for tests and examples. Its
+    # returns are at most 50 (one per step), the exploration target.
+    "pointreach": ODTTrainConfig(context_length=10, acting_context_length=None, hidden_size=64, n_layer=2, n_head=1,
+                                 batch_size=64, learning_rate=1e-3, warmup_steps=100, max_steps=500,
+                                 return_scale=50.0, eval_every=500, eval_episodes=10, checkpoint_every=500,
+                                 likelihood_beta=0.5, online_steps=5000, online_target=50.0, buffer_size=300,
+                                 episodes_per_iteration=10, updates_per_iteration=50, online_eval_every=5,
+                                 online_checkpoint_every=5),
+}
+
+
+class TrajectoryBuffer:
+    """The Online DT's replay buffer: whole trajectories, at most ``capacity``, the oldest leaving first.
+
+    :meth:`from_dataset` fills it with the dataset's best-return trajectories, ordered worst first (so those
+    leave first); :meth:`add` appends online trajectories. Returns-to-go are not stored: the sampler computes
+    them from the rewards each trajectory got (:func:`seqpolicy.training.dt.returns_to_go`), which relabels an
+    online trajectory with the return it achieved.
+    """
+
+    def __init__(self, capacity: int, episodes: list[Episode] | None = None, n_online: int = 0):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}.")
+        self.capacity = capacity
+        self.episodes: list[Episode] = list(episodes or [])[-capacity:]
+        self.n_online = min(n_online, len(self.episodes))
+        """How many of the trajectories held were collected online (the newest ones)."""
+
+    @classmethod
+    def from_dataset(cls, data: Trajectories, capacity: int) -> TrajectoryBuffer:
+        """The ``capacity`` best-return trajectories of ``data`` (all of them if fewer), worst first."""
+        order = np.argsort(data.returns, kind="stable")[-capacity:]  # ascending: the best ones, worst first
+        return cls(capacity, [data.episodes[i] for i in order])
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def add(self, episodes: list[Episode]) -> None:
+        """Append online trajectories, in order; the oldest leave when the buffer is full."""
+        self.episodes.extend(episodes)
+        self.n_online = min(self.n_online + len(episodes), self.capacity)
+        del self.episodes[:-self.capacity]
+
+    def as_trajectories(self, data: Trajectories) -> Trajectories:
+        """The trajectories held, as a :class:`Trajectories` of ``data``'s env (what the window sampler reads)."""
+        return Trajectories(list(self.episodes), data.env_id, data.dataset_id, data.observation_space,
+                            data.action_space)
+
+    def save(self, folder: Path) -> None:
+        """``folder/replay.safetensors``: the trajectories as flat arrays (observations, actions, rewards; lengths
+        and terminated flags per trajectory)."""
+        from safetensors.numpy import save_file
+
+        save_file({"observations": np.concatenate([ep.observations for ep in self.episodes]),
+                   "actions": np.concatenate([ep.actions for ep in self.episodes]),
+                   "rewards": np.concatenate([ep.rewards for ep in self.episodes]),
+                   "lengths": np.array([len(ep) for ep in self.episodes], dtype=np.int64),
+                   "terminated": np.array([ep.terminated for ep in self.episodes], dtype=np.uint8)},
+                  str(folder / REPLAY_FILE))
+
+    @classmethod
+    def load(cls, folder: Path, capacity: int, n_online: int) -> TrajectoryBuffer:
+        """Read what :meth:`save` wrote."""
+        from safetensors.numpy import load_file
+
+        try:
+            arrays = load_file(str(folder / REPLAY_FILE))
+        except Exception as e:  # safetensors raises its own error types
+            raise ValueError(f"{folder / REPLAY_FILE} is damaged ({e}); resume from another copy of the run or "
+                             "start without --resume.") from e
+        ends = np.cumsum(arrays["lengths"])
+        starts = ends - arrays["lengths"]
+        episodes = [Episode(arrays["observations"][s:e], arrays["actions"][s:e], arrays["rewards"][s:e],
+                            terminated=bool(t), truncated=not t)
+                    for s, e, t in zip(starts, ends, arrays["terminated"], strict=True)]
+        return cls(capacity, episodes, n_online)
+
+
+@dataclass
+class OnlineProgress:
+    """Where the online phase stands: its counters and replay buffer (None until the phase starts)."""
+
+    buffer: TrajectoryBuffer | None = None
+    iterations: int = 0
+    env_steps: int = 0
+    episodes: int = 0
+
+    def save(self, folder: Path) -> None:
+        """Write the buffer and the counters into a checkpoint folder (nothing before the online phase)."""
+        if self.buffer is None:
+            return
+        self.buffer.save(folder)
+        atomic_write_json(folder / ONLINE_STATE_FILE, {
+            "iterations": self.iterations, "env_steps": self.env_steps, "episodes": self.episodes,
+            "buffer_capacity": self.buffer.capacity, "buffer_online": self.buffer.n_online})
+
+    @classmethod
+    def load(cls, folder: Path) -> OnlineProgress:
+        """What :meth:`save` wrote into a checkpoint folder; a checkpoint of the pretraining phase has none."""
+        path = folder / ONLINE_STATE_FILE
+        if not path.is_file():
+            return cls()
+        doc = read_json(path, "; resume from another copy of the run or start without --resume.")
+        buffer = TrajectoryBuffer.load(folder, doc["buffer_capacity"], doc["buffer_online"])
+        return cls(buffer, doc["iterations"], doc["env_steps"], doc["episodes"])
+
+
+def collect_episodes(agent: Any, venv: gym.vector.VectorEnv, seeds: list[int]) -> list[Episode]:
+    """One episode in each env of ``venv`` (env j reset with ``seeds[j]``), every step's actions from one batched
+    ``agent.act``; the episodes come back in env order.
+
+    ``venv`` must not reset envs by itself (``autoreset_mode=DISABLED``, as :func:`make_rollout_envs` makes it):
+    an env whose episode ended is reset here (unseeded) and idles, its steps ignored, until all have ended.
+    """
+    n = venv.num_envs
+    if len(seeds) != n:
+        raise ValueError(f"seeds has {len(seeds)} entries for {n} envs: pass one seed per env.")
+    steps: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(n)]
+    episodes: list[Episode | None] = [None] * n
+    agent.reset()
+    obs, _ = venv.reset(seed=list(seeds))
+    rewards = None
+    while any(ep is None for ep in episodes):
+        actions = agent.act(obs, rewards)
+        next_obs, rewards, terminated, truncated, _ = venv.step(actions)
+        ended = np.logical_or(terminated, truncated)
+        for j in range(n):
+            if episodes[j] is not None:
+                continue  # idling after its episode
+            steps[j].append((obs[j], actions[j], float(rewards[j])))
+            if ended[j]:
+                o, a, r = zip(*steps[j], strict=True)
+                episodes[j] = Episode(np.stack(o), np.stack(a), np.array(r, dtype=np.float32),
+                                      terminated=bool(terminated[j]), truncated=not terminated[j],
+                                      final_observation=next_obs[j])
+        if ended.any():
+            next_obs, _ = venv.reset(options={"reset_mask": ended})
+            agent.reset(envs=ended)  # the agent ignores these envs' rewards at its next act()
+        obs = next_obs
+    return [ep for ep in episodes if ep is not None]
+
+
+def make_rollout_envs(env_id: str, n: int) -> gym.vector.VectorEnv:
+    """``n`` envs of ``env_id`` stepped together in this process, without autoreset (see
+    :func:`collect_episodes`); rewards are the env's own (no wrappers)."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    return SyncVectorEnv([lambda: gym_make(env_id)] * n, autoreset_mode=AutoresetMode.DISABLED)
+
+
+def load_start_agent(from_agent: str | os.PathLike, device: torch.device) -> OnlineDTAgent:
+    """The stochastic DT a fine-tuning run starts from; anything else is refused with what to pass instead."""
+    from seqpolicy.agents.loading import agent_kind, resolve_agent_path
+
+    path = resolve_agent_path(from_agent)
+    kind = agent_kind(path)  # refuses a path without an agent
+    if kind == "dt":
+        raise ValueError(f"--from {path} is a deterministic Decision Transformer (kind 'dt'): online fine-tuning "
+                         "needs a stochastic one, which samples actions to explore and has a likelihood to learn "
+                         "from. Train one with seqpolicy-train dt --stochastic true, or leave out --from to pretrain "
+                         "one here on --dataset.")
+    if kind != OnlineDTAgent.kind:
+        raise ValueError(f"--from {path} is a {kind!r} agent: online fine-tuning starts from a stochastic DT (kind "
+                         "'odt', from seqpolicy-train dt --stochastic true or seqpolicy-train odt).")
+    return OnlineDTAgent.load(path, device=device)
+
+
+def check_start_agent(agent: OnlineDTAgent, env_id: str, observation_space: gym.Space,
+                      action_space: gym.Space) -> None:
+    """Refuse a starting agent made for another env than the one the run collects episodes in."""
+    made_for = agent.env_id
+    if made_for and not same_env_id(made_for, env_id):
+        raise ValueError(f"--from: the agent was made for {made_for}, but this run collects its episodes in "
+                         f"{env_id}. Fine-tune it on {made_for} with a dataset of that env, or leave out --from to "
+                         f"pretrain a new agent for {env_id}.")
+    for what, mine, theirs in (("observation", agent.observation_space, observation_space),
+                               ("action", agent.action_space, action_space)):
+        if not spaces_match(mine, theirs):
+            raise ValueError(f"--from: the agent's {what} space {mine} does not match {env_id}'s {theirs}: it was "
+                             "made for another env.")
+
+
+def train_odt(data: Trajectories | str | os.PathLike, config: ODTTrainConfig | None = None, *,
+              env_id: str | None = None, from_agent: str | os.PathLike | None = None,
+              run_dir: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
+              progress: bool = True, tensorboard: bool = False, **overrides) -> OnlineDTAgent:
+    """Fine-tune a stochastic DT online (pretraining it on ``data`` first unless ``from_agent`` is given).
+
+    Args:
+        data: the offline trajectories (a :class:`Trajectories` or a dataset id/path): they fill the replay buffer
+            and, without ``from_agent``, pretrain the agent.
+        config: hyperparameters (default: the paper's); ``overrides`` replace single fields.
+        env_id: the env to collect episodes in (default: the dataset's, else the agent's).
+        from_agent: a stochastic DT's folder (kind ``odt``) to start from instead of pretraining one.
+        run_dir, resume, overwrite, progress, tensorboard: as for :func:`seqpolicy.train_dt`; ``resume`` continues
+            exactly, replay buffer and random states included, in either phase.
+
+    Raises:
+        ValueError: ``from_agent`` is a deterministic DT or another kind, or was made for another env; the
+            config is invalid (e.g. ``online_steps`` 0). Raised before any work.
+        TrainingInterrupted: on SIGINT or SIGTERM, as for :func:`seqpolicy.train_dt`.
+
+    Example:
+        >>> import seqpolicy
+        >>> from seqpolicy.toy import make_toy_dataset
+        >>> from seqpolicy.training.odt import PRESETS, train_odt
+        >>> agent = train_odt(make_toy_dataset(20), PRESETS["pointreach"], max_steps=5, online_steps=100,
+        ...                   updates_per_iteration=2, eval_every=0, online_eval_every=0, progress=False)
+        >>> agent.info["online"]["env_steps"] >= 100
+        True
+    """
+    cfg = replace(config or ODTTrainConfig(), **overrides)
+    check_run_folder(run_dir, resume=resume, overwrite=overwrite)  # before any work: a refusal costs nothing
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("seqpolicy-train odt runs in one process (its episodes are collected by the agent being "
+                         "trained): start it without torchrun.")
+    ckpt = find_checkpoint(Path(run_dir)) if resume and run_dir is not None else None
+    if resume and ckpt is None:
+        raise no_checkpoint_error(run_dir)
+    device = resolve_device(cfg.device)
+    start = load_start_agent(from_agent, device) if from_agent is not None and ckpt is None else None
+    if start is not None and env_id is not None:  # before the data loads when the env is known
+        check_start_agent(start, env_id, start.observation_space, start.action_space)
+
+    # -- data and env --------------------------------------------------------------------------------
+    if not isinstance(data, Trajectories):
+        data = resolve_dataset(data, env_id)
+    env_id = env_id or data.env_id or (start.env_id if start is not None else None)
+    if env_id is None:
+        raise ValueError("Online fine-tuning collects episodes in an env: pass env_id (--env); the dataset names none.")
+    obs_space, act_space, time_limit = env_spaces(data, env_id)
+    if start is not None:
+        check_start_agent(start, env_id, obs_space, act_space)
+    dist = setup_distributed(device)
+    precision = resolve_precision(cfg.precision, device)
+    if device.type == "cpu":
+        keep_freed_memory()
+
+    # -- agent, optimiser ----------------------------------------------------------------------------
+    seed_everything(cfg.seed)
+    if ckpt is not None:
+        agent = OnlineDTAgent.load(ckpt, device=device)  # the run's own network, whichever way it started
+    elif start is not None:
+        agent = start
+        agent.info = {"trainer": "seqpolicy.train_odt", "train_config": asdict(cfg),
+                      "from_agent": {"path": str(from_agent), "info": start.info}}
+    else:
+        agent = new_agent(data, cfg, env_id, obs_space, act_space, time_limit, device, trainer="seqpolicy.train_odt")
+    model = agent.model
+    learner = DTLearner(model, cfg, dist, precision)
+    generator = dist.sampling_generator(cfg.seed)
+    online = OnlineProgress()
+    run = TrainingRun(run_dir, agent=agent, optimizer=learner.optimizer, scheduler=learner.scheduler,
+                      generator=generator, config=cfg, resumable=RESUMABLE, desc="odt pretraining",
+                      tensorboard=tensorboard, progress=progress, dist=dist, overwrite=overwrite,
+                      save_state=online.save)
+    if ckpt is not None:
+        run.resume(lambda folder: None)  # the weights came with the agent
+        loaded = OnlineProgress.load(ckpt)
+        online.buffer, online.iterations, online.env_steps, online.episodes = (
+            loaded.buffer, loaded.iterations, loaded.env_steps, loaded.episodes)
+    agent.info.update({"precision": precision, "micro_batches": learner.chunks})
+    evaluate = lambda: eval_metrics(agent, model, env_id, cfg.eval_episodes, cfg.eval_seed)  # noqa: E731
+    scaler = ActionScaler(act_space)
+
+    # -- offline pretraining: not when starting from an agent, nor once online (a run from an agent only
+    # checkpoints online, so a checkpoint without online state is a pretraining one) --------------------
+    if start is None and online.buffer is None:
+        # Deviation: windows as the DT samples them (episodes by length); the authors draw trajectories alike.
+        sampler = WindowSampler(data, cfg.context_length, agent.state_mean, agent.state_std, scaler,
+                                agent.return_scale, agent.max_ep_len, device)
+        model.train()
+        run.loop(lambda: learner.step(sampler, generator), max_steps=cfg.max_steps, log_every=cfg.log_every,
+                 eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
+
+    # -- online fine-tuning --------------------------------------------------------------------------
+    if online.buffer is None:
+        online.buffer = TrajectoryBuffer.from_dataset(data, cfg.buffer_size)
+    online_target = cfg.online_target if cfg.online_target is not None else 2 * agent.target_return
+    explorer = agent.explorer(online_target)  # samples, on the same network
+    venv = make_rollout_envs(env_id, cfg.episodes_per_iteration)
+
+    def iteration() -> tuple[int, dict[str, float]]:
+        assert online.buffer is not None
+        # 1. collect, with sampled actions and the exploration target (seeded by the episode count and iteration)
+        seeds = [ONLINE_SEED + 10_000_000 * cfg.seed + online.episodes + j for j in range(venv.num_envs)]
+        explorer.reset(seed=10_000_000 * cfg.seed + online.iterations)
+        model.eval()
+        episodes = collect_episodes(explorer, venv, seeds)
+        # 2. store them; their returns-to-go are the returns they achieved (computed by the sampler)
+        online.buffer.add(episodes)
+        sampler = WindowSampler(online.buffer.as_trajectories(data), cfg.context_length, agent.state_mean,
+                                agent.state_std, scaler, agent.return_scale, agent.max_ep_len, device,
+                                uniform_episodes=True)
+        # 3. learn
+        model.train()
+        losses = torch.stack([learner.step(sampler, generator) for _ in range(cfg.updates_per_iteration)])
+        run.step += cfg.updates_per_iteration
+        new_steps = sum(len(ep) for ep in episodes)
+        online.iterations += 1
+        online.env_steps += new_steps
+        online.episodes += len(episodes)
+        metrics = {"online/env_steps": online.env_steps, "online/return": float(np.mean([ep.episode_return
+                                                                                       for ep in episodes])),
+                   "online/length": float(np.mean([len(ep) for ep in episodes])),
+                   "online/buffer_online": online.buffer.n_online, "train/loss": losses.mean().item(),
+                   "train/lr": learner.scheduler.get_last_lr()[0]}
+        metrics.update({k: v.item() for k, v in learner.metrics.items()})
+        return new_steps, metrics
+
+    run.desc = "odt online"
+    try:
+        run.loop_rounds(iteration, total=cfg.online_steps, done=online.env_steps, rounds=online.iterations,
+                        unit="env step", eval_every=cfg.online_eval_every,
+                        checkpoint_every=cfg.online_checkpoint_every, evaluate=evaluate,
+                        shown={"return": "online/return", "loss": "train/loss", "eval": "eval/return"})
+    finally:
+        venv.close()
+
+    # -- final artifacts -----------------------------------------------------------------------------
+    agent.info["online"] = {"env_steps": online.env_steps, "iterations": online.iterations,
+                            "episodes": online.episodes, "online_target": online_target,
+                            "buffer_online": online.buffer.n_online}
+    run.finish(model, device)
+    return agent

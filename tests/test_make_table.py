@@ -1,0 +1,111 @@
+"""envs/make_table.py: the per-task table and the aggregate over tasks from synthetic per-seed result files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ENVS = Path(__file__).resolve().parent.parent / "envs"
+
+
+@pytest.fixture(scope="module")
+def make_table():
+    if str(ENVS) not in sys.path:
+        sys.path.insert(0, str(ENVS))
+    spec = importlib.util.spec_from_file_location("envs_make_table", ENVS / "make_table.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def evaluation(env_id: str, dataset: str | None, scores: list[float], seed: int = 0) -> dict:
+    """What EvalResult.to_dict writes, with the given per-episode normalised scores (returns are made up)."""
+    n = len(scores)
+    return {"env_id": env_id, "env_version": 4, "agent": "synthetic", "seed": seed,
+            "seeds": list(range(seed, seed + n)), "returns": [10.0 * s for s in scores], "lengths": [1000] * n,
+            "mean": 0.0, "std": 0.0, "ci95": [0.0, 0.0], "n_envs": 1, "vectorization": "sync", "env_steps": 1000 * n,
+            "wall_time_s": 1.0, "dataset": dataset,
+            "normalized": {"mean": sum(scores) / n, "ci95": [0.0, 0.0], "per_episode": scores}}
+
+
+def write(path: Path, label: str, env_id: str, dataset: str | None, per_seed: dict[int, list[float]]) -> Path:
+    """A file as seqpolicy-eval --training-seeds --json writes it."""
+    path.write_text(json.dumps({"agent": label, "label": label, "training_seeds": list(per_seed), "evaluations": [
+        {"training_seed": s, "label": f"{label}-seed{s}", "evaluation": evaluation(env_id, dataset, scores)}
+        for s, scores in per_seed.items()]}))
+    return path
+
+
+@pytest.fixture
+def results(tmp_path) -> list[Path]:
+    """dt and bc on two tasks, two seeds each; dt's seeds on Hopper medium score 10 and 30 on every episode."""
+    return [
+        write(tmp_path / "hopper-dt.json", "dt", "Hopper-v4", "seqpolicy/hopper-v4/medium-v0",
+              {0: [10.0, 10.0, 10.0], 1: [30.0, 30.0, 30.0]}),
+        write(tmp_path / "walker-dt.json", "dt", "Walker2d-v4", "seqpolicy/walker2d-v4/medium-v0",
+              {0: [50.0, 50.0, 50.0], 1: [70.0, 70.0, 70.0]}),
+        write(tmp_path / "hopper-bc-0.json", "bc", "Hopper-v4", "seqpolicy/hopper-v4/medium-v0", {0: [5.0, 7.0, 6.0]}),
+        write(tmp_path / "hopper-bc-1.json", "bc", "Hopper-v4", "seqpolicy/hopper-v4/medium-v0", {1: [8.0, 8.0, 8.0]}),
+        write(tmp_path / "walker-bc.json", "bc", "Walker2d-v4", "seqpolicy/walker2d-v4/medium-v0",
+              {0: [1.0, 2.0, 3.0], 1: [40.0, 40.0, 40.0]}),
+    ]
+
+
+def test_table_per_task_and_aggregate_over_tasks(make_table, results):
+    runs = make_table.load_seed_runs(results)
+    assert len(runs) == 8 and {r.dataset for r in runs} == {"medium"}
+    summaries = make_table.task_summaries(runs, n_resamples=2000)
+    dt_hopper = summaries["dt"][("Hopper-v4", "medium")]
+    # two seeds that disagree: the CI spans them (pooling the 6 episodes would give about 20 +- 8)
+    assert (dt_hopper.mean, dt_hopper.ci, dt_hopper.seed_means) == (20.0, (10.0, 30.0), [10.0, 30.0])
+    assert summaries["bc"][("Hopper-v4", "medium")].seed_means == [6.0, 8.0]  # seeds from two files
+    aggs = make_table.aggregates(runs, n_resamples=2000)
+    # dt's runs: 10, 30, 50, 70 -> mean of task means (20 + 60) / 2 = 40, IQM of the 4 pooled: mean(30, 50) = 40;
+    # bc's runs: 6, 8, 2, 40 -> mean (7 + 21) / 2 = 14, IQM mean(6, 8) = 7
+    assert (aggs["dt"].mean, aggs["dt"].iqm, aggs["bc"].mean, aggs["bc"].iqm) == (40.0, 40.0, 14.0, 7.0)
+    text = make_table.markdown(runs, n_resamples=2000)
+    assert "| Hopper-v4 | medium | dt | 2 | 3 | **20.0** | 10.0 to 30.0 | 0: 10.0, 1: 30.0 |" in text
+    assert "| Hopper-v4 | medium | bc | 2 | 3 | **7.0** |" in text
+    assert text.index("| Hopper-v4 | medium | bc") < text.index("| Walker2d-v4 | medium | dt")
+    assert "| dt | 2 | 2 | **40.0** |" in text and "| bc | 2 | 2 | **14.0** |" in text and "stratified" in text
+
+
+def test_the_script_writes_the_table_and_the_chart(make_table, results, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out, chart = tmp_path / "out" / "seeds.md", tmp_path / "out" / "aggregate.png"
+    make_table.main([*map(str, results), "--out", str(out), "--chart", str(chart), "--resamples", "500"])
+    assert out.read_text().startswith("# Scores over training seeds\n\n## Per task\n")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {chart}" in capsys.readouterr().out
+
+
+def test_bad_result_files_are_named_and_explained(make_table, results, tmp_path):
+    with pytest.raises(ValueError, match=r"Training seed 0 of dt on Hopper-v4 medium is in both .*hopper-dt\.json "
+                                         r"and .*again\.json: pass one of them"):
+        make_table.load_seed_runs([*results, write(tmp_path / "again.json", "dt", "Hopper-v4",
+                                                   "seqpolicy/hopper-v4/medium-v0", {0: [1.0]})])
+    with pytest.raises(ValueError, match=r"no-dataset\.json: training seed 0's agent names no dataset"):
+        make_table.load_seed_runs([write(tmp_path / "no-dataset.json", "dt", "Hopper-v4", None, {0: [1.0]})])
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"agent": "dt", "evaluation": evaluation("Hopper-v4", "x/medium-v0", [1.0])}))
+    with pytest.raises(ValueError, match=r"plain\.json holds no per-seed results: .*--training-seeds all"):
+        make_table.load_seed_runs([plain])
+    with pytest.raises(SystemExit, match="make_table.py: .*plain.json holds no per-seed results"):
+        make_table.main([str(plain), "--out", str(tmp_path / "x.md")])
+
+
+def test_agents_on_different_tasks_or_episodes_are_warned_about(make_table, results, tmp_path):
+    runs = make_table.load_seed_runs(results[:3])  # bc on Hopper only
+    with pytest.warns(UserWarning, match=r"different tasks \(bc lacks Walker2d-v4 medium\)"):
+        make_table.aggregates(runs, n_resamples=10)
+    shifted = tmp_path / "shifted.json"
+    doc = json.loads(results[0].read_text())
+    doc["evaluations"][1]["evaluation"] = evaluation("Hopper-v4", "seqpolicy/hopper-v4/medium-v0", [30.0] * 3, seed=50)
+    shifted.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match="dt on Hopper-v4 medium: the training seeds were scored on different episode"):
+        make_table.task_summaries(make_table.load_seed_runs([shifted]), n_resamples=10)
