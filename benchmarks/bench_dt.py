@@ -4,7 +4,7 @@ Measures, at Hopper dimensions with the paper's model (H=128, 3 layers, 1 head, 
 
 1. ``act()`` latency at batch 1 on one CPU thread over N steps: seqpolicy's agent with each runtime (PyTorch,
    and onnxruntime on the agent's ``seqpolicy-export onnx`` export) against the authors' evaluation loop
-   (``evaluate_episode_rtg``) feeding transformers' model, as in REFERENCE.md; the three alternate over
+   (``evaluate_episode_rtg``, Chen et al. 2021) feeding transformers' model; the three alternate over
    ``--rounds`` rounds (load on the machine hits all of them) and the median of the rounds is reported. The
    onnxruntime agent's actions are compared with the PyTorch agent's on the same inputs (largest difference).
 2. The FLOPs of one step (matmuls, attention included, as computed: the agent's pruned window of 3K-1

@@ -16,7 +16,8 @@ from seqpolicy.common.artifact import ArtifactError
 
 
 def _authors_loop_actions(model, env, state_mean, state_std, target, scale, k, seed, steps):
-    """The authors' ``evaluate_episode_rtg`` (with HF's model), written from REFERENCE.md.
+    """The authors' ``evaluate_episode_rtg`` (Chen et al. 2021, gym/evaluation/evaluate_episodes.py; with HF's
+    model), written from its description.
 
     Returns the observations, rewards and actions of one episode.
     """

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# D4RL reference returns (REFERENCE.md, "Scores"): random and expert policies on gym MuJoCo v3, 1000-step
-# episodes. Keyed by the env name without version: the same references are applied to any version, and the
-# score is labelled with the version it was measured on.
+# D4RL reference returns (Fu et al. 2020, D4RL, and its code's infos.py): random and expert policies on gym
+# MuJoCo v3, 1000-step episodes. Keyed by the env name without version: the same references are applied to any
+# version, and the score is labelled with the version it was measured on.
 D4RL_REFERENCE = {
     "Hopper": (-20.272305, 3234.3),
     "HalfCheetah": (-280.178953, 12135.0),
