@@ -6,12 +6,13 @@ into ``$SEQPOLICY_ENVS`` or an installed wheel's copy, which ``seqpolicy.zoo`` a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
 from pathlib import Path
 
+from seqpolicy.common.artifact import file_sha256
+from seqpolicy.common.threads import cpu_model
 from seqpolicy.zoo import PRESET_FILE, folder_name
 
 ENVS = Path(__file__).resolve().parent
@@ -38,24 +39,13 @@ def read_preset(folder: Path) -> dict:
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """A file's SHA-256 (the library's, so cards and artifacts hash the same way)."""
+    return file_sha256(path)
 
 
 def machine() -> str:
     """CPU model, logical CPUs and OS, recorded in every card (float results can differ between CPUs)."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, no GPU used"
+    return f"{cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, no GPU used"
 
 
 def evaluated_other_files(folder: Path, env_id: str, name: str) -> bool:

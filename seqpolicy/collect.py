@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from seqpolicy.agents.base import Agent, FunctionAgent, RandomAgent
+from seqpolicy.common.artifact import file_sha256
 from seqpolicy.common.envs import check_agent_env_id, gym_make
 from seqpolicy.data.trajectories import Episode, Trajectories
 
@@ -59,7 +59,7 @@ def make_policy(policy: str | os.PathLike | Agent, env: gym.Env, seed: int = 0,
 
         agent = SB3Agent.load(path, trusted=trust_zip)
         make_sb3_env_check(agent, env)
-        return agent, {"kind": "sb3", "algo": agent.name, "path": str(path), "sha256": _sha256(path),
+        return agent, {"kind": "sb3", "algo": agent.name, "path": str(path), "sha256": file_sha256(path),
                        "deterministic": agent.deterministic}
     if path.is_dir() and (path / "agent.json").is_file():
         from seqpolicy.agents.loading import agent_kind, load_agent
@@ -182,6 +182,3 @@ def write_collected(data: Trajectories, dataset_id: str, description: str | None
                         ref_min_score=ref_scores[0] if ref_scores else None,
                         ref_max_score=ref_scores[1] if ref_scores else None, overwrite=overwrite)
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -26,10 +26,16 @@ from seqpolicy.agents.onnx_network import (
     ONNX_FILE,
     RECORD_KEY,
     _import_onnx,
-    _sha256,
     network_call,
 )
-from seqpolicy.common.artifact import CONFIG_FILE, ArtifactError, atomic_write_json, read_json, resolve_agent_path
+from seqpolicy.common.artifact import (
+    CONFIG_FILE,
+    ArtifactError,
+    atomic_write_json,
+    file_sha256,
+    read_json,
+    resolve_agent_path,
+)
 
 
 @contextlib.contextmanager
@@ -114,7 +120,7 @@ def export_onnx(folder: str | os.PathLike, opset: int | None = None) -> Path:
     meta = read_json(folder / CONFIG_FILE)  # load_agent checked it; rewritten with the record added
     meta[RECORD_KEY] = {
         "file": ONNX_FILE,
-        "sha256": _sha256(folder / ONNX_FILE),
+        "sha256": file_sha256(folder / ONNX_FILE),
         "weights_sha256": meta["weights_sha256"],
         "computes": call.computes,
         "inputs": describe(model.graph.input),

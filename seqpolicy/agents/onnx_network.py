@@ -26,7 +26,6 @@ Needs the ``onnx`` extra (``pip install 'seqpolicy[onnx]'``); ``import seqpolicy
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqpolicy.common.artifact import CONFIG_FILE, ArtifactError, read_json, resolve_agent_path
+from seqpolicy.common.artifact import CONFIG_FILE, ArtifactError, file_sha256, read_json, resolve_agent_path
 
 ONNX_FILE = "model.onnx"
 RECORD_KEY = "onnx"
@@ -111,10 +110,6 @@ def network_call(agent: Any) -> NetworkCall:
     raise ValueError(NOT_EXPORTED.get(kind, f"{type(agent).__name__} has no ONNX export (DT and BC agents do)."))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _import_onnx(export: bool = False) -> tuple[Any, Any]:
     """(onnx, onnxruntime); ``export`` also needs onnxscript (torch's exporter)."""
     try:
@@ -159,7 +154,7 @@ def check_onnx(folder: str | os.PathLike) -> dict:
     if record.get("weights_sha256") != meta.get("weights_sha256"):
         raise ArtifactError(f"{path} is stale: it was exported from other weights than the folder's "
                             f"model.safetensors. {redo}")
-    if _sha256(path) != record.get("sha256"):
+    if file_sha256(path) != record.get("sha256"):
         raise ArtifactError(f"{path} does not match the SHA-256 recorded in {CONFIG_FILE} (edited, truncated or "
                             f"replaced). {redo}")
     return record

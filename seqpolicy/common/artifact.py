@@ -78,6 +78,15 @@ def read_json(path: str | os.PathLike, hint: str = "") -> Any:
         raise ValueError(f"{path} is damaged ({e}){hint}") from e
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks (datasets run to hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape an artifact's behaviour."""
     import gymnasium

@@ -37,7 +37,7 @@ import gymnasium
 import numpy as np
 
 from seqpolicy.agents.base import ContextAgent
-from seqpolicy.common.artifact import atomic_write_json
+from seqpolicy.common.artifact import atomic_write_json, package_versions
 from seqpolicy.common.envs import check_agent_env_id, gym_make
 from seqpolicy.common.spaces import space_to_json, spaces_match
 from seqpolicy.common.threads import acting_threads, run_conditions
@@ -626,7 +626,7 @@ def _summarise(agent: Any, env_id: str, seed: int, returns: np.ndarray, lengths:
                vectorization: str, wall: float, actions: list | None = None) -> EvalResult:
     threads = acting_threads(agent.threads) if isinstance(agent, ContextAgent) else None
     return _result(env_id, describe_agent(agent), getattr(agent, "dataset_id", None), seed, returns, lengths,
-                   n_envs, vectorization, wall, _versions(), run_conditions(threads, n_envs), actions=actions)
+                   n_envs, vectorization, wall, package_versions(), run_conditions(threads, n_envs), actions=actions)
 
 
 def _result(env_id: str, agent: str, dataset: str | None, seed: int, returns: Sequence[float],
@@ -680,8 +680,3 @@ def _shared_conditions(parts: Sequence[EvalResult]) -> dict:
         out[k] = values[0] if all(v == values[0] for v in values) else values
     return out
 
-
-def _versions() -> dict[str, str]:
-    import seqpolicy
-
-    return {"seqpolicy": seqpolicy.__version__, "gymnasium": gymnasium.__version__, "numpy": np.__version__}
