@@ -222,7 +222,7 @@ def agent_label(env_id: str, spec: str | None = None) -> str:
 
 
 def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: int | None = None,
-              training_seed: int | None = None) -> Any:
+              training_seed: int | None = None, runtime: str = "torch") -> Any:
     """The agent ``spec`` for ``env_id``: a zoo name, ``"random"``, or a path to a saved agent.
 
     Args:
@@ -233,6 +233,8 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
         seed: seed of the random agent.
         training_seed: for a zoo agent, which of its training seeds to load (see :func:`training_seeds`);
             None: the designated one.
+        runtime: ``"torch"``, or ``"onnxruntime"`` for a DT or BC folder exported with ``seqpolicy-export onnx``
+            (see :func:`seqpolicy.agents.loading.load_agent`).
 
     Raises:
         ZooError: an unknown name or a missing zoo agent, with what exists and how to train one; a
@@ -248,8 +250,10 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
         if training_seed not in paths:
             raise ZooError(f"No training seed {training_seed!r} of the zoo's {_seed_owner(env_id, spec)}: it has "
                            f"{_seed_list(paths)}. {_SEEDS_HINT}")
-        return load_agent(paths[training_seed], device=device)
+        return load_agent(paths[training_seed], device=device, runtime=runtime)
     if spec == "random":
+        if runtime != "torch":
+            raise ValueError(f"runtime={runtime!r}: the random agent has no network to run.")
         from seqpolicy.agents.base import RandomAgent
         from seqpolicy.common.envs import gym_make
 
@@ -257,7 +261,7 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
         env.close()
         return RandomAgent(env.observation_space, env.action_space, seed=seed)
     if spec is not None and is_agent_path(spec):
-        return load_agent(spec, device=device)
+        return load_agent(spec, device=device, runtime=runtime)
     if spec is not None and spec not in AGENT_NAMES and spec not in zoo_agent_names(env_id):
         names = list(AGENT_NAMES) + [n for n in zoo_agent_names(env_id) if n not in AGENT_NAMES]
         raise ZooError(f"Unknown agent {spec!r}: expected one of {', '.join(names)} or the path of a saved "
@@ -265,7 +269,7 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
     path = agent_path(env_id, spec)
     # SB3 zips unpickle; the zoo's own ones are shipped with seqpolicy and trusted
     extra = {"trusted": True} if path.suffix == ".zip" else {}
-    return load_agent(path, device=device, **extra)
+    return load_agent(path, device=device, runtime=runtime, **extra)
 
 
 SEEDS_FOLDER = "seeds"

@@ -304,3 +304,28 @@ def test_export_command_line_help_and_usage_errors(capsys):
         export_main(["tflite", "x"])
     assert e.value.code == 2
     assert re.search(r"invalid choice: 'tflite'.*see seqpolicy-export --help", capsys.readouterr().err)
+
+
+def test_seqpolicy_eval_runs_an_exported_agent_with_onnxruntime(exported, tmp_path, capsys, monkeypatch):
+    """``seqpolicy-eval --runtime onnxruntime`` on an exported folder runs the network in onnxruntime and scores
+    the episodes PyTorch scores."""
+    from seqpolicy.agents import onnx_network
+    from seqpolicy.cli.eval import main as eval_main
+
+    calls = []
+    real_call = onnx_network.OnnxRuntimeNetwork.__call__
+    monkeypatch.setattr(onnx_network.OnnxRuntimeNetwork, "__call__",
+                        lambda self, *inputs: calls.append(1) or real_call(self, *inputs))
+    folder = str(exported["dt-medium"])
+    runs = {}
+    for runtime in ("torch", "onnxruntime"):
+        out = tmp_path / f"{runtime}.json"
+        assert eval_main(["--env", "Hopper-v4", "--agent", folder, "--runtime", runtime, "--episodes", "2",
+                          "--max-episode-steps", "200", "--no-video", "--json", str(out)]) == 0
+        doc = json.loads(out.read_text())
+        runs[runtime] = (doc.get("evaluation") or doc)["returns"]
+        assert bool(calls) == (runtime == "onnxruntime")  # the torch run never touched onnxruntime, the other did
+    np.testing.assert_allclose(runs["onnxruntime"], runs["torch"], rtol=0, atol=1e-2)
+    assert eval_main(["--env", "Hopper-v4", "--agent", "random", "--runtime", "onnxruntime", "--episodes", "1",
+                      "--no-video"]) == 2
+    assert "the random agent has no network" in capsys.readouterr().err
