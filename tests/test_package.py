@@ -52,7 +52,7 @@ def test_toy_env_passes_gymnasium_env_checker():
     assert env.spec.max_episode_steps == 50
 
 
-# The import layers of README.md's Layout section: a module imports only from layers listed before its own.
+# The import layers of ARCHITECTURE.md's file list: a module imports only from layers listed before its own.
 LAYERS = ["common", "models", "data", "toy", "agents", "wrappers", "evaluation", "collect", "training", "prediction",
           "zoo", "cli"]
 
@@ -69,7 +69,7 @@ def test_no_module_imports_from_a_higher_layer():
     for path in root.rglob("*.py"):
         own = path.relative_to(root).with_suffix("").parts[0]
         if own not in rank:
-            assert own == "__init__", f"{path}: add its layer to LAYERS (and README's Layout)"
+            assert own == "__init__", f"{path}: add its layer to LAYERS (and ARCHITECTURE.md)"
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
