@@ -79,19 +79,6 @@ def tt_flops_per_token(agent) -> float:
     return c.n_layer * per_layer + 2 * c.n_embd * (c.vocab_size + 1)
 
 
-def matmul_peak(m: int, k: int, n: int, dtype=torch.float32, seconds: float = 0.3) -> float:
-    """Best-of-3 GFLOP/s of an (m, k) @ (k, n) matmul on the current thread count."""
-    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    reps = max(10, int(seconds * 50e9 / (2 * m * k * n)))
-    best = float("inf")
-    for _ in range(4):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        best = min(best, (time.perf_counter() - t0) / reps)
-    return 2 * m * k * n / best / 1e9
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Hopper-v4")
@@ -169,8 +156,9 @@ def main() -> None:
                     stop.set()
                     proc.join()
     torch.set_num_threads(1)
-    peaks = {f"{m}x{k}x{n} {name}": matmul_peak(m, k, n, dtype) for name, dtype in (("fp32", torch.float32),
-                                                                                     ("bf16", torch.bfloat16))
+    from bench_train import matmul_peak  # benchmarks/ is on sys.path when this script runs
+
+    peaks = {f"{m}x{k}x{n} {dtype}": matmul_peak([(m, k, n)], dtype, seconds=0.3) for dtype in ("fp32", "bf16")
              for m, k, n in ((1024, 1024, 1024), (32, 128, 384), (32, 128, 512), (32, 512, 128))}
     print("matmul peak, one thread, GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
     if args.json:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import seqpolicy  # noqa: F401  (registers seqpolicy/PointReach-v0)
+from seqpolicy.common.threads import intra_op_threads
 
 TOY_ID = "seqpolicy/PointReach-v0"
 
@@ -22,10 +23,15 @@ LEARNING_BAR = {"dt": 0.88, "bc": 0.90, "tt": 0.70}
 @pytest.fixture
 def one_thread():
     """One torch thread: on a shared 2-core machine more threads than free cores makes small models far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with intra_op_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """:func:`one_thread` for a whole test module."""
+    with intra_op_threads(1):
+        yield
 
 
 @pytest.fixture

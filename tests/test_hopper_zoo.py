@@ -32,12 +32,7 @@ def _zoo_from_repo(monkeypatch):
     monkeypatch.delenv("SEQPOLICY_ENVS", raising=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def test_preset_lists_shipped_agents_with_cards():

@@ -14,7 +14,6 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install -e .[test]")
 pytest.importorskip("onnxscript", reason="needs the onnx extra: pip install -e .[test]")
@@ -32,12 +31,7 @@ HOPPER = REPO / "envs" / "Hopper-v4"
 TOL = 1e-4  # the bound on |onnxruntime action - PyTorch action|
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")
