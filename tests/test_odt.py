@@ -277,6 +277,42 @@ def test_an_online_run_logs_return_against_env_steps_and_keeps_its_buffer_in_che
     assert isinstance(seqpolicy.load_agent(run, device="cpu"), OnlineDTAgent)
 
 
+def test_updates_per_env_step_ties_the_updates_to_the_env_steps_collected(toy_data, tmp_path):
+    """With a ratio, the online updates so far are floor(ratio x online env steps) after every iteration, however
+    long its episodes were, and a run interrupted between iterations resumes to the same weights and log."""
+    from seqpolicy.training.common import TrainingInterrupted
+
+    cfg = dict(TINY, updates_per_env_step=0.04)
+    agent = odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "a", progress=False, **cfg)
+    rows = [r for r in log_rows(tmp_path / "a") if r.get("online/env_steps")]
+    for r in rows:
+        env_steps, updates = int(float(r["online/env_steps"])), int(float(r["online/updates"]))
+        assert updates == int(0.04 * env_steps) and int(r["step"]) == 6 + updates
+    assert len({int(float(r["online/length"])) for r in rows}) > 1  # episodes of several lengths were met
+    assert agent.info["online"]["updates"] == int(0.04 * agent.info["online"]["env_steps"])
+
+    collect, calls = odt.collect_episodes, []
+
+    def collect_with_signal(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return collect(*args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(odt, "collect_episodes", collect_with_signal)
+        with pytest.raises(TrainingInterrupted):
+            odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "b", progress=False, **cfg)
+    resumed = odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "b", resume=True, progress=False, **cfg)
+    assert same(weights(agent), weights(resumed))
+    assert log_rows(tmp_path / "b") == log_rows(tmp_path / "a")
+
+
+def test_a_ratio_of_zero_updates_is_refused():
+    with pytest.raises(ValueError, match="updates_per_env_step must be > 0"):
+        odt.ODTTrainConfig(updates_per_env_step=0.0)
+
+
 @pytest.mark.parametrize("phase", ["pretraining", "online"])
 def test_a_signal_in_either_phase_checkpoints_and_resume_is_exact(phase, toy_data, tmp_path, monkeypatch):
     """Ctrl-C during pretraining (step 4 of 6) or during the second online iteration: the run stops with a

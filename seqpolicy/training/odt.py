@@ -29,6 +29,7 @@ iteration, so a resumed run repeats the iterations an uninterrupted one runs, to
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -101,7 +102,11 @@ class ODTTrainConfig(DTTrainConfig):
     episodes_per_iteration: int = 1
     """New episodes per online iteration, collected side by side in that many envs."""
     updates_per_iteration: int = 300
-    """Gradient steps per online iteration, on windows from the replay buffer."""
+    """Gradient steps per online iteration, on windows from the replay buffer (the paper's: 300 per episode)."""
+    updates_per_env_step: float | None = None
+    """If set, it replaces the updates per iteration: each iteration takes as many gradient steps as keep the
+    online phase's total at floor(this x online env steps so far), so short exploration episodes buy few updates
+    and the budget in env steps fixes the cost."""
     online_eval_every: int = 10
     """Evaluate (mean action, evaluation target) every this many online iterations and at the end (0: at the
     end only)."""
@@ -121,6 +126,8 @@ class ODTTrainConfig(DTTrainConfig):
         for field in ("buffer_size", "episodes_per_iteration", "updates_per_iteration"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{name}.{field} must be >= 1, got {getattr(self, field)}.")
+        if self.updates_per_env_step is not None and not self.updates_per_env_step > 0:
+            raise ValueError(f"{name}.updates_per_env_step must be > 0 (or unset), got {self.updates_per_env_step}.")
         for field in ("online_eval_every", "online_checkpoint_every"):
             if getattr(self, field) < 0:
                 raise ValueError(f"{name}.{field} must be >= 0, got {getattr(self, field)}.")
@@ -132,17 +139,19 @@ RESUMABLE = RESUMABLE_CHANGES | {"online_steps", "online_eval_every", "online_ch
 PRESETS: dict[str, ODTTrainConfig] = {
     "paper": ODTTrainConfig(),
     # Deviations for one CPU core (the Hopper-v4 zoo entry), sized from step times measured with one thread, bf16
-    # autocast, on a 2-core AMD EPYC with AVX512-BF16: the paper's network (width 512 x 4 blocks, batch 256) takes
-    # 3.4 s per update, so 300 per iteration would be 17 min. Instead the zoo DT's cpu network (width 64 x 3
-    # blocks, 1 head) at batch 128: 57 ms per update; 3x the learning rate after a 1k-step warm-up, as the DT's
-    # cpu preset; 10k pretraining steps (~10 min). Online the paper's iteration stays (one episode, then 300
-    # updates), so the update-to-data ratio is the paper's in updates per episode and half of it in windows
-    # (batch 128, not 256): ~17.5 s per iteration (acting: 0.6 ms per env step; rebuilding the sampler over a
-    # full buffer: 0.26 s), and 200k env steps (~400 Hopper episodes of ~500 steps) in ~2 h, 2.5 h at ~400
-    # steps per episode. beta-NLL 0.5 as for PointReach: the zoo's data are TD3 actions, many clipped.
+    # autocast: the paper's network (width 512 x 4 blocks, batch 256) takes 3.4 s per update on a 2-core AMD EPYC
+    # with AVX512-BF16, so 300 per iteration would be 17 min. Instead the zoo DT's cpu network (width 64 x 3
+    # blocks, 1 head) at batch 128: 57 ms per update there, 88 ms on an Intel Xeon with AMX; 3x the learning rate
+    # after a 1k-step warm-up, as the DT's cpu preset; 10k pretraining steps (10-15 min). Online, updates are tied
+    # to env steps, not episodes: a first run with the paper's 300 updates per episode met short exploration
+    # episodes (15-212 steps), i.e. 1.4-20 updates per env step, and 200k env steps would have taken 8-10 h
+    # (envs/Hopper-v4/odt-curve/). 0.25 updates per env step (the paper's 300 per ~1000-step episode is 0.3, at
+    # twice our batch) is 50k updates for 200k env steps, ~75 min at 11 updates/s; four exploration episodes per
+    # iteration, side by side, spread the sampler's rebuild over more steps. beta-NLL 0.5 as for PointReach: the
+    # zoo's data are TD3 actions, many clipped.
     "cpu": ODTTrainConfig(hidden_size=64, n_layer=3, n_head=1, batch_size=128, learning_rate=3e-4, warmup_steps=1000,
                           max_steps=10_000, eval_every=2500, eval_episodes=10, checkpoint_every=2500,
-                          likelihood_beta=0.5),
+                          likelihood_beta=0.5, episodes_per_iteration=4, updates_per_env_step=0.25),
     # PointReach (seqpolicy/PointReach-v0): the DT's pointreach network; a short run for tests and examples. Its
     # returns are at most 50 (one per step), the exploration target.
     "pointreach": ODTTrainConfig(context_length=10, acting_context_length=None, hidden_size=64, n_layer=2, n_head=1,
@@ -229,6 +238,7 @@ class OnlineProgress:
     iterations: int = 0
     env_steps: int = 0
     episodes: int = 0
+    updates: int = 0
 
     def save(self, folder: Path) -> None:
         """Write the buffer and the counters into a checkpoint folder (nothing before the online phase)."""
@@ -237,7 +247,7 @@ class OnlineProgress:
         self.buffer.save(folder)
         atomic_write_json(folder / ONLINE_STATE_FILE, {
             "iterations": self.iterations, "env_steps": self.env_steps, "episodes": self.episodes,
-            "buffer_capacity": self.buffer.capacity, "buffer_online": self.buffer.n_online})
+            "updates": self.updates, "buffer_capacity": self.buffer.capacity, "buffer_online": self.buffer.n_online})
 
     @classmethod
     def load(cls, folder: Path) -> OnlineProgress:
@@ -247,7 +257,7 @@ class OnlineProgress:
             return cls()
         doc = read_json(path, "; resume from another copy of the run or start without --resume.")
         buffer = TrajectoryBuffer.load(folder, doc["buffer_capacity"], doc["buffer_online"])
-        return cls(buffer, doc["iterations"], doc["env_steps"], doc["episodes"])
+        return cls(buffer, doc["iterations"], doc["env_steps"], doc["episodes"], doc.get("updates", 0))
 
 
 def collect_episodes(agent: Any, venv: gym.vector.VectorEnv, seeds: list[int]) -> list[Episode]:
@@ -402,8 +412,8 @@ def train_odt(data: Trajectories | str | os.PathLike, config: ODTTrainConfig | N
     if ckpt is not None:
         run.resume(lambda folder: None)  # the weights came with the agent
         loaded = OnlineProgress.load(ckpt)
-        online.buffer, online.iterations, online.env_steps, online.episodes = (
-            loaded.buffer, loaded.iterations, loaded.env_steps, loaded.episodes)
+        online.buffer, online.iterations, online.env_steps, online.episodes, online.updates = (
+            loaded.buffer, loaded.iterations, loaded.env_steps, loaded.episodes, loaded.updates)
     agent.info.update({"precision": precision, "micro_batches": learner.chunks})
     evaluate = lambda: eval_metrics(agent, model, env_id, cfg.eval_episodes, cfg.eval_seed)  # noqa: E731
     scaler = ActionScaler(act_space)
@@ -438,17 +448,23 @@ def train_odt(data: Trajectories | str | os.PathLike, config: ODTTrainConfig | N
                                 agent.state_std, scaler, agent.return_scale, agent.max_ep_len, device,
                                 uniform_episodes=True)
         # 3. learn
-        model.train()
-        losses = torch.stack([learner.step(sampler, generator) for _ in range(cfg.updates_per_iteration)])
-        run.step += cfg.updates_per_iteration
         new_steps = sum(len(ep) for ep in episodes)
+        if cfg.updates_per_env_step is None:
+            n_updates = cfg.updates_per_iteration
+        else:  # the running total stays at floor(ratio x env steps), whatever the episodes' lengths
+            n_updates = math.floor(cfg.updates_per_env_step * (online.env_steps + new_steps)) - online.updates
+        model.train()
+        losses = torch.stack([learner.step(sampler, generator) for _ in range(n_updates)]) if n_updates else None
+        run.step += n_updates
+        online.updates += n_updates
         online.iterations += 1
         online.env_steps += new_steps
         online.episodes += len(episodes)
         metrics = {"online/env_steps": online.env_steps, "online/return": float(np.mean([ep.episode_return
                                                                                        for ep in episodes])),
                    "online/length": float(np.mean([len(ep) for ep in episodes])),
-                   "online/buffer_online": online.buffer.n_online, "train/loss": losses.mean().item(),
+                   "online/buffer_online": online.buffer.n_online, "online/updates": online.updates,
+                   "train/loss": losses.mean().item() if losses is not None else float("nan"),
                    "train/lr": learner.scheduler.get_last_lr()[0]}
         metrics.update({k: v.item() for k, v in learner.metrics.items()})
         return new_steps, metrics
@@ -463,7 +479,7 @@ def train_odt(data: Trajectories | str | os.PathLike, config: ODTTrainConfig | N
         venv.close()
 
     # -- final artifacts -----------------------------------------------------------------------------
-    agent.info["online"] = {"env_steps": online.env_steps, "iterations": online.iterations,
+    agent.info["online"] = {"env_steps": online.env_steps, "iterations": online.iterations, "updates": online.updates,
                             "episodes": online.episodes, "online_target": online_target,
                             "buffer_online": online.buffer.n_online}
     run.finish(model, device)
