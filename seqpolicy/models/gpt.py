@@ -1,20 +1,27 @@
 """GPT building blocks shared by the Decision Transformer and the Trajectory Transformer.
 
-Pre-LayerNorm blocks (x + attn(ln1 x); x + mlp(ln2 x)) with a fused query/key/value projection and
-``torch.nn.functional.scaled_dot_product_attention``. Masks are boolean with **True = may attend** (the
-SDPA convention); callers build them by meaning (causal, padding, value columns) and pass them in.
+Pre-LayerNorm blocks (x + attn(ln1 x); x + mlp(ln2 x)) with a fused query/key/value projection. Masks are
+boolean with **True = may attend** (the SDPA convention); callers build them by meaning (causal, padding, value
+columns) and pass them in.
 
-Training (``module.train()`` with a full sequence) takes a second path with the same maths and fewer passes
-over memory, because on a CPU a training step is bound by elementwise work, not by matmuls:
+Attention is defined once (:class:`CausalSelfAttention`): project x to queries, keys and values
+(:func:`_project`, which splits the heads), softmax(q k^T / sqrt(head_dim) + mask) v, merge the heads and
+project out. Two kernels compute it, and ``tests/test_attention.py`` checks that they agree:
 
-- SDPA has no fused CPU kernel for attention dropout, so it falls back to a composite that scales q and k,
-  turns the bool mask into a float one, checks for empty rows and draws dropout with ``bernoulli_`` over the
-  whole (B, heads, L, L) matrix. The training path adds the mask as ``baddbmm``'s bias in the QK^T GEMM.
-- Dropout masks come from 16-bit pieces of 64-bit random words (:func:`dropout_keep`), written in the
-  activations' dtype and applied with one multiply: ~8x cheaper than
-  ``bernoulli_`` on CPUs. On GPUs ``F.dropout`` is used as is.
-- Dropout's 1/(1 - p) is folded into the weights of the projection before it (an (E, E) multiply instead of
-  one over every activation), and attention dropout's into the output projection.
+- :func:`attention_infer`, the inference kernel (eval mode, no dropout): ``scaled_dot_product_attention``,
+  optionally for the last ``n_query`` queries only and after the keys/values held in a :class:`KVCache` (the TT
+  planner's exact cache). :func:`block_inference` runs a whole block with it as direct functional calls.
+- :func:`attention_train`, the training kernel: the same maths with dropout in fewer passes over memory,
+  because on a CPU a training step is bound by elementwise work, not by matmuls:
+
+  - SDPA has no fused CPU kernel for attention dropout, so it falls back to a composite that scales q and k,
+    turns the bool mask into a float one, checks for empty rows and draws dropout with ``bernoulli_`` over the
+    whole (B, heads, L, L) matrix. The training kernel adds the mask as ``baddbmm``'s bias in the QK^T GEMM.
+  - Dropout masks come from 16-bit pieces of 64-bit random words (:func:`dropout_keep`), written in the
+    activations' dtype and applied with one multiply: ~8x cheaper than ``bernoulli_`` on CPUs. On GPUs
+    ``F.dropout`` is used as is.
+  - Dropout's 1/(1 - p) is folded into the weights of the projection before it (an (E, E) multiply instead of
+    one over every activation), and attention dropout's into the output projection.
 """
 
 from __future__ import annotations
@@ -34,11 +41,6 @@ ACTIVATIONS = {
     "gelu_new": lambda: nn.GELU(approximate="tanh"),  # GPT-2's tanh approximation
     "tanh": nn.Tanh,
 }
-
-KVCache = tuple[torch.Tensor, torch.Tensor]
-# Preallocated (keys, values, n_past): buffers of shape (B, heads, capacity, head_dim) whose first n_past
-# positions are filled; new keys/values are written in place after them instead of concatenated.
-KVBuffer = tuple[torch.Tensor, torch.Tensor, int]
 
 
 def dropout_keep(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float32,
@@ -77,6 +79,132 @@ class Dropout(nn.Dropout):
         return _drop(x, self.p) if self.training else x
 
 
+def attention_bias(allow: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention mask: 0 where ``allow`` (True = may attend), -inf elsewhere."""
+    return torch.zeros(allow.shape, dtype=dtype, device=allow.device).masked_fill_(~allow, float("-inf"))
+
+
+# -- attention: one definition, two kernels ---------------------------------------------------------------
+
+
+class AttentionWeights(NamedTuple):
+    """An attention layer's parameters as plain attributes: at the TT planner's one-token steps, module
+    attribute lookups and module calls cost about as much as the arithmetic."""
+
+    qkv: tuple[torch.Tensor, torch.Tensor]  # fused query/key/value projection: (3E, E), (3E,)
+    proj: tuple[torch.Tensor, torch.Tensor]  # output projection: (E, E), (E,)
+    n_head: int
+
+    @classmethod
+    def of(cls, attn: CausalSelfAttention) -> AttentionWeights:
+        return cls((attn.qkv.weight, attn.qkv.bias), (attn.proj.weight, attn.proj.bias), attn.n_head)
+
+
+def _heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, L, E) -> (B, heads, L, head_dim), a view."""
+    b, n, e = t.shape
+    return t.view(b, n, n_head, e // n_head).transpose(1, 2)
+
+
+def _merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """(B, heads, L, head_dim) -> (B, L, E)."""
+    b, nh, n, hd = y.shape
+    return y.transpose(1, 2).reshape(b, n, nh * hd)
+
+
+def _project(x: torch.Tensor, w: AttentionWeights, n_query: int | None = None,
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values of x (B, L, E), each (B, heads, L, head_dim); with ``n_query`` only the last
+    ``n_query`` tokens are queried (q is (B, heads, n_query, head_dim)), keys and values cover every token."""
+    e = x.shape[-1]
+    weight, bias = w.qkv
+    if n_query is None:
+        q, k, v = F.linear(x, weight, bias).split(e, dim=2)  # (B, L, E) each
+    else:  # two GEMMs: the query rows of the weight for the last tokens, key/value rows for every token
+        q = F.linear(x[:, x.shape[1] - n_query:], weight[:e], bias[:e])
+        k, v = F.linear(x, weight[e:], bias[e:]).split(e, dim=2)
+    return _heads(q, w.n_head), _heads(k, w.n_head), _heads(v, w.n_head)
+
+
+class KVCache:
+    """The keys and values every layer of ``model`` (whose ``blocks`` are :class:`Block` s) computed for the
+    tokens of ``rows`` sequences seen so far, up to ``capacity`` tokens each: seqpolicy's one key/value cache,
+    which the TT planner extends token by token (:meth:`TrajectoryTransformer.extend`). It is exact: the keys
+    and values of a position depend only on that position and earlier ones.
+
+    ``k[layer]`` and ``v[layer]`` are preallocated buffers of shape (rows, heads, capacity, head_dim) whose
+    first ``length`` positions are filled; :func:`attention_infer` writes a layer's new keys/values after them
+    in place (:meth:`append`: no concatenation, no copy of the past) and the caller advances ``length`` once
+    every layer has them. Buffers freed by :meth:`release` and :meth:`reindex` go to ``pool`` (free buffers by
+    row count, shareable between caches) and are reused: fresh large allocations cost page faults on every
+    beam step.
+    """
+
+    def __init__(self, model: nn.Module, rows: int, capacity: int, pool: dict | None = None):
+        blocks = model.blocks
+        p = next(model.parameters())
+        self.shape = (blocks[0].attn.n_head, capacity, blocks[0].attn.head_dim)
+        self.dtype, self.device = p.dtype, p.device
+        self.pool = {} if pool is None else pool
+        self.k = [self._buffer(rows) for _ in blocks]
+        self.v = [self._buffer(rows) for _ in blocks]
+        self.length = 0  # tokens filled (for the TT: position 0 is the window start, a transition boundary)
+        self.weights = [BlockWeights.of(block) for block in blocks]  # read once per cache, not per token
+
+    @property
+    def capacity(self) -> int:
+        return self.shape[1]
+
+    def _buffer(self, rows: int) -> torch.Tensor:
+        free = self.pool.get(rows)
+        return free.pop() if free else torch.empty((rows, *self.shape), dtype=self.dtype, device=self.device)
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``layer``'s new keys/values (rows, heads, L, head_dim) after the ``length`` filled positions;
+        return that layer's keys/values up to them, (rows, heads, length + L, head_dim) each (views)."""
+        start, k_buf, v_buf = self.length, self.k[layer], self.v[layer]
+        end = start + k.shape[2]
+        k_buf[:, :, start:end] = k
+        v_buf[:, :, start:end] = v
+        return k_buf[:, :, :end], v_buf[:, :, :end]
+
+    def release(self) -> None:
+        """Hand every buffer back to the pool (the cache is empty afterwards)."""
+        for buf in self.k + self.v:
+            self.pool.setdefault(buf.shape[0], []).append(buf)
+        self.k, self.v, self.length = [], [], 0
+
+    def reindex(self, rows: torch.Tensor) -> None:
+        """Keep/repeat/reorder rows (beam selection): the cache follows the token sequences it belongs to."""
+        for bufs in (self.k, self.v):
+            for i, old in enumerate(bufs):
+                bufs[i] = torch.index_select(old, 0, rows, out=self._buffer(len(rows)))
+                self.pool.setdefault(old.shape[0], []).append(old)
+
+
+def attention_infer(x: torch.Tensor, w: AttentionWeights, allow: torch.Tensor | None, causal: bool = False,
+                    n_query: int | None = None, cache: KVCache | None = None, layer: int = 0,
+                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The inference kernel of attention (no dropout): SDPA on the projected heads of x (B, L, E).
+
+    ``allow`` (bool, True = may attend) broadcasts to (B, heads, Lq, length + L): rows are the queries, columns
+    every key, the cache's first. None: every query sees every key, or with ``causal`` (read only then) the
+    keys up to its own position, SDPA's built-in mask (queries and keys must then be the same tokens). With
+    ``n_query`` only the last ``n_query`` tokens are queries; with ``cache`` the keys and values of earlier
+    tokens come first and this layer's (index ``layer``) new ones are appended to it. Returns y (B, Lq, E),
+    Lq = ``n_query`` or L, and the keys and values the queries saw, (B, heads, length + L, head_dim) each.
+    """
+    if causal and allow is None and (n_query is not None or cache is not None):
+        raise ValueError("causal=True without an allow mask needs queries and keys to be the same tokens (SDPA "
+                         "aligns its causal mask top-left); pass the causal rows of the queries as allow.")
+    q, k, v = _project(x, w, n_query)  # (B, heads, Lq or L, head_dim)
+    if cache is not None:
+        k, v = cache.append(layer, k, v)  # (B, heads, length + L, head_dim)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
+                                       scale=1.0 / math.sqrt(q.shape[-1]))
+    return F.linear(_merge_heads(y), *w.proj), (k, v)
+
+
 def _attention_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, scale: float,
                     p: float) -> torch.Tensor:
     """Training-mode attention of (rows, L, head_dim) queries/keys/values with an additive mask; the output is
@@ -86,23 +214,33 @@ def _attention_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: tor
     return torch.bmm(_drop(torch.softmax(scores, dim=-1), p, scaled=True), v)
 
 
-def attention_bias(allow: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Additive attention mask: 0 where ``allow`` (True = may attend), -inf elsewhere."""
-    return torch.zeros(allow.shape, dtype=dtype, device=allow.device).masked_fill_(~allow, float("-inf"))
-
-
-def _append(buffer: KVBuffer, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Write new keys/values (B, heads, L, head_dim) after the buffer's n_past filled positions; return the
-    filled part, (B, heads, n_past + L, head_dim)."""
-    k_buf, v_buf, n_past = buffer
-    end = n_past + k.shape[2]
-    k_buf[:, :, n_past:end] = k
-    v_buf[:, :, n_past:end] = v
-    return k_buf[:, :, :end], v_buf[:, :, :end]
+def attention_train(x: torch.Tensor, w: AttentionWeights, allow: torch.Tensor | None, causal: bool = False,
+                    attn_pdrop: float = 0.0, resid_pdrop: float = 0.0,
+                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The training kernel of attention: :func:`attention_infer`'s maths over a whole sequence (no cache, every
+    token a query) with dropout on the attention weights (``attn_pdrop``) and on the output (``resid_pdrop``),
+    in fewer passes over memory (see the module docstring). Same arguments and returns as attention_infer."""
+    b, n, e = x.shape
+    nh = w.n_head
+    hd = e // nh
+    q, k, v = (t.reshape(b * nh, n, hd) for t in _project(x, w))  # (B, heads, L, hd) -> (B * heads, L, hd)
+    if allow is None:
+        allow = torch.ones(n, n, dtype=torch.bool, device=x.device).tril() if causal else None
+    bias = None if allow is None else attention_bias(allow, q.dtype)  # in q's (autocast) dtype
+    if bias is not None and bias.ndim == 4:  # (B or 1, 1 or heads, L, L) -> (B * heads, L, L)
+        bias = bias.expand(b, nh, n, n).reshape(b * nh, n, n)
+    y = _attention_rows(q, k, v, bias, 1.0 / math.sqrt(hd), attn_pdrop)  # (B * heads, L, head_dim)
+    y = _merge_heads(y.view(b, nh, n, hd))  # (B, L, E)
+    # Both dropouts' 1 / (1 - p) folded into the output projection (the bias sees only the residual one).
+    keep_attn, keep_resid = 1 - attn_pdrop, 1 - resid_pdrop
+    out = F.linear(y, w.proj[0] / (keep_attn * keep_resid), w.proj[1] / keep_resid)
+    return _drop(out, resid_pdrop, scaled=True), (k.view(b, nh, n, hd), v.view(b, nh, n, hd))
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention; the caller supplies the (causal and any other) mask."""
+    """Multi-head self-attention: softmax(q k^T / sqrt(head_dim) + mask) v over ``n_head`` heads, with a fused
+    q/k/v projection and an output projection; the caller supplies the (causal and any other) mask. Training
+    mode runs :func:`attention_train`, eval mode :func:`attention_infer`."""
 
     def __init__(self, n_embd: int, n_head: int, attn_pdrop: float = 0.0, resid_pdrop: float = 0.0):
         super().__init__()
@@ -114,62 +252,15 @@ class CausalSelfAttention(nn.Module):
         self.attn_pdrop = attn_pdrop
         self.resid_drop = Dropout(resid_pdrop)
 
-    def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
-                buffer: KVBuffer | None = None, n_query: int | None = None, causal: bool = False,
-                ) -> tuple[torch.Tensor, KVCache]:
-        """x: (B, L, E); allow: bool, broadcastable to (B, heads, Lq, L_past + L); returns (y, (k, v)).
-
-        ``causal=True`` with ``allow=None`` uses SDPA's built-in causal mask (no mask tensor to build).
-
-        ``past`` (concatenated) and ``buffer`` (written in place, no copy of the past) are alternatives.
-        With ``n_query``, only the last ``n_query`` tokens are queries and y is (B, n_query, E); keys and
-        values still cover every token (inference uses it when only the last outputs are read).
-        """
-        b, n, e = x.shape
-        if self.training and past is None and buffer is None and n_query is None:
-            return self._train_forward(x, allow, causal)
-        if n_query is None:
-            q, k, v = self.qkv(x).split(e, dim=2)
-        else:
-            w, bias = self.qkv.weight, self.qkv.bias
-            q = F.linear(x[:, n - n_query:], w[:e], bias[:e])
-            k, v = F.linear(x, w[e:], bias[e:]).split(e, dim=2)
-        nq = q.shape[1]
-        # (B, L, E) -> (B, heads, L, head_dim)
-        q = q.view(b, nq, self.n_head, self.head_dim).transpose(1, 2)
-        k = k.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
-        v = v.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
-        elif buffer is not None:
-            k, v = _append(buffer, k, v)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
-                                           dropout_p=self.attn_pdrop if self.training else 0.0,
-                                           scale=1.0 / math.sqrt(self.head_dim))
-        y = y.transpose(1, 2).reshape(b, nq, e)  # (B, heads, Lq, hd) -> (B, Lq, E)
-        return self.resid_drop(self.proj(y)), (k, v)
-
-    def _train_forward(self, x: torch.Tensor, allow: torch.Tensor | None, causal: bool,
-                       ) -> tuple[torch.Tensor, KVCache]:
-        """forward() in training mode with the same maths in fewer passes (see the module docstring)."""
-        b, n, e = x.shape
-        nh, hd = self.n_head, self.head_dim
-        q, k, v = self.qkv(x).split(e, dim=2)
-        # (B, L, E) -> (B * heads, L, head_dim)
-        q, k, v = (t.view(b, n, nh, hd).transpose(1, 2).reshape(b * nh, n, hd) for t in (q, k, v))
-        if allow is None:
-            allow = torch.ones(n, n, dtype=torch.bool, device=x.device).tril() if causal else None
-        bias = None if allow is None else attention_bias(allow, q.dtype)  # in q's (autocast) dtype
-        if bias is not None and bias.ndim == 4:  # (B or 1, 1 or heads, L, L) -> (B * heads, L, L)
-            bias = bias.expand(b, nh, n, n).reshape(b * nh, n, n)
-        y = _attention_rows(q, k, v, bias, 1.0 / math.sqrt(hd), self.attn_pdrop)  # (B * heads, L, head_dim)
-        y = y.view(b, nh, n, hd).transpose(1, 2).reshape(b, n, e)  # (B, L, E)
-        # Both dropouts' 1 / (1 - p) folded into the output projection (the bias sees only the residual one).
-        keep_attn, keep_resid = 1 - self.attn_pdrop, 1 - self.resid_drop.p
-        out = F.linear(y, self.proj.weight / (keep_attn * keep_resid), self.proj.bias / keep_resid)
-        k = k.view(b, nh, n, hd)  # returned like forward's (keys and values of every token)
-        return _drop(out, self.resid_drop.p, scaled=True), (k, v.view(b, nh, n, hd))
+    def forward(self, x: torch.Tensor, allow: torch.Tensor | None, causal: bool = False,
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x: (B, L, E); allow: bool, True = may attend, broadcastable to (B, heads, L, L); ``causal=True`` with
+        ``allow=None`` is plain causal attention. Returns y (B, L, E) and the keys and values of every token,
+        (B, heads, L, head_dim) each."""
+        w = AttentionWeights.of(self)
+        if self.training:
+            return attention_train(x, w, allow, causal, self.attn_pdrop, self.resid_drop.p)
+        return attention_infer(x, w, allow, causal)
 
 
 class MLP(nn.Module):
@@ -202,24 +293,19 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(n_embd, eps=layer_norm_eps)
         self.mlp = MLP(n_embd, n_inner or 4 * n_embd, activation, resid_pdrop)
 
-    def forward(self, x: torch.Tensor, allow: torch.Tensor | None, past: KVCache | None = None,
-                buffer: KVBuffer | None = None, n_query: int | None = None, causal: bool = False,
-                ) -> tuple[torch.Tensor, KVCache]:
-        """See :meth:`CausalSelfAttention.forward`; with ``n_query`` only the last tokens come out."""
-        a, kv = self.attn(self.ln_1(x), allow, past, buffer, n_query, causal)
-        x = (x if n_query is None else x[:, x.shape[1] - n_query:]) + a
-        return x + self.mlp(self.ln_2(x)), kv
+    def forward(self, x: torch.Tensor, allow: torch.Tensor | None, causal: bool = False,
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """See :meth:`CausalSelfAttention.forward`: (B, L, E) out, and the attention's keys and values."""
+        a, keys_values = self.attn(self.ln_1(x), allow, causal)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), keys_values
 
 
 class BlockWeights(NamedTuple):
-    """A block's parameters and settings as plain attributes, read once: at the TT planner's one-token steps,
-    module attribute lookups and module calls cost about as much as the arithmetic."""
+    """A block's parameters and settings as plain attributes, read once (see :class:`AttentionWeights`)."""
 
     ln_1: tuple[torch.Tensor, torch.Tensor, float]
-    qkv: tuple[torch.Tensor, torch.Tensor]
-    n_head: int
-    head_dim: int
-    proj: tuple[torch.Tensor, torch.Tensor]
+    attn: AttentionWeights
     ln_2: tuple[torch.Tensor, torch.Tensor, float]
     fc: tuple[torch.Tensor, torch.Tensor]
     act: Callable[[torch.Tensor], torch.Tensor]
@@ -227,9 +313,8 @@ class BlockWeights(NamedTuple):
 
     @classmethod
     def of(cls, block: Block) -> BlockWeights:
-        attn, mlp = block.attn, block.mlp
-        return cls((block.ln_1.weight, block.ln_1.bias, block.ln_1.eps), (attn.qkv.weight, attn.qkv.bias),
-                   attn.n_head, attn.head_dim, (attn.proj.weight, attn.proj.bias),
+        mlp = block.mlp
+        return cls((block.ln_1.weight, block.ln_1.bias, block.ln_1.eps), AttentionWeights.of(block.attn),
                    (block.ln_2.weight, block.ln_2.bias, block.ln_2.eps), (mlp.fc.weight, mlp.fc.bias),
                    _functional(mlp.act), (mlp.proj.weight, mlp.proj.bias))
 
@@ -246,35 +331,19 @@ def _functional(act: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def block_inference(block: Block | BlockWeights, x: torch.Tensor, allow: torch.Tensor | None, causal: bool = False,
-                    n_query: int | None = None, buffer: KVBuffer | None = None) -> torch.Tensor:
-    """``block(x, allow, ...)[0]`` in eval mode, as direct functional calls (no module dispatch, no dropout).
+                    n_query: int | None = None, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    """``block(x, allow, causal)[0]`` in eval mode as direct functional calls (no module dispatch, no dropout),
+    extended by :func:`attention_infer`'s ``n_query`` (only the last tokens come out, (B, n_query, E)) and
+    ``cache``/``layer`` (x follows the cache's tokens).
 
     The same operations on the same parameters, so the numbers equal the module path; it exists because at
     batch 1 (and in the TT planner's one-token steps) the per-call overhead of modules is a large share of an
     inference step. ``block`` may be given as its :class:`BlockWeights` (read once, reused for many calls).
-    ``buffer`` is the key/value buffer of :meth:`CausalSelfAttention.forward`.
     """
     wts = block if isinstance(block, BlockWeights) else BlockWeights.of(block)
     e = x.shape[-1]
-    b, n = x.shape[:2]
-    h = F.layer_norm(x, (e,), wts.ln_1[0], wts.ln_1[1], wts.ln_1[2])
-    w, bias = wts.qkv
-    if n_query is None:
-        q, k, v = F.linear(h, w, bias).split(e, dim=2)
-        x_out = x
-    else:
-        q = F.linear(h[:, n - n_query:], w[:e], bias[:e])
-        k, v = F.linear(h, w[e:], bias[e:]).split(e, dim=2)
-        x_out = x[:, n - n_query:]
-    nq, nh, hd = q.shape[1], wts.n_head, wts.head_dim
-    # (B, L, E) -> (B, heads, L, head_dim)
-    q = q.view(b, nq, nh, hd).transpose(1, 2)
-    k = k.view(b, n, nh, hd).transpose(1, 2)
-    v = v.view(b, n, nh, hd).transpose(1, 2)
-    if buffer is not None:
-        k, v = _append(buffer, k, v)
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
-                                       scale=1.0 / math.sqrt(hd))
-    x_out = x_out + F.linear(y.transpose(1, 2).reshape(b, nq, e), *wts.proj)
-    h = F.layer_norm(x_out, (e,), wts.ln_2[0], wts.ln_2[1], wts.ln_2[2])
-    return x_out + F.linear(wts.act(F.linear(h, *wts.fc)), *wts.mlp_proj)
+    h = F.layer_norm(x, (e,), *wts.ln_1)
+    a, _ = attention_infer(h, wts.attn, allow, causal, n_query, cache, layer)
+    x = (x if n_query is None else x[:, x.shape[1] - n_query:]) + a  # (B, Lq, E)
+    h = F.layer_norm(x, (e,), *wts.ln_2)
+    return x + F.linear(wts.act(F.linear(h, *wts.fc)), *wts.mlp_proj)

@@ -7,8 +7,9 @@ attend to a value token (V is predicted, never read). The head is an "EinLinear"
 dimension. Maths and weight layout follow the authors' code (jannerm/trajectory-transformer) and Hugging Face's
 ``TrajectoryTransformerModel``; ``from_pretrained`` reads both, ``save_pretrained`` writes the HF layout.
 
-The planner's exact key/value cache lives here too (:class:`KVCache`, :meth:`TrajectoryTransformer.extend`):
-the cache holds a window that starts on a transition boundary, with positions counted from the window start.
+The planner's cached inference path is here too: :meth:`TrajectoryTransformer.extend` feeds tokens through a
+:class:`~seqpolicy.models.gpt.KVCache` (the exact key/value cache) that holds a window starting on a transition
+boundary, with positions counted from the window start.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqpolicy.models.gpt import Block, BlockWeights, Dropout, block_inference
+from seqpolicy.models.gpt import Block, Dropout, KVCache, block_inference
 
 
 @dataclass(frozen=True)
@@ -81,46 +82,6 @@ class TTConfig:
             raise ValueError(f"transition_dim={d['transition_dim']} disagrees with observation_dim + action_dim + 2 "
                              f"= {cfg.transition_dim}.")
         return cfg
-
-
-class KVCache:
-    """Preallocated keys/values of every layer for up to ``capacity`` tokens of ``rows`` sequences.
-
-    ``k[layer]`` and ``v[layer]`` have shape (rows, heads, capacity, head_dim). Buffers freed by
-    :meth:`reindex` go to ``pool`` and are reused (fresh large allocations cost page faults on every beam step).
-    """
-
-    def __init__(self, model: TrajectoryTransformer, rows: int, capacity: int, pool: dict | None = None):
-        c = model.config
-        p = next(model.parameters())
-        self.shape = (c.n_head, capacity, c.n_embd // c.n_head)
-        self.dtype, self.device = p.dtype, p.device
-        self.pool = {} if pool is None else pool
-        self.k = [self._buffer(rows) for _ in range(c.n_layer)]
-        self.v = [self._buffer(rows) for _ in range(c.n_layer)]
-        self.length = 0  # tokens filled; position 0 is the window start (a transition boundary)
-        self.weights = [BlockWeights.of(block) for block in model.blocks]  # read once per cache, not per token
-
-    @property
-    def capacity(self) -> int:
-        return self.shape[1]
-
-    def _buffer(self, rows: int) -> torch.Tensor:
-        free = self.pool.get(rows)
-        return free.pop() if free else torch.empty((rows, *self.shape), dtype=self.dtype, device=self.device)
-
-    def release(self) -> None:
-        """Hand every buffer back to the pool (the cache is empty afterwards)."""
-        for buf in self.k + self.v:
-            self.pool.setdefault(buf.shape[0], []).append(buf)
-        self.k, self.v, self.length = [], [], 0
-
-    def reindex(self, rows: torch.Tensor) -> None:
-        """Keep/repeat/reorder rows (beam selection): the cache follows the token sequences it belongs to."""
-        for bufs in (self.k, self.v):
-            for i, old in enumerate(bufs):
-                bufs[i] = torch.index_select(old, 0, rows, out=self._buffer(len(rows)))
-                self.pool.setdefault(old.shape[0], []).append(old)
 
 
 class TrajectoryTransformer(nn.Module):
@@ -269,7 +230,7 @@ class TrajectoryTransformer(nn.Module):
             # Only the last token's output is read: the last block computes its query alone (keys and values
             # of every new token still go to the cache).
             x = block_inference(weights, x, allow[-1:] if i == last else allow, n_query=1 if i == last else None,
-                                buffer=(cache.k[i], cache.v[i], start))
+                                cache=cache, layer=i)
         cache.length = start + n
         x = F.layer_norm(x[:, 0], (c.n_embd,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps)  # (B, E)
         return x @ self.head.weight[(cache.length - 1) % c.transition_dim].T  # the last position's matrix

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 
 from seqpolicy.agents.tt.discretizer import Discretizer
-from seqpolicy.models.trajectory_transformer import KVCache, TrajectoryTransformer
+from seqpolicy.models.gpt import KVCache
+from seqpolicy.models.trajectory_transformer import TrajectoryTransformer
 
 # The authors' placeholder for the value token of context transitions (never read: value columns are masked).
 VALUE_PLACEHOLDER = 1e6
