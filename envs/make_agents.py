@@ -37,9 +37,9 @@ from pathlib import Path
 
 from zoo_common import REPO, env_folder, evaluated_other_files, machine, read_preset, sha256, zoo_envs
 
-from seqpolicy.cli.compare import compare_settings
 from seqpolicy.common.artifact import atomic_write_json
 from seqpolicy.evaluation.calibrate import CALIBRATION_SEED  # sweeps use episodes evaluations (0-99) do not
+from seqpolicy.zoo import compare_settings
 
 
 @dataclass(frozen=True)

@@ -131,8 +131,10 @@ def evaluate_agent(agent, env_id: str, episodes: int, seed: int, reference: tupl
 
 
 def normalized(value: float, reference: tuple[float, float] | None) -> float | None:
-    """D4RL's 100 * (value - random) / (expert - random), or None for an env D4RL has no references for."""
-    return None if reference is None else 100 * (value - reference[0]) / (reference[1] - reference[0])
+    """D4RL's normalised score of ``value`` (seqpolicy's function), or None for an env D4RL has no references for."""
+    from seqpolicy.evaluation.scores import d4rl_normalize
+
+    return None if reference is None else float(d4rl_normalize(value, reference))
 
 
 def build_parser() -> argparse.ArgumentParser:

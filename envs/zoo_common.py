@@ -53,7 +53,7 @@ def evaluated_other_files(folder: Path, env_id: str, name: str) -> bool:
     ones shipped in ``folder`` (``compare_settings.artifact_sha256``, the hash seqpolicy-compare --resume
     checks): an agent re-shipped and not evaluated again. False for random, and without an artifact or a saved
     result."""
-    from seqpolicy.cli.compare import artifact_sha256
+    from seqpolicy.zoo import artifact_sha256
 
     rel = read_preset(folder).get("agents", {}).get(name)
     artifact, saved = folder / (rel or name), folder / "results" / "results" / f"{name}.json"

@@ -9,72 +9,57 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from seqpolicy.common.version import __version__
 
-# name -> module that defines it; resolved on first attribute access (PEP 562).
+# The public names, each with the module that defines it: the one list to edit. Names resolve on first attribute
+# access (PEP 562); __all__ is this table's keys; the TYPE_CHECKING imports below repeat it for type checkers and
+# editors, and tests/test_package.py checks that they agree with it and that every name imports.
 _LAZY = {
-    "DecisionTransformerAgent": "seqpolicy.agents.dt",
-    "TrajectoryTransformerAgent": "seqpolicy.agents.tt",
+    # agents
+    "Agent": "seqpolicy.agents.base",
     "RandomAgent": "seqpolicy.agents.base",
     "FunctionAgent": "seqpolicy.agents.base",
-    "Agent": "seqpolicy.agents.base",
+    "DecisionTransformerAgent": "seqpolicy.agents.dt",
+    "OnlineDTAgent": "seqpolicy.agents.odt",
+    "TrajectoryTransformerAgent": "seqpolicy.agents.tt",
+    "BCAgent": "seqpolicy.agents.bc",
+    "SB3Agent": "seqpolicy.agents.sb3",  # needs the sb3 extra at attribute access
+    "RewardFeed": "seqpolicy.agents.reward_feed",  # needs the sb3 extra at attribute access
+    "load_agent": "seqpolicy.agents.loading",
+    # data
     "Trajectories": "seqpolicy.data.trajectories",
     "Episode": "seqpolicy.data.trajectories",
     "load_trajectories": "seqpolicy.data.sources",
-    "SB3Agent": "seqpolicy.agents.sb3",
+    # training
     "train_dt": "seqpolicy.training.dt",
-    "BCAgent": "seqpolicy.agents.bc",
-    "train_bc": "seqpolicy.training.bc",
     "DTTrainConfig": "seqpolicy.training.dt",
     "train_tt": "seqpolicy.training.tt",
     "TTTrainConfig": "seqpolicy.training.tt",
-    "OnlineDTAgent": "seqpolicy.agents.odt",
+    "train_bc": "seqpolicy.training.bc",
     "train_odt": "seqpolicy.training.odt",
     "ODTTrainConfig": "seqpolicy.training.odt",
+    # evaluation
     "evaluate": "seqpolicy.evaluation.evaluate",
     "compare": "seqpolicy.evaluation.compare",
     "record_video": "seqpolicy.evaluation.video",
-    "load_agent": "seqpolicy.agents.loading",
-    "RewardFeed": "seqpolicy.agents.reward_feed",
 }
 
-__all__ = [  # the names in _LAZY (tests/test_package.py checks they agree)
-    "BCAgent",
-    "Agent",
-    "DTTrainConfig",
-    "DecisionTransformerAgent",
-    "Episode",
-    "FunctionAgent",
-    "ODTTrainConfig",
-    "OnlineDTAgent",
-    "RandomAgent",
-    "RewardFeed",
-    "SB3Agent",
-    "train_bc",
-    "TTTrainConfig",
-    "Trajectories",
-    "TrajectoryTransformerAgent",
-    "compare",
-    "evaluate",
-    "load_agent",
-    "load_trajectories",
-    "record_video",
-    "train_dt",
-    "train_odt",
-    "train_tt",
-]
+__all__ = list(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from seqpolicy.agents.base import Agent, RandomAgent
+    from seqpolicy.agents.base import Agent, FunctionAgent, RandomAgent
     from seqpolicy.agents.bc import BCAgent
     from seqpolicy.agents.dt import DecisionTransformerAgent
+    from seqpolicy.agents.loading import load_agent
     from seqpolicy.agents.odt import OnlineDTAgent
     from seqpolicy.agents.reward_feed import RewardFeed
     from seqpolicy.agents.sb3 import SB3Agent
     from seqpolicy.agents.tt import TrajectoryTransformerAgent
     from seqpolicy.data.sources import load_trajectories
     from seqpolicy.data.trajectories import Episode, Trajectories
+    from seqpolicy.evaluation.compare import compare
     from seqpolicy.evaluation.evaluate import evaluate
+    from seqpolicy.evaluation.video import record_video
     from seqpolicy.training.bc import train_bc
     from seqpolicy.training.dt import DTTrainConfig, train_dt
     from seqpolicy.training.odt import ODTTrainConfig, train_odt

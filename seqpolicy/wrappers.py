@@ -17,6 +17,8 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
+from seqpolicy.common.spaces import is_flat_box, normalize_observations
+
 __all__ = ["FrozenNormalizeObservation", "RescaleClipAction", "RecordRawReward"]
 
 
@@ -44,7 +46,7 @@ class FrozenNormalizeObservation(gym.ObservationWrapper, gym.utils.RecordConstru
             clip: if given, normalised observations are clipped to [-clip, clip].
         """
         space = env.observation_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        if not is_flat_box(space):
             raise TypeError(f"FrozenNormalizeObservation needs a flat Box observation space, got {space}.")
         mean_arr = np.asarray(mean, dtype=np.float64).reshape(-1)
         std_arr = np.asarray(std, dtype=np.float64).reshape(-1)
@@ -59,7 +61,7 @@ class FrozenNormalizeObservation(gym.ObservationWrapper, gym.utils.RecordConstru
                                                  epsilon=epsilon, clip=clip)
         gym.ObservationWrapper.__init__(self, env)
         self.mean = mean_arr.astype(np.float32)
-        self.scale = (std_arr + epsilon).astype(np.float32)
+        self.scale = (std_arr + epsilon).astype(np.float32)  # std + epsilon, added once in float64
         self.clip = clip
         low = self._transform(space.low.astype(np.float64))
         high = self._transform(space.high.astype(np.float64))
@@ -67,9 +69,7 @@ class FrozenNormalizeObservation(gym.ObservationWrapper, gym.utils.RecordConstru
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore"):  # inf bounds stay inf
-            y = (x - self.mean) / self.scale
-        if self.clip is not None:
-            y = np.clip(y, -self.clip, self.clip)
+            y = normalize_observations(x, self.mean, self.scale, epsilon=0.0, clip=self.clip)  # scale holds epsilon
         return y.astype(np.float32)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
@@ -80,6 +80,11 @@ class FrozenNormalizeObservation(gym.ObservationWrapper, gym.utils.RecordConstru
 class RescaleClipAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Let the agent act in ``[low, high]`` (default [-1, 1]): actions are clipped there, then mapped
     linearly onto the env's bounded action Box.
+
+    Not ``ClipAction(RescaleAction(env, low, high))``: Gymnasium's pair gives the same env actions on boxes such
+    as [-2, 2], but maps in float32 (other bounds round otherwise), passes float64 actions on as float64, does not
+    clip the mapped action into the env's Box, and reports an unbounded action space
+    (tests/test_wrappers.py shows the differences).
 
     Example:
         >>> import gymnasium as gym
@@ -97,7 +102,7 @@ class RescaleClipAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
             high: upper bound of the agent's action range (> low).
         """
         space = env.action_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        if not is_flat_box(space):
             raise TypeError(f"RescaleClipAction needs a flat Box action space, got {space}.")
         if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
             raise ValueError(f"RescaleClipAction needs a bounded action Box, got {space}.")

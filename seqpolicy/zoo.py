@@ -1,14 +1,17 @@
 """The agent zoo: per-env presets and shipped agents under ``envs/<EnvId>/``.
 
-An env folder holds ``preset.json``::
+An env folder holds ``preset.json`` (the zoo has Hopper-v4, HalfCheetah-v4 and Walker2d-v4), e.g. Hopper-v4's::
 
     {
       "env_id": "Hopper-v4",
       "default_agent": "dt",
-      "agents": {"dt": "dt", "tt": "tt", "sac": "sb3/sac_expert.zip"},
-      "eval": {"episodes": 10, "seed": 0}
+      "agents": {"dt": "dt-medium", "dt-medium-expert": "dt-medium-expert", "tt": "tt-medium",
+                 "bc": "bc-medium", "td3": "td3-expert.zip", "td3-medium": "td3-medium.zip"},
+      "eval": {"episodes": 5, "seed": 0, "n_envs": 5, "video_size": "320x320", "fast_render": true},
+      "training": {...}, "datasets": {...}, ...
     }
 
+(``training`` holds the recipes envs/make_agents.py runs, ``datasets`` what envs/make_datasets.py builds.)
 Agent paths are relative to the env folder (an agent folder with ``agent.json``, or an SB3 ``.zip``). An
 agent named ``NAME`` that the preset does not list is looked up as ``envs/<EnvId>/NAME/`` (a folder), then
 ``NAME.zip`` and ``NAME-expert.zip`` (SB3 policies such as ``td3-expert.zip``).
@@ -34,6 +37,7 @@ seeds, ``get_agent(env_id, name, training_seed=N)`` loads one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import site
@@ -365,6 +369,35 @@ def training_seeds(env_id: str, name: str | None = None) -> list[int]:
 
     Example:
         >>> training_seeds("Hopper-v4", "dt")  # doctest: +SKIP
-        [0, 1, 2, 3, 4]
+        [0]
+
+    (the designated seed only, until ``envs/Hopper-v4/seeds/dt-medium/<N>/`` holds others).
     """
     return list(training_seed_paths(env_id, name))
+
+
+def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode_steps: int | None) -> dict:
+    """What a saved evaluation of ``agent`` on ``env`` must have been made with to be reused (seqpolicy-compare
+    ``--resume``, envs/make_agents.py): the options, and the sha256 of the agent's files (a retrained or
+    re-calibrated agent is evaluated again)."""
+    return {"env": env, "agent": agent, "episodes": episodes, "seed": seed, "max_episode_steps": max_episode_steps,
+            "artifact_sha256": artifact_sha256(env, agent)}
+
+
+def artifact_sha256(env: str, agent: str) -> str | None:
+    """sha256 over the files of the saved agent ``agent`` names (a path or a zoo name), None for ``random``.
+
+    A folder's ``README.md`` (its model card, rewritten after every evaluation) is left out: it does not change
+    how the agent acts."""
+    from seqpolicy.common.artifact import resolve_agent_path  # imports torch: only when a hash is asked for
+
+    if agent == "random":
+        return None
+    path = resolve_agent_path(agent if is_agent_path(agent) else agent_path(env, agent))
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.relative_to(path).as_posix() != "README.md"
+                   ) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()

@@ -97,6 +97,18 @@ def test_config_validation():
         BaselineConfig(env_id=ENV, algo="td3", overrides={"lr": 1e-3})
 
 
+def test_trained_algorithms_are_loadable_ones_and_the_cli_offers_them():
+    from seqpolicy.agents.sb3 import ALGOS
+    from seqpolicy.cli.baseline import build_parser
+    from seqpolicy.training.baseline import BASELINE_ALGOS
+
+    assert BASELINE_ALGOS == ("sac", "td3", "ppo")
+    assert {a.upper() for a in BASELINE_ALGOS} <= set(ALGOS)
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    algo = next(a for a in train._actions if a.dest == "algo")
+    assert tuple(algo.choices) == BASELINE_ALGOS
+
+
 def test_rl_zoo_hyperparameters_per_env():
     """rl-zoo gives the three locomotion envs the same TD3 and SAC settings and a PPO tuning each; other envs get
     the PPO defaults; overrides win."""

@@ -23,13 +23,41 @@ def test_public_names_resolve_without_optional_packages():
     assert out == "", f"the DT agent, trainer or evaluate() pulled in: {out}"
 
 
-def test_all_lists_every_lazy_name():
+def test_every_public_name_imports():
+    import importlib.util
+
     import seqpolicy
 
-    assert sorted(seqpolicy.__all__) == sorted(seqpolicy._LAZY)
-    for name in seqpolicy.__all__:
-        if name not in ("SB3Agent", "RewardFeed"):  # need the sb3 extra at attribute access
-            getattr(seqpolicy, name)
+    assert seqpolicy.__all__ == list(seqpolicy._LAZY)
+    has_sb3 = importlib.util.find_spec("stable_baselines3") is not None
+    for name, module in seqpolicy._LAZY.items():
+        if name in ("SB3Agent", "RewardFeed") and not has_sb3:  # need the sb3 extra at attribute access
+            continue
+        value = getattr(seqpolicy, name)
+        assert value.__module__.startswith(module), f"{name} is defined in {value.__module__}, not {module}"
+        assert name in dir(seqpolicy)
+
+
+def test_type_checking_imports_mirror_the_lazy_table():
+    """The TYPE_CHECKING block of seqpolicy/__init__.py names each public name from the module _LAZY gives."""
+    import ast
+    from pathlib import Path
+
+    import seqpolicy
+
+    tree = ast.parse(Path(seqpolicy.__file__).read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    imported = {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    assert imported == seqpolicy._LAZY
+
+
+def test_version_is_read_from_the_bottom_layer():
+    import seqpolicy
+    from seqpolicy.common.artifact import package_versions
+    from seqpolicy.common.version import __version__
+
+    assert seqpolicy.__version__ == __version__ == package_versions()["seqpolicy"]
 
 
 def test_unknown_attribute_is_an_attribute_error():
@@ -76,6 +104,8 @@ def test_no_module_imports_from_a_higher_layer():
                      else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
             for name in names:
                 parts = name.split(".")
-                if parts[0] == "seqpolicy" and len(parts) > 1 and rank.get(parts[1], -1) > rank[own]:
+                if parts == ["seqpolicy"]:  # the package root sits above every layer (it imports them lazily)
+                    upward.append(f"{path.relative_to(root)} ({own}) imports the package root")
+                elif parts[0] == "seqpolicy" and len(parts) > 1 and rank.get(parts[1], -1) > rank[own]:
                     upward.append(f"{path.relative_to(root)} ({own}) imports {name}")
     assert not upward, "\n".join(upward)

@@ -49,6 +49,44 @@ def test_rescale_clip_action_maps_onto_the_env_bounds():
         RescaleClipAction(gym.make(TOY), low=1.0, high=1.0)
 
 
+class _BoxEnv(gym.Env):
+    """Nothing but an action Box (for wrapper arithmetic)."""
+
+    def __init__(self, low: float, high: float):
+        self.action_space = gym.spaces.Box(low, high, shape=(3,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+
+
+def _gymnasium_rescale_clip(env: gym.Env) -> gym.Env:
+    return gym.wrappers.ClipAction(gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0)))
+
+
+def _env_actions(wrapper: gym.ActionWrapper, actions: np.ndarray) -> np.ndarray:
+    """The actions the innermost env is stepped with, through every action wrapper above it."""
+    out = []
+    for a in actions:
+        env = wrapper
+        while isinstance(env, gym.ActionWrapper):
+            a, env = env.action(a), env.env
+        out.append(a)
+    return np.stack(out)
+
+
+def test_rescale_clip_action_is_not_a_composition_of_gymnasiums_wrappers():
+    """Why RescaleClipAction stays: ClipAction(RescaleAction(env, -1, 1)) steps PointReach's [-2, 2] Box with
+    exactly its actions, but rounds otherwise on other bounds (it computes in float32), passes float64 actions on
+    as float64, and reports an unbounded action space."""
+    actions = np.random.default_rng(0).uniform(-1.5, 1.5, size=(2000, 3))
+    ours, theirs = RescaleClipAction(gym.make(TOY)), _gymnasium_rescale_clip(gym.make(TOY))
+    mine = _env_actions(ours, actions[:, :2].astype(np.float32))
+    np.testing.assert_array_equal(mine, _env_actions(theirs, actions[:, :2].astype(np.float32)))
+    assert mine.dtype == np.float32 and ours.action_space.is_bounded() and not theirs.action_space.is_bounded()
+    assert _env_actions(theirs, actions[:, :2]).dtype == np.float64
+    ours, theirs = RescaleClipAction(_BoxEnv(-0.4, 0.4)), _gymnasium_rescale_clip(_BoxEnv(-0.4, 0.4))
+    f32 = actions.astype(np.float32)
+    assert not np.array_equal(_env_actions(ours, f32), _env_actions(theirs, f32))
+
+
 def test_record_raw_reward_survives_outer_reward_wrappers():
     env = gym.wrappers.TransformReward(RecordRawReward(gym.make(TOY)), lambda r: -3.0 * r)
     obs, _ = env.reset(seed=0)

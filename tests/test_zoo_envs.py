@@ -286,9 +286,9 @@ def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, mo
 def test_summary_leaves_out_a_result_of_other_files_than_the_shipped_ones(tmp_path, capsys):
     """An agent re-shipped after its evaluation: make_summary.py shows no score for it (the score belongs to the
     files it replaced) and names the env and agent, until make_agents.py evaluate runs again."""
-    from seqpolicy.cli.compare import artifact_sha256
     from seqpolicy.evaluation.compare import Comparison
     from seqpolicy.evaluation.evaluate import _result
+    from seqpolicy.zoo import artifact_sha256
 
     summary = load_script("make_summary")
     folder = tmp_path / "envs" / "Hopper-v4"
@@ -398,7 +398,7 @@ def test_evaluating_some_agents_keeps_the_others_current_results_in_the_table(tm
 def test_every_result_is_the_evaluation_of_the_shipped_files(env_id):
     """A re-shipped agent must be evaluated again: results/<name>.json records the sha256 of the files it was
     made with (seqpolicy-compare), and make_agents.py cards skips a result whose files changed."""
-    from seqpolicy.cli.compare import artifact_sha256
+    from seqpolicy.zoo import artifact_sha256
 
     preset = load_preset(env_id)
     for result_file in sorted((ENVS / env_id / "results" / "results").glob("*.json")):

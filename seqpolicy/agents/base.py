@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-from seqpolicy.common.spaces import ActionScaler
+from seqpolicy.common.spaces import ActionScaler, is_flat_box
 from seqpolicy.common.threads import acting_threads, intra_op_threads
 
 EnvSelector = int | Sequence[int] | np.ndarray | None
@@ -69,9 +69,9 @@ class ContextAgent(ABC):
     :func:`seqpolicy.common.threads.set_acting_threads`, one thread unless set)."""
 
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box):
-        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        if not is_flat_box(observation_space):
             raise TypeError(f"{type(self).__name__} needs a flat Box observation space, got {observation_space}.")
-        if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
+        if not is_flat_box(action_space):
             raise TypeError(f"{type(self).__name__} needs a flat Box action space, got {action_space}. "
                             "Discrete actions are not supported.")
         self.observation_space = observation_space

@@ -1,61 +1,28 @@
 """Behaviour cloning: an MLP from normalised observation to action, the baseline the DT and TT papers use.
 
-It has no memory, so ``reward`` is only validated; batched use and per-env resets follow the protocol.
+It has no memory, so ``reward`` is only validated; batched use and per-env resets follow the protocol. The
+network itself (:class:`~seqpolicy.models.bc.BCPolicy`, :class:`~seqpolicy.models.bc.BCConfig`) lives in
+:mod:`seqpolicy.models.bc`; both can still be imported from here.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
 from seqpolicy.agents.base import ContextAgent
 from seqpolicy.common.artifact import ArtifactError, load_artifact, save_artifact
-from seqpolicy.common.spaces import space_from_json, space_to_json
+from seqpolicy.common.spaces import normalize_observations, space_from_json, space_to_json
 from seqpolicy.common.torch_utils import resolve_device
+from seqpolicy.models.bc import BCConfig, BCPolicy
 
-
-@dataclass(frozen=True)
-class BCConfig:
-    """The MLP's sizes."""
-
-    obs_dim: int
-    """Observation size."""
-    act_dim: int
-    """Action size."""
-    hidden_size: int = 256
-    """Width of each hidden layer."""
-    n_hidden: int = 2
-    """Hidden layers (ReLU)."""
-    dropout: float = 0.1
-    """Dropout after each hidden layer."""
-
-    def __post_init__(self) -> None:
-        if min(self.obs_dim, self.act_dim, self.hidden_size, self.n_hidden) < 1:
-            raise ValueError(f"BCConfig sizes must be >= 1, got {self}.")
-
-
-class BCPolicy(nn.Module):
-    """obs (B, obs_dim) -> action in [-1, 1] (B, act_dim)."""
-
-    def __init__(self, config: BCConfig):
-        super().__init__()
-        self.config = config
-        layers: list[nn.Module] = []
-        width = config.obs_dim
-        for _ in range(config.n_hidden):
-            layers += [nn.Linear(width, config.hidden_size), nn.ReLU(), nn.Dropout(config.dropout)]
-            width = config.hidden_size
-        self.net = nn.Sequential(*layers, nn.Linear(width, config.act_dim), nn.Tanh())
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
+__all__ = ["BCAgent", "BCConfig", "BCPolicy"]
 
 
 class BCAgent(ContextAgent):
@@ -82,7 +49,7 @@ class BCAgent(ContextAgent):
 
     @torch.inference_mode()
     def _act_batch(self, obs: np.ndarray, rewards: np.ndarray, fresh: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor((obs - self.state_mean) / (self.state_std + 1e-6), device=self.device)
+        x = torch.as_tensor(normalize_observations(obs, self.state_mean, self.state_std), device=self.device)
         return (self.policy if self.runtime is None else self.runtime)(x).float().cpu().numpy()
 
     def save(self, folder: str | os.PathLike) -> Path:

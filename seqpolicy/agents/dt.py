@@ -20,7 +20,7 @@ import torch
 
 from seqpolicy.agents.base import ContextAgent
 from seqpolicy.common.artifact import ArtifactError, load_artifact, load_network, save_pretrained_artifact
-from seqpolicy.common.spaces import space_from_json, space_to_json, spaces_match
+from seqpolicy.common.spaces import OBS_EPSILON, space_from_json, space_mismatch, space_to_json
 from seqpolicy.common.torch_utils import resolve_device
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
 
@@ -175,7 +175,7 @@ class DecisionTransformerAgent(ContextAgent):
         mean.flags.writeable = std.flags.writeable = False  # in-place edits would bypass the cached tensors
         self._state_mean, self._state_std = mean, std
         self._mean_t = torch.as_tensor(mean.copy(), device=self.device)
-        self._inv_std_t = 1.0 / (torch.as_tensor(std.copy(), device=self.device) + 1e-6)
+        self._inv_std_t = 1.0 / (torch.as_tensor(std.copy(), device=self.device) + OBS_EPSILON)
 
     def _meta(self) -> dict:
         return {
@@ -241,8 +241,8 @@ class DecisionTransformerAgent(ContextAgent):
 
     def check_env(self, env: gym.Env) -> None:
         """Refuse an env whose spaces differ from the ones this agent was trained for."""
-        for what, mine, theirs in (("observation", self.observation_space, env.observation_space),
-                                   ("action", self.action_space, env.action_space)):
-            if not spaces_match(mine, theirs):
-                raise ValueError(f"This agent's {what} space {mine} does not match the env's {theirs}"
-                                 f"{f' (agent trained on {self.env_id})' if self.env_id else ''}.")
+        mismatch = space_mismatch(self, env.observation_space, env.action_space)
+        if mismatch is not None:
+            what, mine, theirs = mismatch
+            raise ValueError(f"This agent's {what} space {mine} does not match the env's {theirs}"
+                             f"{f' (agent trained on {self.env_id})' if self.env_id else ''}.")

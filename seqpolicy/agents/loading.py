@@ -67,7 +67,7 @@ def load_agent(path: str | os.PathLike, device: str = "auto", runtime: str = "to
         **kwargs: passed to the agent class's ``load``.
 
     Example:
-        >>> agent = load_agent("envs/Hopper-v4/dt")  # doctest: +SKIP
+        >>> agent = load_agent("envs/Hopper-v4/dt-medium")  # doctest: +SKIP
         >>> fast = load_agent("runs/hopper-dt/agent", runtime="onnxruntime")  # doctest: +SKIP
     """
     if runtime not in ("torch", "onnxruntime"):

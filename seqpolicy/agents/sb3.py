@@ -6,8 +6,9 @@ agent alike.
 
 .. warning::
     SB3 ``.zip`` files contain pickled Python objects: loading one can run arbitrary code. Load only zips
-    you made yourself (``seqpolicy-baseline``) or ones from a source you trust, such as the two committed in
-    ``envs/Hopper-v4/``.
+    you made yourself (``seqpolicy-baseline``) or ones from a source you trust, such as the zoo's TD3 policies
+    committed in each env folder (``envs/<EnvId>/td3-expert.zip`` and ``td3-medium.zip`` for Hopper-v4,
+    HalfCheetah-v4 and Walker2d-v4).
 
 Example:
     >>> import gymnasium as gym
@@ -28,8 +29,11 @@ import gymnasium as gym
 import numpy as np
 
 from seqpolicy.agents.base import ContextAgent
+from seqpolicy.common.spaces import space_mismatch
 
 ALGOS = ("SAC", "TD3", "PPO", "DDPG", "A2C")
+"""The SB3 algorithms (class names) whose zips load as agents; ``seqpolicy-baseline`` trains some of them
+(:data:`seqpolicy.training.baseline.BASELINE_ALGOS`)."""
 
 
 class SB3Agent(ContextAgent):
@@ -139,9 +143,10 @@ def _algo_from_zip(path: Path) -> str | None:
 
 def make_sb3_env_check(agent: SB3Agent, env: gym.Env) -> None:
     """Refuse an env whose spaces differ in size from the model's."""
-    if env.observation_space.shape != agent.observation_space.shape:
-        raise ValueError(f"The SB3 model expects observations of shape {agent.observation_space.shape}, the env "
-                         f"gives {env.observation_space.shape}: it was trained on another env.")
-    if env.action_space.shape != agent.action_space.shape:
-        raise ValueError(f"The SB3 model outputs actions of shape {agent.action_space.shape}, the env takes "
-                         f"{env.action_space.shape}: it was trained on another env.")
+    mismatch = space_mismatch(agent, env.observation_space, env.action_space, same=lambda a, b: a.shape == b.shape)
+    if mismatch is not None:
+        what, mine, theirs = mismatch
+        model_does, env_does = (("expects observations", "gives") if what == "observation"
+                                else ("outputs actions", "takes"))
+        raise ValueError(f"The SB3 model {model_does} of shape {mine.shape}, the env {env_does} {theirs.shape}: "
+                         "it was trained on another env.")

@@ -22,6 +22,7 @@ from seqpolicy.cli._common import (
     registered_env_id,
     run_cli,
 )
+from seqpolicy.zoo import compare_settings
 
 if TYPE_CHECKING:
     from seqpolicy.evaluation.evaluate import EvalResult
@@ -165,35 +166,6 @@ def _reusable(path: Path, settings: dict) -> EvalResult | None:
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         warnings.warn(f"--resume: cannot read {path} ({e}); evaluating that agent again.", stacklevel=2)
         return None
-
-
-def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode_steps: int | None) -> dict:
-    """What a saved ``results/<agent>.json`` must have been made with for ``--resume`` to reuse it: the
-    options, and the sha256 of the agent's files (a retrained or re-calibrated agent is evaluated again)."""
-    return {"env": env, "agent": agent, "episodes": episodes, "seed": seed, "max_episode_steps": max_episode_steps,
-            "artifact_sha256": artifact_sha256(env, agent)}
-
-
-def artifact_sha256(env: str, agent: str) -> str | None:
-    """sha256 over the files of the saved agent ``agent`` names (a path or a zoo name), None for ``random``.
-
-    A folder's ``README.md`` (its model card, rewritten after every evaluation) is left out: it does not change
-    how the agent acts."""
-    import hashlib
-
-    from seqpolicy.agents.loading import resolve_agent_path
-    from seqpolicy.zoo import agent_path, is_agent_path
-
-    if agent == "random":
-        return None
-    path = resolve_agent_path(agent if is_agent_path(agent) else agent_path(env, agent))
-    files = sorted(f for f in path.rglob("*") if f.is_file() and f.relative_to(path).as_posix() != "README.md"
-                   ) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")
-        digest.update(hashlib.sha256(f.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def _labels(env: str, specs: list[str]) -> dict[str, str]:

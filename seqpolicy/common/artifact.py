@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from seqpolicy.common.version import __version__
+
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "agent.json"
 HF_CONFIG_FILE = "config.json"
@@ -92,10 +94,8 @@ def package_versions() -> dict[str, str]:
     import gymnasium
     import numpy
 
-    import seqpolicy
-
     return {
-        "seqpolicy": seqpolicy.__version__,
+        "seqpolicy": __version__,
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "gymnasium": gymnasium.__version__,

@@ -1,9 +1,16 @@
-"""Gymnasium spaces as plain JSON, and the [-1, 1] <-> Box mapping used for continuous actions."""
+"""Gymnasium spaces as plain JSON, the checks every layer makes of them, the [-1, 1] <-> Box mapping used for
+continuous actions, and the observation normalisation with dataset statistics."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
+
+OBS_EPSILON = 1e-6
+"""Added to the observation std before dividing, as in the Decision Transformer's code (Chen et al. 2021)."""
 
 
 def space_to_json(space: gym.Space) -> dict:
@@ -35,6 +42,42 @@ def spaces_match(a: gym.Space, b: gym.Space) -> bool:
         return (a.shape == b.shape and np.allclose(a.low, b.low, equal_nan=True)
                 and np.allclose(a.high, b.high, equal_nan=True))
     return a == b
+
+
+def is_flat_box(space: Any) -> bool:
+    """Whether ``space`` is a one-dimensional Box, the only observation and action spaces seqpolicy reads."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+
+
+def space_mismatch(agent: Any, observation_space: gym.Space, action_space: gym.Space,
+                   same: Callable[[gym.Space, gym.Space], bool] = spaces_match,
+                   ) -> tuple[str, gym.Space, gym.Space] | None:
+    """The first of ``agent``'s spaces that an env's differs from, as ``(what, agent's, env's)`` with ``what``
+    ``"observation"`` or ``"action"``; None when both agree. Callers raise with their own message.
+
+    Args:
+        agent: anything with ``observation_space`` / ``action_space`` attributes; a missing one is not checked.
+        observation_space, action_space: the env's spaces.
+        same: the comparison (default :func:`spaces_match`: type, shape and bounds).
+    """
+    for what, env_space in (("observation", observation_space), ("action", action_space)):
+        agent_space = getattr(agent, f"{what}_space", None)
+        if agent_space is not None and not same(agent_space, env_space):
+            return what, agent_space, env_space
+    return None
+
+
+def normalize_observations(obs: np.ndarray, mean: np.ndarray, std: np.ndarray, epsilon: float = OBS_EPSILON,
+                           clip: float | None = None) -> np.ndarray:
+    """``(obs - mean) / (std + epsilon)``, clipped to ``[-clip, clip]`` when ``clip`` is given.
+
+    The arithmetic stays in the inputs' dtype (float32 observations and statistics give float32), so agents,
+    trainers and :class:`~seqpolicy.wrappers.FrozenNormalizeObservation` compute the same numbers.
+    """
+    y = (obs - mean) / (std + epsilon)
+    if clip is not None:
+        y = np.clip(y, -clip, clip)
+    return y
 
 
 class ActionScaler:

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from seqpolicy.common.envs import gym_make, quiet_env_notices
+from seqpolicy.common.spaces import is_flat_box
 from seqpolicy.data.trajectories import Episode, Trajectories
 
 MAKE_ONE = ("Make one with seqpolicy-collect (e.g. `seqpolicy-collect --env seqpolicy/PointReach-v0 --policy "
@@ -116,7 +117,7 @@ def _not_local(dataset_id: str) -> str:
 def minari_to_trajectories(ds, dataset_id: str | None = None) -> Trajectories:
     """Convert an open ``MinariDataset`` (flat Box spaces) into :class:`Trajectories`."""
     for name, space in (("observation", ds.observation_space), ("action", ds.action_space)):
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        if not is_flat_box(space):
             raise ValueError(f"Minari dataset {dataset_id} has a {name} space {space}; seqpolicy reads flat "
                              f"Box spaces only (flatten Dict observations before collecting).")
     episodes = []

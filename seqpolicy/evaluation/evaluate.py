@@ -39,7 +39,7 @@ import numpy as np
 from seqpolicy.agents.base import ContextAgent
 from seqpolicy.common.artifact import atomic_write_json, package_versions
 from seqpolicy.common.envs import check_agent_env_id, gym_make
-from seqpolicy.common.spaces import space_to_json, spaces_match
+from seqpolicy.common.spaces import space_mismatch, space_to_json
 from seqpolicy.common.threads import acting_threads, run_conditions
 from seqpolicy.evaluation.scores import MIN_CI_EPISODES, bootstrap_ci, d4rl_normalized, env_name_and_version
 from seqpolicy.wrappers import RecordRawReward
@@ -263,15 +263,13 @@ def env_label(env: gymnasium.Env, fallback: str) -> str:
 def check_agent_spaces(agent: Any, observation_space: gymnasium.Space, action_space: gymnasium.Space,
                        env_id: str) -> None:
     """Raise a clear ValueError when an agent's spaces do not match the env's."""
-    for what, env_space in (("observation", observation_space), ("action", action_space)):
-        agent_space = getattr(agent, f"{what}_space", None)
-        if agent_space is None:
-            continue
-        if not spaces_match(agent_space, env_space):
-            made_for = getattr(agent, "env_id", None)
-            made_for = made_for if isinstance(made_for, str) and made_for else "another env (or another version)"
-            raise ValueError(f"The agent's {what} space {_brief(agent_space)} does not match {env_id}'s "
-                             f"{_brief(env_space)}: the agent was made for {made_for}.")
+    mismatch = space_mismatch(agent, observation_space, action_space)
+    if mismatch is not None:
+        what, agent_space, env_space = mismatch
+        made_for = getattr(agent, "env_id", None)
+        made_for = made_for if isinstance(made_for, str) and made_for else "another env (or another version)"
+        raise ValueError(f"The agent's {what} space {_brief(agent_space)} does not match {env_id}'s "
+                         f"{_brief(env_space)}: the agent was made for {made_for}.")
 
 
 def check_agent_env(agent: Any, env: Any, env_id: str, *, spaces: bool = True,

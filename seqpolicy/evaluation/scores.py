@@ -88,6 +88,17 @@ def d4rl_reference(env_id: str) -> tuple[float, float] | None:
     return D4RL_REFERENCE.get(env_name_and_version(env_id)[0])
 
 
+def d4rl_normalize(returns: float | np.ndarray, reference: tuple[float, float]) -> np.ndarray:
+    """D4RL's ``100 * (return - random) / (expert - random)`` in float64, for one return or an array of them.
+
+    Example:
+        >>> round(float(d4rl_normalize(1617.0, d4rl_reference("Hopper-v4"))), 2)
+        50.31
+    """
+    lo, hi = reference
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - lo) / (hi - lo)
+
+
 def d4rl_normalized(env_id: str, returns: np.ndarray, ci95: tuple[float, float]) -> NormalizedScore | None:
     """D4RL-normalised scores for the envs of :data:`D4RL_REFERENCE` (any version), else None."""
     reference = d4rl_reference(env_id)
@@ -95,14 +106,10 @@ def d4rl_normalized(env_id: str, returns: np.ndarray, ci95: tuple[float, float])
         return None
     name, _ = env_name_and_version(env_id)
     lo, hi = reference
-
-    def norm(r):
-        return 100.0 * (np.asarray(r, dtype=np.float64) - lo) / (hi - lo)
-
     return NormalizedScore(
         env_id=env_id,
         reference=f"D4RL v2 min/max for {name} (gym MuJoCo v3, 1000-step episodes), applied to {env_id}",
-        min_return=lo, max_return=hi, mean=float(norm(np.mean(returns))),
-        ci95=(float(norm(ci95[0])), float(norm(ci95[1]))),
-        per_episode=[float(v) for v in norm(returns)],
+        min_return=lo, max_return=hi, mean=float(d4rl_normalize(np.mean(returns), reference)),
+        ci95=(float(d4rl_normalize(ci95[0], reference)), float(d4rl_normalize(ci95[1], reference))),
+        per_episode=[float(v) for v in d4rl_normalize(returns, reference)],
     )

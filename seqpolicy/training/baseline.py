@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from seqpolicy.agents.sb3 import ALGOS as SB3_ALGOS
 from seqpolicy.common.artifact import atomic_write_bytes, atomic_write_json, package_versions, read_json
 from seqpolicy.common.envs import gym_make
+from seqpolicy.evaluation.evaluate import evaluate
 from seqpolicy.evaluation.scores import env_name_and_version
 
-ALGOS = ("sac", "td3", "ppo")
 REPLAY_FILE = "replay.npz"
 RUN_OUTPUTS = ("run.json", "checkpoints", "final.zip", "final.json", REPLAY_FILE)  # what a run writes
 
@@ -105,6 +106,10 @@ ZOO_PPO_TUNED: dict[str, dict[str, Any]] = {
 }
 
 
+BASELINE_ALGOS = tuple(name.lower() for name in SB3_ALGOS if name.lower() in ZOO_HYPERPARAMS)
+"""The SB3 algorithms this module trains (lower case, as ``BaselineConfig.algo``): those with rl-zoo settings above."""
+
+
 def require_sb3():
     """Import stable_baselines3, or explain which extra installs it."""
     try:
@@ -142,8 +147,8 @@ class BaselineConfig:
     """Hyperparameters that replace the rl-zoo ones (same keys as ZOO_HYPERPARAMS)."""
 
     def __post_init__(self):
-        if self.algo not in ALGOS:
-            raise ValueError(f"algo={self.algo!r} is not supported: choose one of {', '.join(ALGOS)}.")
+        if self.algo not in BASELINE_ALGOS:
+            raise ValueError(f"algo={self.algo!r} is not supported: choose one of {', '.join(BASELINE_ALGOS)}.")
         if self.steps <= 0 or self.checkpoint_every <= 0:
             raise ValueError(f"steps ({self.steps}) and checkpoint_every ({self.checkpoint_every}) must be > 0.")
         if self.eval_episodes < 1:
@@ -188,23 +193,28 @@ class BaselineResult:
         return max(self.checkpoints, key=lambda c: c["eval_return_mean"])
 
 
+class _Predict:
+    """``model.predict(obs, deterministic=True)`` behind the agent protocol that :func:`evaluate` drives.
+
+    Not an :class:`~seqpolicy.agents.sb3.SB3Agent`: its ``reset(seed)`` reseeds SB3's global random generators,
+    which in the middle of training would change the rest of the run, and its actions pass through [-1, 1] and
+    back, which can move them by a rounding step on Boxes other than [-1, 1].
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def reset(self, seed: int | None = None, envs=None) -> None:
+        pass  # deterministic and memoryless: nothing to seed or forget
+
+    def act(self, obs: np.ndarray, reward: float | None = None) -> np.ndarray:
+        return self.model.predict(obs, deterministic=True)[0]
+
+
 def evaluate_sb3(model, env_id: str, episodes: int, seed: int) -> list[float]:
-    """Raw undiscounted returns of ``model``'s deterministic policy, one per episode (seeds seed, seed+1, ...)."""
-    env = gym_make(env_id)
-    returns = []
-    try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            total, done = 0.0, False
-            while not done:
-                action, _ = model.predict(obs, deterministic=True)
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-    finally:
-        env.close()
-    return returns
+    """Raw undiscounted returns of ``model``'s deterministic policy, one per episode (seeds seed, seed+1, ...),
+    from the evaluation harness (:func:`seqpolicy.evaluation.evaluate.evaluate`, one env)."""
+    return evaluate(_Predict(model), env_id, n_episodes=episodes, seed=seed).returns
 
 
 def save_sb3_zip(model, path: str | os.PathLike) -> None:

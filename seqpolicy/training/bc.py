@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from seqpolicy.agents.bc import BCAgent, BCConfig, BCPolicy
-from seqpolicy.common.spaces import ActionScaler
+from seqpolicy.agents.bc import BCAgent
+from seqpolicy.common.spaces import ActionScaler, normalize_observations
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
+from seqpolicy.models.bc import BCConfig, BCPolicy
 from seqpolicy.training.common import (
     RESUMABLE_CHANGES,
     RunSettings,
@@ -86,7 +87,8 @@ def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | Non
     agent = BCAgent(policy, obs_space, act_space, state_mean=stats.obs_mean, state_std=stats.obs_std, env_id=env_id,
                     dataset_id=data.dataset_id, device=device, info=info)
     obs = np.concatenate([ep.observations for ep in data])
-    obs_t = torch.as_tensor((obs - stats.obs_mean) / (stats.obs_std + 1e-6), dtype=torch.float32, device=device)
+    obs_t = torch.as_tensor(normalize_observations(obs, stats.obs_mean, stats.obs_std), dtype=torch.float32,
+                            device=device)
     act_t = torch.as_tensor(ActionScaler(act_space).to_unit(np.concatenate([ep.actions for ep in data])),
                             device=device)
     optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

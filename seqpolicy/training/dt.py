@@ -22,7 +22,7 @@ import torch
 
 from seqpolicy.agents.dt import PAD_ACTION, PAD_RTG, PAD_STATE, DecisionTransformerAgent
 from seqpolicy.agents.odt import OnlineDTAgent
-from seqpolicy.common.spaces import ActionScaler
+from seqpolicy.common.spaces import ActionScaler, normalize_observations
 from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
@@ -141,7 +141,8 @@ class WindowSampler:
         lengths = data.lengths
         self.k, self.device, self.max_ep_len = k, device, max_ep_len
         obs = np.concatenate([ep.observations for ep in data])
-        self.states = torch.as_tensor((obs - state_mean) / (state_std + 1e-6), dtype=torch.float32, device=device)
+        self.states = torch.as_tensor(normalize_observations(obs, state_mean, state_std), dtype=torch.float32,
+                                      device=device)
         self.actions = torch.as_tensor(scaler.to_unit(np.concatenate([ep.actions for ep in data])), device=device)
         # Return-to-go at t: sum of rewards from t to the end of its episode (r_t included), scaled.
         rtg = np.concatenate([returns_to_go(ep.rewards) for ep in data])
