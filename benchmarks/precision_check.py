@@ -58,7 +58,7 @@ def held_out_split(seed: int = 0):
 
 def tt_held_out_loss(agent, test, n_windows: int = 2048, seed: int = 0) -> float:
     """Mean TT loss (eval mode, fp32) over windows of the held-out episodes, drawn with a fixed seed."""
-    from seqpolicy.training.tt import SequenceSampler, joined_rows
+    from seqpolicy.agents.tt.tokens import SequenceSampler, joined_rows
 
     cfg = agent.info["train_config"]
     rows = joined_rows(test, cfg["discount"], cfg["termination_penalty"])

@@ -12,6 +12,9 @@ velocity to score well. Registered as ``seqpolicy/PointReach-v0`` (50 steps per 
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 
@@ -133,6 +136,17 @@ def make_toy_dataset(n_episodes: int = 300, seed: int = 0,
                         metadata={"policy_mix": {"expert": mix[0], "noisy": mix[1], "random": mix[2]},
                                   "seed": seed})
 
+
+
+def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Any:
+    """A dataset id/path as the trainers and reports accept it: :data:`TOY_DATASET_ID` (this env's mixed data,
+    made on demand), or any source that ``seqpolicy.data.sources.load_trajectories`` reads (Minari id, D4RL HDF5,
+    seqpolicy .npz)."""
+    if str(source) == TOY_DATASET_ID:
+        return make_toy_dataset()
+    from seqpolicy.data.sources import load_trajectories
+
+    return load_trajectories(source, env_id=env_id)
 
 def expert_returns(n_episodes: int = 20, seed: int = 0) -> np.ndarray:
     """Returns of the scripted expert on episodes seeded ``seed + i`` (the reference for learning tests)."""

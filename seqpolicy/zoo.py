@@ -1,6 +1,7 @@
-"""The agent zoo: per-env presets and shipped agents under ``envs/<EnvId>/``.
+"""The agent zoo: per-env manifests and shipped agents under ``envs/<EnvId>/``.
 
-An env folder holds ``preset.json`` (the zoo has Hopper-v4, HalfCheetah-v4 and Walker2d-v4), e.g. Hopper-v4's::
+An env folder holds its manifest (:class:`EnvManifest`, read by :func:`load_manifest`): the file ``preset.json``
+(to be renamed ``manifest.json``; the zoo has Hopper-v4, HalfCheetah-v4 and Walker2d-v4), e.g. Hopper-v4's::
 
     {
       "env_id": "Hopper-v4",
@@ -13,7 +14,7 @@ An env folder holds ``preset.json`` (the zoo has Hopper-v4, HalfCheetah-v4 and W
 
 (``training`` holds the recipes envs/make_agents.py runs, ``datasets`` what envs/make_datasets.py builds.)
 Agent paths are relative to the env folder (an agent folder with ``agent.json``, or an SB3 ``.zip``). An
-agent named ``NAME`` that the preset does not list is looked up as ``envs/<EnvId>/NAME/`` (a folder), then
+agent named ``NAME`` that the manifest does not list is looked up as ``envs/<EnvId>/NAME/`` (a folder), then
 ``NAME.zip`` and ``NAME-expert.zip`` (SB3 policies such as ``td3-expert.zip``).
 
 Env folders are searched in, in order: the folders in ``$SEQPOLICY_ENVS`` (``os.pathsep``-separated), the
@@ -23,7 +24,7 @@ Env folders are searched in, in order: the folders in ``$SEQPOLICY_ENVS`` (``os.
 in the folder name (``seqpolicy/PointReach-v0`` -> ``seqpolicy__PointReach-v0``).
 
 Training seeds. A zoo agent may come in several training seeds (the same recipe with ``--seed N``); the
-folder the preset names is the *designated* seed, the one ``get_agent(env_id, name)`` loads, and the only
+folder the manifest names is the *designated* seed, the one ``get_agent(env_id, name)`` loads, and the only
 one a wheel ships. The others live beside it in a source checkout::
 
     envs/<EnvId>/<artifact>/                 the designated seed (its seed: "seed" of the card
@@ -33,6 +34,12 @@ one a wheel ships. The others live beside it in a source checkout::
 
 so the folders and data files of a zoo without extra seeds stay as they are. :func:`training_seeds` lists the
 seeds, ``get_agent(env_id, name, training_seed=N)`` loads one.
+
+A designated agent whose card has ``"selected"`` (what was chosen by acting in an env: a kept-best checkpoint,
+a calibrated target, a planner searched on held-out seeds) is not one of the recipe's training seeds under the
+zoo's protocol (envs/README.md: final weights, settings declared before training): it stays the default of
+``get_agent(env_id, name)``, and :func:`training_seeds` lists only the seed folders beside it, which hold final
+weights (seed 0 among them, trained again without selection).
 """
 
 from __future__ import annotations
@@ -46,16 +53,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PRESET_FILE = "preset.json"
+MANIFEST_FILE = "preset.json"
+"""The file name of an env's manifest in its folder (to become ``manifest.json`` when envs/ is reorganised)."""
 
 
 class ZooError(LookupError):
-    """An env folder, preset or agent the zoo was asked for does not exist (the message says how to fix it)."""
+    """An env folder, manifest or agent the zoo was asked for does not exist (the message says how to fix it)."""
 
 
 @dataclass(frozen=True)
-class EnvPreset:
-    """An env's folder and what its ``preset.json`` says."""
+class EnvManifest:
+    """An env's zoo folder and what its manifest (:data:`MANIFEST_FILE`) lists: agents, evaluation settings, and
+    the command that makes each agent."""
 
     env_id: str
     folder: Path
@@ -89,34 +98,41 @@ def find_env_folder(env_id: str) -> Path | None:
 
 
 def zoo_env_ids() -> list[str]:
-    """The env ids that have a ``preset.json`` in one of the search paths, sorted."""
+    """The env ids that have a manifest (:data:`MANIFEST_FILE`) in one of the search paths, sorted."""
     ids = set()
     for root in search_paths():
         if root.is_dir():
-            ids.update(folder.name.replace("__", "/") for folder in root.iterdir() if (folder / PRESET_FILE).is_file())
+            ids.update(folder.name.replace("__", "/") for folder in root.iterdir()
+                       if (folder / MANIFEST_FILE).is_file())
     return sorted(ids)
 
 
-def load_preset(env_id: str) -> EnvPreset:
-    """Read ``envs/<EnvId>/preset.json`` (an env folder without one gives an empty preset).
+def load_manifest(env_id: str) -> EnvManifest:
+    """Read the manifest of ``envs/<EnvId>/`` (:data:`MANIFEST_FILE`; a folder without one gives an empty one).
 
     Raises:
-        ZooError: there is no folder for ``env_id``, or its preset is not valid JSON.
+        ZooError: there is no folder for ``env_id``, or its manifest is not valid JSON.
     """
     folder = find_env_folder(env_id)
     if folder is None:
         searched = ", ".join(str(p) for p in search_paths())
         raise ZooError(f"No zoo folder for {env_id}: {folder_name(env_id)}/ is in none of {searched}.")
-    path = folder / PRESET_FILE
+    path = folder / MANIFEST_FILE
     if not path.is_file():
-        return EnvPreset(env_id=env_id, folder=folder)
+        return EnvManifest(env_id=env_id, folder=folder)
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ZooError(f"{path} is not valid JSON ({e}).") from e
-    return EnvPreset(env_id=env_id, folder=folder, default_agent=doc.get("default_agent"),
+    return EnvManifest(env_id=env_id, folder=folder, default_agent=doc.get("default_agent"),
                      agents=dict(doc.get("agents", {})), eval=dict(doc.get("eval", {})),
                      training=dict(doc.get("training", {})))
+
+
+# The old names, kept for one release (removed in 0.3): "preset" now names none of the zoo's things.
+EnvPreset = EnvManifest
+load_preset = load_manifest
+PRESET_FILE = MANIFEST_FILE
 
 
 def _train_hint(env_id: str, name: str | None = None) -> str:
@@ -127,55 +143,55 @@ def _train_hint(env_id: str, name: str | None = None) -> str:
     return f"{how} with --agent PATH, or try --agent random for the random baseline on {env_id}."
 
 
-def _not_built(preset: EnvPreset, name: str, path: Path, built: list[str]) -> str | None:
-    """Why a zoo agent the preset lists is missing and the commands that make it, or None without a recipe: an
+def _not_built(manifest: EnvManifest, name: str, path: Path, built: list[str]) -> str | None:
+    """Why a zoo agent the manifest lists is missing and the commands that make it, or None without a recipe: an
     agent with a ``training`` entry comes from envs/make_agents.py, the SB3 zips envs/make_datasets.py writes
     into the env folder (``<algo>-expert.zip``, ``<algo>-medium.zip``) from it."""
-    env_id = preset.env_id
+    env_id = manifest.env_id
     datasets = f"`python envs/make_datasets.py --env {env_id}`"
-    if name in preset.training:
+    if name in manifest.training:
         how = (f"the datasets first if this machine has none ({datasets}), then `python envs/make_agents.py --env "
                f"{env_id} train {name}` and `python envs/make_agents.py --env {env_id} ship {name}`")
-    elif path.parent == preset.folder and path.name.endswith(("-expert.zip", "-medium.zip")):
+    elif path.parent == manifest.folder and path.name.endswith(("-expert.zip", "-medium.zip")):
         how = (f"{datasets} (it picks the policy from the finished `seqpolicy-baseline` run that --run names, "
                "or trains one first, which takes hours on a CPU)")
     else:
         return None
     so_far = ", ".join(built) if built else "none"
-    return (f"The zoo's {name!r} agent for {env_id} is not built yet: {preset.folder / PRESET_FILE} lists it as "
-            f"{preset.agents[name]}, which does not exist (built so far: {so_far}). Build it in a source checkout: "
-            f"{how}. Meanwhile try --agent random, or --agent PATH for an agent of your own.")
+    return (f"The zoo's {name!r} agent for {env_id} is not built yet: {manifest.folder / MANIFEST_FILE} lists it "
+            f"as {manifest.agents[name]}, which does not exist (built so far: {so_far}). Build it in a source "
+            f"checkout: {how}. Meanwhile try --agent random, or --agent PATH for an agent of your own.")
 
 
 def agent_path(env_id: str, name: str | None = None) -> Path:
-    """Path of the zoo agent ``name`` for ``env_id`` (the preset's default agent when ``name`` is None).
+    """Path of the zoo agent ``name`` for ``env_id`` (the manifest's default agent when ``name`` is None).
 
     Raises:
         ZooError: the env has no zoo folder, no default agent, or no agent called ``name``; the message
             lists what exists and how to train one.
     """
     try:
-        preset = load_preset(env_id)
+        manifest = load_manifest(env_id)
     except ZooError as e:
         what = "default agent" if name is None else f"{name!r} agent"
         raise ZooError(f"No {what} for {env_id} in the zoo: {e} {_train_hint(env_id, name)}") from e
     if name is None:
-        if not preset.default_agent:
-            preset_file = preset.folder / PRESET_FILE
-            why = (f"{preset_file} names none" if preset_file.is_file()
-                   else f"{preset.folder} has no {PRESET_FILE} naming one")
+        if not manifest.default_agent:
+            manifest_file = manifest.folder / MANIFEST_FILE
+            why = (f"{manifest_file} names none" if manifest_file.is_file()
+                   else f"{manifest.folder} has no {MANIFEST_FILE} naming one")
             raise ZooError(f"No default agent for {env_id} in the zoo: {why}. " + _train_hint(env_id))
-        name = preset.default_agent
-    if name in preset.agents:
-        path = preset.folder / preset.agents[name]
+        name = manifest.default_agent
+    if name in manifest.agents:
+        path = manifest.folder / manifest.agents[name]
     else:  # conventions: an agent folder NAME/, or an SB3 zip NAME.zip / NAME-expert.zip (e.g. td3-expert.zip)
-        candidates = [preset.folder / c for c in (name, f"{name}.zip", f"{name}-expert.zip")]
+        candidates = [manifest.folder / c for c in (name, f"{name}.zip", f"{name}-expert.zip")]
         path = next((c for c in candidates if c.exists()), candidates[0])
     if not path.exists():
-        built = [n for n, rel in preset.agents.items() if (preset.folder / rel).exists()]
-        known = sorted(set(built) | {p.name for p in preset.folder.iterdir() if (p / "agent.json").is_file()})
-        if name in preset.agents:
-            message = _not_built(preset, name, path, built)
+        built = [n for n, rel in manifest.agents.items() if (manifest.folder / rel).exists()]
+        known = sorted(set(built) | {p.name for p in manifest.folder.iterdir() if (p / "agent.json").is_file()})
+        if name in manifest.agents:
+            message = _not_built(manifest, name, path, built)
             if message:
                 raise ZooError(message)
         listed = f" (available: {', '.join(known)})" if known else ""
@@ -189,9 +205,9 @@ AGENT_NAMES = ("dt", "tt", "bc", "sac", "td3", "ppo", "random")
 
 
 def zoo_agent_names(env_id: str) -> list[str]:
-    """The agent names ``envs/<EnvId>/preset.json`` lists, in its order (empty without a zoo folder)."""
+    """The agent names the manifest of ``envs/<EnvId>/`` lists, in its order (empty without a zoo folder)."""
     try:
-        return list(load_preset(env_id).agents)
+        return list(load_manifest(env_id).agents)
     except ZooError:
         return []
 
@@ -204,7 +220,7 @@ def is_agent_path(spec: str) -> bool:
 def agent_label(env_id: str, spec: str | None = None) -> str:
     """The name an agent goes by in tables, results and video file names.
 
-    A zoo name or ``random`` is its own label (None: the name of the env preset's default agent); a saved agent
+    A zoo name or ``random`` is its own label (None: the name of the env manifest's default agent); a saved agent
     is labelled by its folder (or ``.zip``), with the folder above when that is just ``agent``, as in
     seqpolicy-train's ``RUN/agent``: ``runs/x/agent`` -> ``x/agent``, ``runs/x`` -> ``x``.
 
@@ -214,7 +230,7 @@ def agent_label(env_id: str, spec: str | None = None) -> str:
     """
     if spec is None:
         try:
-            return load_preset(env_id).default_agent or "default"
+            return load_manifest(env_id).default_agent or "default"
         except ZooError:
             return "default"
     if not is_agent_path(spec):
@@ -231,7 +247,7 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
 
     Args:
         env_id: the env the agent will act in (used for zoo lookups and the random agent's spaces).
-        spec: None (the env's default zoo agent), one of :data:`AGENT_NAMES` or the env preset's agent
+        spec: None (the env's default zoo agent), one of :data:`AGENT_NAMES` or the env manifest's agent
             names, or a path (agent folder or SB3 ``.zip``).
         device: torch device for network agents.
         seed: seed of the random agent.
@@ -314,6 +330,25 @@ def _recorded_seed(folder: Path, card: Path) -> int | None:
     return next(iter(found.values()), None)
 
 
+def selected_by(env_id: str, name: str | None = None) -> str | None:
+    """What chose the designated agent ``name`` by acting in the env (its card's ``"selected"``), or None when
+    it is a final-weights agent with settings declared before training.
+
+    Raises:
+        ZooError: as :func:`agent_path`, or the card is not valid JSON.
+    """
+    path = agent_path(env_id, name)
+    card = path.parent / f"{path.name}.json"
+    if not card.is_file():
+        return None
+    try:
+        doc = json.loads(card.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ZooError(f"{card} is not valid JSON ({e}).") from e
+    selected = doc.get("selected") if isinstance(doc, dict) else None
+    return str(selected) if selected else None
+
+
 def training_seed_paths(env_id: str, name: str | None = None) -> dict[int, Path]:
     """The folder of each training seed of the zoo agent ``name`` (None: the default agent), by seed.
 
@@ -333,12 +368,19 @@ def training_seed_paths(env_id: str, name: str | None = None) -> dict[int, Path]
         raise ZooError(f"The zoo's {owner} ({path.name}) is not a seqpolicy agent folder (an SB3 policy?), so the "
                        "zoo keeps no training seeds of it: training seeds are for the dt, tt, bc and odt agents.")
     card = path.parent / f"{path.name}.json"
-    designated = _recorded_seed(path, card)
-    if designated is None:
-        raise ZooError(f"The training seed of the zoo's {owner} is not recorded: neither {card} has \"seed\" nor "
-                       f"{path / 'agent.json'} info.train_config.seed. Add \"seed\": N to the card.")
-    paths = {designated: path}
     seeds_folder = path.parent / SEEDS_FOLDER / path.name
+    if selected_by(env_id, name) is not None:  # not a final-weights seed: only the folders beside it count
+        paths: dict[int, Path] = {}
+        if not seeds_folder.is_dir():
+            raise ZooError(f"The zoo's {owner} ({path.name}) was selected by acting in the env "
+                           f"({selected_by(env_id, name)}) and has no final-weights training seeds yet "
+                           f"({seeds_folder} does not exist): envs/README.md says how to train them.")
+    else:
+        designated = _recorded_seed(path, card)
+        if designated is None:
+            raise ZooError(f"The training seed of the zoo's {owner} is not recorded: neither {card} has \"seed\" "
+                           f"nor {path / 'agent.json'} info.train_config.seed. Add \"seed\": N to the card.")
+        paths = {designated: path}
     for folder in sorted(seeds_folder.iterdir()) if seeds_folder.is_dir() else []:
         if not folder.is_dir():
             continue  # cards <N>.json sit beside the seed folders

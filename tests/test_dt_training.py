@@ -56,10 +56,10 @@ def test_resume_refuses_changed_recipe(toy_data, tmp_path):
 def test_keep_best_keeps_the_agent_of_the_best_periodic_evaluation(toy_data, tmp_path, monkeypatch):
     """keep_best writes run_dir/best at the evaluation with the highest return, and a resumed run remembers
     that return (scripted returns 3, 7, 5 then, after resuming, 6, 4: the best stays the step-8 agent)."""
-    import seqpolicy.training.dt as dt_training
+    import seqpolicy.training.trainer as trainer
 
     returns = iter([3.0, 7.0, 5.0, 6.0, 4.0])
-    monkeypatch.setattr(dt_training, "eval_metrics", lambda *a, **k: {"eval/return": next(returns)})
+    monkeypatch.setattr(trainer, "eval_metrics", lambda *a, **k: {"eval/return": next(returns)})
     kw = {**TINY, "eval_every": 4, "eval_episodes": 2, "keep_best": True, "checkpoint_every": 4}
     seqpolicy.train_dt(toy_data, env_id=TOY_ID, max_steps=12, seed=0, run_dir=tmp_path, **kw)
     best_before = _weights(DecisionTransformerAgent.load(tmp_path / "best"))

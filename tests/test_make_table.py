@@ -69,9 +69,17 @@ def test_table_per_task_and_aggregate_over_tasks(make_table, results):
     # bc's runs: 6, 8, 2, 40 -> mean (7 + 21) / 2 = 14, IQM mean(6, 8) = 7
     assert (aggs["dt"].mean, aggs["dt"].iqm, aggs["bc"].mean, aggs["bc"].iqm) == (40.0, 40.0, 14.0, 7.0)
     text = make_table.markdown(runs, n_resamples=2000)
-    assert "| Hopper-v4 | medium | dt | 2 | 3 | **20.0** | 10.0 to 30.0 | 0: 10.0, 1: 30.0 |" in text
-    assert "| Hopper-v4 | medium | bc | 2 | 3 | **7.0** |" in text
-    assert text.index("| Hopper-v4 | medium | bc") < text.index("| Walker2d-v4 | medium | dt")
+    data = json.loads((ENVS / "Hopper-v4" / "datasets" / "medium.json").read_text())
+    level = f"{data['d4rl_normalized_mean_return']:.1f} ({data['return']['mean']:.0f})"
+    selected = json.loads((ENVS / "Hopper-v4" / "dt-medium.json").read_text())["evaluation"]
+    chosen = (f"{selected['d4rl_normalized']:.1f} ({selected['d4rl_normalized_ci95'][0]:.1f} to "
+              f"{selected['d4rl_normalized_ci95'][1]:.1f})")
+    assert (f"| Hopper-v4 | medium | {level} | dt | 2 | 3 | **20.0** | 10.0 to 30.0 | 0: 10.0, 1: 30.0 | {chosen} |"
+            in text)  # the zoo's Hopper dt was selected by acting in the env: apart, beside the final weights
+    bc_row = next(line for line in text.splitlines() if line.startswith(f"| Hopper-v4 | medium | {level} | bc |"))
+    assert bc_row.startswith(f"| Hopper-v4 | medium | {level} | bc | 2 | 3 | **7.0** |")
+    assert bc_row.endswith("| 0: 6.0, 1: 8.0 |  |")  # the zoo's bc is final weights: nothing selected
+    assert text.index(f"| Hopper-v4 | medium | {level} | bc") < text.index("| Walker2d-v4 | medium |")
     assert "| dt | 2 | 2 | **40.0** |" in text and "| bc | 2 | 2 | **14.0** |" in text and "stratified" in text
 
 

@@ -11,9 +11,9 @@ import torch
 from conftest import TOY_ID, rollout
 
 from seqpolicy.agents.tt import Discretizer, PlannerConfig, TrajectoryTransformerAgent
+from seqpolicy.agents.tt.tokens import joined_rows
 from seqpolicy.common.artifact import ArtifactError
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
-from seqpolicy.training.tt import joined_rows
 
 SMALL_PLANNER = {"horizon": 3, "beam_width": 4, "n_expand": 2, "max_context_transitions": 3}
 

@@ -14,8 +14,9 @@ from conftest import TOY_ID
 from test_cli_errors import run
 from torch import nn
 
-from seqpolicy.prediction import TOKEN_KINDS, prediction_report, split_episodes
-from seqpolicy.training.tt import SequenceSampler, TTTrainConfig, joined_rows, train_tt
+from seqpolicy.agents.tt.tokens import SequenceSampler, joined_rows
+from seqpolicy.evaluation.prediction import TOKEN_KINDS, prediction_report, split_episodes
+from seqpolicy.training.tt import TTTrainConfig, train_tt
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small models on a shared 2-core machine
 

@@ -11,8 +11,10 @@ import torch
 from conftest import LEARNING_BAR
 
 from seqpolicy.agents.tt import TrajectoryTransformerAgent
+from seqpolicy.agents.tt.tokens import SequenceSampler, joined_rows
 from seqpolicy.data.trajectories import Episode, Trajectories
-from seqpolicy.training.tt import SequenceSampler, TTTrainConfig, joined_rows, lr_factor, train_tt
+from seqpolicy.training.schedules import warmup_cosine
+from seqpolicy.training.tt import TTTrainConfig, train_tt
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small models on a shared 2-core machine
 
@@ -41,7 +43,7 @@ def test_values_penalty_and_stop_tokens():
 
 
 def test_lr_schedule_is_warmup_then_cosine_to_a_tenth():
-    f = lr_factor(10, 110)
+    f = warmup_cosine(10, 110, 0.1, floored=True)  # the TT's (the authors') schedule
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.1) and f(10_000) == pytest.approx(0.1)
 

@@ -79,6 +79,34 @@ def test_get_agent_loads_each_training_seed_and_keeps_the_designated_one_by_defa
     env.close()
 
 
+def test_a_selected_designated_agent_is_the_default_but_not_a_training_seed(zoo):
+    """A designated agent chosen by acting in the env (its card's "selected") stays get_agent's default; the
+    training seeds are the final-weights folders beside it, seed 1 included once trained again."""
+    from seqpolicy.zoo import selected_by
+
+    env = gym.make(TOY_ID)
+    designated = first_action(make_dt_agent(env, seed=1))
+    (zoo / "dt-toy.json").write_text(json.dumps({"artifact": "dt-toy", "seed": 1,
+                                                 "selected": "kept-best checkpoint on seeds 10000-10019"}))
+    assert selected_by(TOY_ID, "dt") == "kept-best checkpoint on seeds 10000-10019"
+    assert selected_by(TOY_ID, "bc") is None
+    assert training_seeds(TOY_ID, "dt") == [0, 2]
+    np.testing.assert_allclose(first_action(get_agent(TOY_ID, "dt")), designated)
+    with pytest.raises(ZooError, match=r"No training seed 1 .*it has training seeds 0, 2\."):
+        get_agent(TOY_ID, "dt", training_seed=1)
+    agent = make_dt_agent(env, seed=11)  # seed 1's final weights, trained again: no clash with the selected one
+    agent.info = {"train_config": {"seed": 1}}
+    agent.save(zoo / "seeds" / "dt-toy" / "1")
+    assert training_seeds(TOY_ID, "dt") == [0, 1, 2]
+    np.testing.assert_allclose(first_action(get_agent(TOY_ID, "dt", training_seed=1)), first_action(agent))
+    assert not np.allclose(first_action(agent), designated)
+    shutil.rmtree(zoo / "seeds" / "dt-toy")
+    with pytest.raises(ZooError, match=r"was selected by acting in the env \(kept-best .*\) and has no "
+                                       r"final-weights training seeds yet"):
+        training_seeds(TOY_ID, "dt")
+    env.close()
+
+
 def test_a_missing_seed_names_the_seeds_there_are(zoo):
     with pytest.raises(ZooError, match=r"No training seed 7 of the zoo's 'dt' agent for seqpolicy/PointReach-v0: "
                                        r"it has training seeds 0, 1, 2\. .*envs/<EnvId>/seeds/<artifact>/<N>/"):

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                       epilog=EXAMPLES)
     p.add_argument("--env", required=True, type=registered_env_id, help="Gymnasium env id, e.g. Hopper-v4")
     p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
-                   help="zoo names (dt tt bc td3 sac ppo, or any name the env preset lists), random, or saved "
+                   help="zoo names (dt tt bc td3 sac ppo, or any name the env's zoo manifest lists), random, or saved "
                         "agent paths (default: every agent of the env's zoo, then random)")
     p.add_argument("--episodes", type=positive_int, default=10, help="episodes per agent (default 10)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i (default 0)")

@@ -24,11 +24,11 @@ if TYPE_CHECKING:
     from seqpolicy.evaluation.evaluate import EvalResult
 
 PROG = "seqpolicy-eval"
-DEFAULT_EPISODES, DEFAULT_N_ENVS, DEFAULT_SEED = 10, 1, 0  # for envs whose preset does not set them
+DEFAULT_EPISODES, DEFAULT_N_ENVS, DEFAULT_SEED = 10, 1, 0  # for envs whose zoo manifest does not set them
 
 EXAMPLES = """\
 examples:
-  # the env's default zoo agent (envs/Hopper-v4/) on the preset's episodes, a video in videos/
+  # the env's default zoo agent (envs/Hopper-v4/) on its manifest's episodes, a video in videos/
   seqpolicy-eval --env Hopper-v4
 
   # the random baseline, 100 episodes over 8 envs, no video, results as JSON
@@ -57,14 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "95% bootstrap CI, D4RL-normalised score, and a video.", epilog=EXAMPLES)
     p.add_argument("--env", required=True, type=registered_env_id, help="Gymnasium env id, e.g. Hopper-v4")
     p.add_argument("--agent", default=None, metavar="dt|tt|bc|td3|sac|ppo|random|NAME|PATH",
-                   help="a zoo agent of the env (NAME: any name its preset lists, e.g. dt-medium-expert), the "
+                   help="a zoo agent of the env (NAME: any name its manifest lists, e.g. dt-medium-expert), the "
                         "random baseline, or a saved agent folder / SB3 .zip (default: the env's default zoo agent)")
     p.add_argument("--episodes", type=positive_int, default=None, metavar="N",
-                   help=f"episodes to score (default: {_preset_default('episodes', DEFAULT_EPISODES)})")
+                   help=f"episodes to score (default: {_manifest_default('episodes', DEFAULT_EPISODES)})")
     p.add_argument("--seed", type=non_negative_int, default=None, metavar="SEED",
-                   help=f"episode i uses seed SEED+i (default: {_preset_default('seed', DEFAULT_SEED)})")
+                   help=f"episode i uses seed SEED+i (default: {_manifest_default('seed', DEFAULT_SEED)})")
     p.add_argument("--n-envs", type=positive_int, default=None, metavar="N",
-                   help=f"envs stepped together (default: {_preset_default('n_envs', DEFAULT_N_ENVS)})")
+                   help=f"envs stepped together (default: {_manifest_default('n_envs', DEFAULT_N_ENVS)})")
     p.add_argument("--vectorization", choices=("sync", "async"), default="sync",
                    help="with --n-envs > 1: one process (sync) or a subprocess per env (async)")
     p.add_argument("--max-episode-steps", type=positive_int, default=None, metavar="N",
@@ -76,20 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-dir", default="videos", metavar="FOLDER",
                    help="folder for videos (default: videos/, which a source checkout's .gitignore covers)")
     p.add_argument("--video-size", type=frame_size, default=None, metavar="WxH",
-                   help=f"frame size for envs that take one (default: {_preset_default('video_size', '320x320')})")
+                   help=f"frame size for envs that take one (default: {_manifest_default('video_size', '320x320')})")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
                    help="draw step, return so far and the DT return-to-go target on the video (default: on)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON to PATH")
     p.add_argument("--fast-render", action=argparse.BooleanOptionalAction, default=None,
                    help="MuJoCo envs: no shadows or reflections (about 3x faster frames with software OpenGL; "
-                        f"default: {_preset_default('fast_render', 'on')})")
+                        f"default: {_manifest_default('fast_render', 'on')})")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
     p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
                    help="what computes a DT or BC agent's network: torch (default) or onnxruntime, for a folder "
                         "exported with seqpolicy-export onnx (CPU; 2x faster act() at batch 1 here)")
-    p.add_argument("--planner", nargs="+", default=None, metavar="PRESET|KEY=VALUE",
-                   help="TT agents: a planner preset (paper, cpu, greedy) and/or settings on top of the agent's "
-                        "own, e.g. --planner beam_width=32 plan_freq=1, or --planner cpu k_act=1 cdf_act=None")
+    p.add_argument("--planner", nargs="+", default=None, metavar="SEARCH|KEY=VALUE",
+                   help="TT agents: a named planner search (paper, cpu, greedy, pointreach; called planner presets "
+                        "in 0.1) and/or settings on top of the agent's own, e.g. --planner beam_width=32 plan_freq=1, "
+                        "or --planner cpu k_act=1 cdf_act=None")
     p.add_argument("--training-seeds", nargs="+", type=training_seed_arg, default=None, metavar="all|N",
                    help="evaluate these training seeds of the zoo agent (all: every one the zoo holds; see "
                         "seqpolicy.zoo) on the same episodes; prints each seed's mean and the mean over seeds with "
@@ -107,15 +108,16 @@ def training_seed_arg(text: str) -> str | int:
     return "all" if text == "all" else non_negative_int(text)
 
 
-def _preset_default(key: str, fallback: object) -> str:
-    """``the env preset's (Hopper-v4: 5), else 10``: what each zoo env's preset.json sets ``eval.KEY`` to."""
-    from seqpolicy.zoo import ZooError, load_preset, zoo_env_ids
+def _manifest_default(key: str, fallback: object) -> str:
+    """``the env preset's value (Hopper-v4: 5), else 10``: what each zoo env's manifest sets ``eval.KEY`` to (the
+    help keeps saying "env preset" for now: tests/test_cli_errors.py holds that wording)."""
+    from seqpolicy.zoo import ZooError, load_manifest, zoo_env_ids
 
     values = []
     for env_id in zoo_env_ids():
         try:
-            value = load_preset(env_id).eval.get(key)
-        except ZooError:  # an unreadable preset is reported when that env is evaluated
+            value = load_manifest(env_id).eval.get(key)
+        except ZooError:  # an unreadable manifest is reported when that env is evaluated
             continue
         if value is not None:
             values.append(f"{env_id}: {str(value).lower() if isinstance(value, bool) else value}")
@@ -139,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.evaluation.compare import results_table
     from seqpolicy.evaluation.evaluate import evaluate
-    from seqpolicy.zoo import ZooError, agent_label, get_agent, load_preset
+    from seqpolicy.zoo import ZooError, agent_label, get_agent, load_manifest
 
     check_output(args.json, "--json")  # fail before spending time on the evaluation
     if args.video:
@@ -148,13 +150,13 @@ def _run(args: argparse.Namespace) -> int:
         setup_headless()  # before anything imports MuJoCo
         check_output(args.video_dir, "--video-dir", folder=True)
     try:
-        preset_eval = load_preset(args.env).eval
+        zoo_eval = load_manifest(args.env).eval
     except ZooError:
-        preset_eval = {}
-    episodes = args.episodes or int(preset_eval.get("episodes", DEFAULT_EPISODES))
-    seed = args.seed if args.seed is not None else int(preset_eval.get("seed", DEFAULT_SEED))
-    n_envs = args.n_envs or min(int(preset_eval.get("n_envs", DEFAULT_N_ENVS)), episodes)
-    fast = args.fast_render if args.fast_render is not None else bool(preset_eval.get("fast_render", True))
+        zoo_eval = {}
+    episodes = args.episodes or int(zoo_eval.get("episodes", DEFAULT_EPISODES))
+    seed = args.seed if args.seed is not None else int(zoo_eval.get("seed", DEFAULT_SEED))
+    n_envs = args.n_envs or min(int(zoo_eval.get("n_envs", DEFAULT_N_ENVS)), episodes)
+    fast = args.fast_render if args.fast_render is not None else bool(zoo_eval.get("fast_render", True))
     label = args.label or agent_label(args.env, args.agent)
     runs = []  # (training seed, label, result, videos); one run with training seed None without --training-seeds
     for training_seed in _training_seeds(args.env, args.agent, args.training_seeds):
@@ -187,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.video:
             print(f"recording ({args.record}) into {args.video_dir}/ ...", flush=True)
             videos = record_video(agent, args.env, args.video_dir, result=result, record=args.record,
-                                  size=args.video_size or _preset_size(preset_eval) or DEFAULT_SIZE,
+                                  size=args.video_size or _manifest_size(zoo_eval) or DEFAULT_SIZE,
                                   overlay=args.overlay, fast=fast, label=run_label,
                                   max_episode_steps=args.max_episode_steps,
                                   allow_env_mismatch=args.allow_env_mismatch)
@@ -263,12 +265,12 @@ def format_across_seeds(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _preset_size(preset_eval: dict) -> tuple[int, int] | None:
-    size = preset_eval.get("video_size")
+def _manifest_size(zoo_eval: dict) -> tuple[int, int] | None:
+    size = zoo_eval.get("video_size")
     try:
         return frame_size(str(size)) if size else None
     except argparse.ArgumentTypeError as e:
-        raise ValueError(f"The env preset's eval.video_size: {e}") from None
+        raise ValueError(f"The env's zoo manifest's eval.video_size: {e}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,28 +1,27 @@
 """``seqpolicy-train``: train a sequence-model agent on offline data.
 
-Its options are built from the trainer config dataclasses (one ``--field-name`` per field, the field's
-docstring as help, every preset's value as the default shown) by a small hand-written builder: the fields are
-flat ints, floats, bools and strings, which argparse handles directly.
+Its options come from the trainer config dataclasses: one ``--field-name`` per field, typed by the field's
+annotation (``Literal[...]`` fields offer their values as choices), documented by the field's docstring, and the
+paper recipe's value shown as the default beside every other recipe's that differs
+(``seqpolicy.cli._config_options`` holds the one mapping from a field to an option). ``--recipe NAME`` picks the
+starting hyperparameters (``seqpolicy.training.recipes``); ``--preset NAME``, its 0.1 spelling, is accepted until 0.3.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
 import os
 import re
 import shlex
 import signal
 import sys
-import textwrap
-import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from seqpolicy.cli._common import OneLineParser, check_output, positive_int, registered_env_id, run_cli
+from seqpolicy.cli._config_options import add_config_options
+from seqpolicy.common.config_fields import field_docs  # noqa: F401 (where tests and users have found it)
 
 PROG = "seqpolicy-train"
 
@@ -30,18 +29,18 @@ EXAMPLES = """\
 examples:
   # a DT on the built-in PointReach data, about a minute on a laptop CPU
   seqpolicy-train dt --dataset pointreach-mixed --env seqpolicy/PointReach-v0 \\
-      --preset pointreach --out runs/pr
+      --recipe pointreach --out runs/pr
 
   # the paper's recipe on a local Minari dataset (or a D4RL .hdf5 file), on a GPU if there is one
   seqpolicy-train dt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --out runs/hopper-dt
 
   # a Trajectory Transformer sized for a CPU (~2 h on 2 cores)
-  seqpolicy-train tt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --preset cpu \\
+  seqpolicy-train tt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --recipe cpu \\
       --out runs/hopper-tt
 
   # the Online DT: pretrain a stochastic DT, then fine-tune it online (seqpolicy-train odt --help)
   seqpolicy-train odt --dataset pointreach-mixed --env seqpolicy/PointReach-v0 \\
-      --preset pointreach --out runs/pr-odt
+      --recipe pointreach --out runs/pr-odt
 
   # continue after a crash or Ctrl-C, from runs/hopper-dt/checkpoint, with its own settings
   seqpolicy-train dt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --out runs/hopper-dt \\
@@ -58,16 +57,16 @@ ODT_EXAMPLES = """\
 examples:
   # PointReach: pretrain a stochastic DT on the toy data, then 5000 online env steps (~1 min)
   seqpolicy-train odt --dataset pointreach-mixed --env seqpolicy/PointReach-v0 \\
-      --preset pointreach --out runs/pr-odt
+      --recipe pointreach --out runs/pr-odt
 
   # start from a stochastic DT trained offline (its network, statistics and targets are kept)
-  seqpolicy-train dt --dataset pointreach-mixed --env seqpolicy/PointReach-v0 --preset pointreach \\
+  seqpolicy-train dt --dataset pointreach-mixed --env seqpolicy/PointReach-v0 --recipe pointreach \\
       --stochastic true --out runs/pr-sdt
   seqpolicy-train odt --from runs/pr-sdt/agent --dataset pointreach-mixed \\
-      --env seqpolicy/PointReach-v0 --preset pointreach --online-steps 10000 --out runs/pr-odt2
+      --env seqpolicy/PointReach-v0 --recipe pointreach --online-steps 10000 --out runs/pr-odt2
 
-  # the Hopper-v4 zoo entry: the cpu preset with the paper's targets (~10 min + ~2-2.5 h, one core)
-  seqpolicy-train odt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --preset cpu \\
+  # the Hopper-v4 zoo entry: the cpu recipe with the paper's targets (~10 min + ~2-2.5 h, one core)
+  seqpolicy-train odt --dataset seqpolicy/hopper-v4/medium-v0 --env Hopper-v4 --recipe cpu \\
       --target-return 3600 --online-target 7200 --out runs/zoo/odt-medium --threads 1 --quiet
 
   # continue after a crash, kill -9 or Ctrl-C (replay buffer and random states come from the
@@ -94,11 +93,11 @@ TRAINERS = {
     "dt": ("Decision Transformer", "Train a Decision Transformer (the paper's recipe unless overridden).",
            "seqpolicy.training.dt", "DTTrainConfig", "train_dt"),
     "tt": ("Trajectory Transformer", "Train a Trajectory Transformer (the authors' recipe unless overridden; "
-           "--preset cpu for a CPU-sized model).", "seqpolicy.training.tt", "TTTrainConfig", "train_tt"),
+           "--recipe cpu for a CPU-sized model).", "seqpolicy.training.tt", "TTTrainConfig", "train_tt"),
     "bc": ("behaviour cloning (MLP baseline)", "Train a behaviour-cloning MLP on the same data (the baseline of "
            "the DT and TT papers).", "seqpolicy.training.bc", "BCTrainConfig", "train_bc"),
     "odt": ("Online Decision Transformer (online fine-tuning)", "Fine-tune a stochastic Decision Transformer online "
-            "(the Online DT paper's recipe unless overridden; --preset cpu for one CPU core): from --from AGENT_DIR, "
+            "(the Online DT paper's recipe unless overridden; --recipe cpu for one CPU core): from --from AGENT_DIR, "
             "or pretrained here on --dataset first.", "seqpolicy.training.odt", "ODTTrainConfig", "train_odt"),
 }
 TRAINER_EXAMPLES = {"odt": ODT_EXAMPLES}  # a trainer's own examples, in place of EXAMPLES
@@ -108,67 +107,25 @@ HIDDEN_ALIASES = {"max_steps": "--max-steps"}  # older spellings still accepted 
 
 
 def field_choices() -> dict[str, tuple[str, ...]]:
-    """Allowed values of the config fields that take one of a few strings, from the library's own lists.
+    """The allowed values of every trainer config's ``Literal``-typed fields (the choices --help lists), by field."""
+    from seqpolicy.common.config_fields import field_choices as choices_of
 
-    A field typed ``Literal[...]`` needs no entry: its values are read from the type.
-    """
-    from seqpolicy.agents.tt.discretizer import KINDS
-    from seqpolicy.agents.tt.planner import PRESETS as PLANNER_PRESETS
-    from seqpolicy.models.gpt import ACTIVATIONS
-    from seqpolicy.training.common import PRECISIONS
-
-    return {"activation": tuple(ACTIVATIONS), "discretizer": tuple(KINDS), "planner": tuple(PLANNER_PRESETS),
-            "precision": tuple(PRECISIONS),
-            "lr_schedule": ("constant", "cosine")}  # DTTrainConfig.__post_init__ accepts these two
+    return {name: values for trainer in TRAINERS for name, values in choices_of(_trainer(trainer)[1]).items()}
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstrings written under each field of a config dataclass (and of its bases)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):  # bases first, so a redeclared field takes the subclass's doc
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError):
-            continue
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, nxt in zip(body, body[1:], strict=False):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
-                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
-                docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-def add_config_arguments(cls: type, presets: dict[str, Any], run: argparse._ArgumentGroup,
+def add_config_arguments(cls: type, recipes: dict[str, Any], run: argparse._ArgumentGroup,
                          hyper: argparse._ArgumentGroup) -> None:
-    """One ``--field-name`` option per field of ``cls``: RunSettings' fields in ``run``, the others in ``hyper``.
+    """One option per field of ``cls`` (``seqpolicy.cli._config_options``): RunSettings' fields in ``run``, the
+    others in ``hyper``; the help shows the paper recipe's value and every other recipe's that differs.
 
-    Options default to nothing (argparse.SUPPRESS): only the flags given override the preset, so a resumed run
-    changes only what was asked. The help shows the paper preset's value and every other preset's that differs.
+    Options default to nothing (argparse.SUPPRESS): only the flags given override the recipe, so a resumed run
+    changes only what was asked.
     """
     from seqpolicy.training.common import RunSettings
 
-    docs, hints, choices = field_docs(cls), typing.get_type_hints(cls), field_choices()
     run_fields = {f.name for f in dataclasses.fields(RunSettings)}
-    for f in dataclasses.fields(cls):
-        kind, optional = _base_type(hints[f.name])
-        options: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        if typing.get_origin(kind) is typing.Literal:
-            options["choices"] = typing.get_args(kind)
-        elif kind is bool:
-            options.update(type=_bool, nargs="?", const=True, metavar="{true,false}")
-        elif kind in (int, float):
-            options.update(type=_or_none(kind) if optional else kind, metavar="N" if kind is int else "X")
-        elif f.name in choices:
-            options["choices"] = choices[f.name]
-        else:
-            options["metavar"] = f.name.upper()
-        help_text = f"{docs.get(f.name, '')} ({_defaults(f.name, presets)})"
-        group = run if f.name in run_fields else hyper
-        group.add_argument(option_name(f.name), help=help_text.replace("%", "%%"), **options)
-        if f.name in HIDDEN_ALIASES:
-            group.add_argument(HIDDEN_ALIASES[f.name], help=argparse.SUPPRESS, **options)
+    add_config_options(cls, lambda name: run if name in run_fields else hyper,
+                       lambda name: _defaults(name, recipes), names=OPTION_NAMES, hidden_aliases=HIDDEN_ALIASES)
 
 
 def option_name(field: str) -> str:
@@ -186,50 +143,27 @@ def with_option_names(message: str, config_cls: type) -> str:
                    for i, part in enumerate(parts))
 
 
-def _base_type(hint: Any) -> tuple[Any, bool]:
-    """``int | None`` -> (int, True); ``int`` -> (int, False)."""
-    args = typing.get_args(hint)
-    if type(None) in args and typing.get_origin(hint) is not typing.Literal:
-        rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else str), True
-    return hint, False
-
-
-def _defaults(name: str, presets: dict[str, Any]) -> str:
-    """``default 128; cpu: 64, pointreach: 64``: the paper preset's value, then the other presets' that differ."""
+def _defaults(name: str, recipes: dict[str, Any]) -> str:
+    """``default 128; cpu: 64, pointreach: 64``: the paper recipe's value, then the other recipes' that differ."""
     def show(value: Any) -> str:
         return "none" if value is None else str(value).lower() if isinstance(value, bool) else f"{value:g}" \
             if isinstance(value, float) else str(value)
 
-    default = getattr(presets["paper"], name)
-    others = [f"{p}: {show(getattr(c, name))}" for p, c in presets.items()
-              if p != "paper" and getattr(c, name) != default]
+    default = getattr(recipes["paper"], name)
+    others = [f"{r}: {show(getattr(c, name))}" for r, c in recipes.items()
+              if r != "paper" and getattr(c, name) != default]
     return f"default {show(default)}" + (f"; {', '.join(others)}" if others else "")
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _or_none(kind: type) -> Callable[[str], Any]:
-    """A number parser that also takes ``none`` (the field's "work it out from the data" value)."""
-    def parse(text: str) -> Any:
-        return None if text.lower() == "none" else kind(text)
-
-    parse.__name__ = kind.__name__  # argparse names the type in its "invalid int value" message
-    return parse
-
-
 def _trainer(name: str) -> tuple[dict, type, Any]:
+    """Trainer ``name``'s recipes (``seqpolicy.training.recipes.RECIPES[name]``), config class and train function."""
     import importlib
+
+    from seqpolicy.training.recipes import RECIPES
 
     _, _, module, config, train = TRAINERS[name]
     mod = importlib.import_module(module)
-    return mod.PRESETS, getattr(mod, config), getattr(mod, train)
+    return RECIPES[name], getattr(mod, config), getattr(mod, train)
 
 
 def _resumable(name: str, shared: frozenset[str]) -> frozenset[str]:
@@ -246,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog=EXAMPLES)
     sub = parser.add_subparsers(dest="model", required=True, metavar="{" + ",".join(TRAINERS) + "}")
     for name, (title, description, *_) in TRAINERS.items():
-        presets, config_cls, _ = _trainer(name)
+        recipes, config_cls, _ = _trainer(name)
         p = sub.add_parser(name, help=title, epilog=TRAINER_EXAMPLES.get(name, EXAMPLES), description=description)
         p.add_argument("--dataset", required=True, metavar="ID_OR_PATH",
                        help="a local Minari dataset id, a Minari folder, a D4RL .hdf5 file, a seqpolicy .npz, or "
@@ -258,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--from", dest="from_agent", default=None, metavar="AGENT_DIR",
                            help="start from this stochastic DT (kind odt: seqpolicy-train dt --stochastic true, or "
                                 "an odt run) instead of pretraining one on --dataset; not needed with --resume")
-        p.add_argument("--preset", choices=sorted(presets), default=None,
-                       help="starting hyperparameters (default: paper; with --resume, the checkpoint's own)")
+        p.add_argument("--recipe", "--preset", dest="recipe", choices=sorted(recipes), default=None,
+                       help="starting hyperparameters, a named training recipe (default: paper; with --resume, the "
+                            "checkpoint's own); --preset is its old spelling, accepted until 0.3")
         again = p.add_mutually_exclusive_group()
         again.add_argument("--resume", action="store_true",
                            help="continue from OUT/checkpoint with its settings; only these may change: "
@@ -274,24 +209,40 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--quiet", action="store_true", help="no progress bar")
         run.add_argument("--tensorboard", action="store_true",
                          help="also log to OUT/tensorboard (pip install tensorboard)")
-        hyper = p.add_argument_group("hyperparameters (default: the paper preset's value; --preset picks another)")
-        add_config_arguments(config_cls, presets, run, hyper)
+        hyper = p.add_argument_group("hyperparameters (default: the paper recipe's value; --recipe picks another)")
+        add_config_arguments(config_cls, recipes, run, hyper)
     return parser
 
 
-def _base_config(args: argparse.Namespace, presets: dict, config_cls: type) -> Any:
-    """The settings the command-line flags apply to: the named preset; on --resume without one, the settings
-    stored in the checkpoint (a setting it predates keeps its default); otherwise the paper preset."""
+def parsed_config(args: argparse.Namespace) -> Any:
+    """The train config a parsed command line asks for: the flags given, on top of :func:`_base_config`.
+
+    Raises:
+        ValueError: the config refuses a value; the message names options (``--steps``), not fields.
+        FileNotFoundError: ``--resume`` without a checkpoint in ``--out``.
+    """
+    recipes, config_cls, _ = _trainer(args.model)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
+    base = _base_config(args, recipes, config_cls)
+    try:
+        return dataclasses.replace(base, **overrides)
+    except ValueError as e:  # the config's validation names its fields; the user typed options
+        raise ValueError(with_option_names(str(e), config_cls)) from e
+
+
+def _base_config(args: argparse.Namespace, recipes: dict, config_cls: type) -> Any:
+    """The settings the command-line flags apply to: the named recipe; on --resume without one, the settings
+    stored in the checkpoint (a setting it predates keeps its default); otherwise the paper recipe."""
     from seqpolicy.training.common import saved_train_config
     from seqpolicy.training.run_folder import no_checkpoint_error
 
     saved = saved_train_config(args.out) if args.resume else None
     if args.resume and saved is None:  # before any data loads or folder is made
         raise no_checkpoint_error(args.out)
-    if args.preset is not None:
-        return presets[args.preset]
+    if args.recipe is not None:
+        return recipes[args.recipe]
     if saved is None:
-        return presets["paper"]
+        return recipes["paper"]
     names = {f.name for f in dataclasses.fields(config_cls)}
     return config_cls(**{k: v for k, v in saved.items() if k in names})
 
@@ -302,18 +253,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    presets, config_cls, train = _trainer(args.model)
+    _, _, train = _trainer(args.model)
     check_output(args.out, "--out", folder=True)
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
-    base = _base_config(args, presets, config_cls)
-    try:
-        config = dataclasses.replace(base, **overrides)
-    except ValueError as e:  # the config's validation names its fields; the user typed options
-        raise ValueError(with_option_names(str(e), config_cls)) from e
+    config = parsed_config(args)
     from seqpolicy.training.common import TrainingInterrupted
     from seqpolicy.training.distributed import is_main_process
 

@@ -29,13 +29,15 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = {
+Activation = Literal["relu", "gelu", "gelu_new", "tanh"]
+"""The MLP activations by name: the keys of ACTIVATIONS (tests/test_config_fields.py checks they agree)."""
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,  # exact erf GELU (minGPT / the TT reference)
     "gelu_new": lambda: nn.GELU(approximate="tanh"),  # GPT-2's tanh approximation

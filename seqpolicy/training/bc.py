@@ -7,28 +7,19 @@ CORL's BC (two 256-unit layers, Adam lr 3e-4, batch 256), with fewer steps to fi
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from seqpolicy.agents.bc import BCAgent
 from seqpolicy.common.spaces import ActionScaler, normalize_observations
-from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.bc import BCConfig, BCPolicy
-from seqpolicy.training.common import (
-    RESUMABLE_CHANGES,
-    RunSettings,
-    TrainingRun,
-    check_run_folder,
-    env_spaces,
-    eval_metrics,
-    resolve_dataset,
-    setup_distributed,
-    warmup_constant,
-)
-from seqpolicy.training.speed import adamw, autocast, resolve_precision
+from seqpolicy.training.schedules import warmup_constant
+from seqpolicy.training.settings import RunSettings
+from seqpolicy.training.speed import adamw, autocast
+from seqpolicy.training.trainer import Built, Trainer, model_config
 
 
 @dataclass(frozen=True)
@@ -65,58 +56,47 @@ PRESETS: dict[str, BCTrainConfig] = {
 }
 
 
+class BCTrainer(Trainer):
+    """BC's part of a training run: its MLP and agent, the data as flat (observation, action) tensors, its
+    regression step."""
+
+    kind = "bc"
+    config_cls = BCTrainConfig
+    network_attr = "policy"
+    cfg: BCTrainConfig
+
+    def build(self) -> Built:
+        cfg, data, stats, device = self.cfg, self.data, self.stats, self.device
+        policy = BCPolicy(model_config(BCConfig, cfg, obs_dim=data.obs_dim, act_dim=data.act_dim)).to(device)
+        agent = BCAgent(policy, self.observation_space, self.action_space, state_mean=stats.obs_mean,
+                        state_std=stats.obs_std, env_id=self.env_id, dataset_id=data.dataset_id, device=device,
+                        info=self.info())
+        obs = np.concatenate([ep.observations for ep in data])
+        self.obs = torch.as_tensor(normalize_observations(obs, stats.obs_mean, stats.obs_std), dtype=torch.float32,
+                                   device=device)
+        self.actions = torch.as_tensor(ActionScaler(self.action_space).to_unit(
+            np.concatenate([ep.actions for ep in data])), device=device)
+        optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(0))
+        self.forward = self.dist.wrap(policy)  # under torchrun, DDP around the policy
+        return Built(agent, optimizer, scheduler)
+
+    def train_step(self) -> torch.Tensor:
+        idx = torch.randint(0, self.obs.shape[0], (self.cfg.batch_size,), generator=self.generator,
+                            device=self.device)
+        with autocast(self.precision, self.device):
+            pred = self.forward(self.obs[idx])
+        loss = ((pred.float() - self.actions[idx]) ** 2).mean()  # loss in fp32
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss
+
+
 def train_bc(data: Trajectories | str | os.PathLike, config: BCTrainConfig | None = None, *,
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
              overwrite: bool = False, progress: bool = True, tensorboard: bool = False, **overrides) -> BCAgent:
     """Train a behaviour-cloning MLP on offline trajectories; arguments as :func:`seqpolicy.train_dt`."""
-    cfg = replace(config or BCTrainConfig(), **overrides)
-    check_run_folder(run_dir, resume=resume, overwrite=overwrite)  # before any work: a refusal costs nothing
-    if not isinstance(data, Trajectories):
-        data = resolve_dataset(data, env_id)
-    env_id = env_id or data.env_id
-    obs_space, act_space, time_limit = env_spaces(data, env_id)
-    stats = data.stats()
-    dist = setup_distributed(resolve_device(cfg.device))  # under torchrun: join the others, take this rank's GPU
-    device = dist.device
-    precision = resolve_precision(cfg.precision, device)
-
-    seed_everything(cfg.seed)
-    policy = BCPolicy(BCConfig(data.obs_dim, data.act_dim, cfg.hidden_size, cfg.n_hidden, cfg.dropout)).to(device)
-    info = {"trainer": "seqpolicy.train_bc", "train_config": asdict(cfg), "dataset_stats": stats.to_json(),
-            "precision": precision}
-    agent = BCAgent(policy, obs_space, act_space, state_mean=stats.obs_mean, state_std=stats.obs_std, env_id=env_id,
-                    dataset_id=data.dataset_id, device=device, info=info)
-    obs = np.concatenate([ep.observations for ep in data])
-    obs_t = torch.as_tensor(normalize_observations(obs, stats.obs_mean, stats.obs_std), dtype=torch.float32,
-                            device=device)
-    act_t = torch.as_tensor(ActionScaler(act_space).to_unit(np.concatenate([ep.actions for ep in data])),
-                            device=device)
-    optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(0))
-    generator = dist.sampling_generator(cfg.seed)  # seed + rank: each rank samples its own batches
-    run = TrainingRun(run_dir, agent=agent, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                      config=cfg, resumable=RESUMABLE_CHANGES, desc="train bc", tensorboard=tensorboard,
-                      progress=progress, dist=dist, overwrite=overwrite)
-    if resume:
-        run.resume(lambda ckpt: policy.load_state_dict(BCAgent.load(ckpt, device=device).policy.state_dict()))
-
-    forward = dist.wrap(policy)  # under torchrun, DDP around the policy
-
-    def train_step() -> torch.Tensor:
-        idx = torch.randint(0, obs_t.shape[0], (cfg.batch_size,), generator=generator, device=device)
-        with autocast(precision, device):
-            pred = forward(obs_t[idx])
-        loss = ((pred.float() - act_t[idx]) ** 2).mean()  # loss in fp32
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        return loss
-
-    policy.train()
-    run.loop(train_step, max_steps=cfg.max_steps, log_every=cfg.log_every, eval_every=cfg.eval_every,
-             checkpoint_every=cfg.checkpoint_every,
-             evaluate=None if env_id is None else (
-                 lambda: eval_metrics(agent, policy, env_id, cfg.eval_episodes, cfg.eval_seed)))
-    run.finish(policy, device)
-    return agent
+    return BCTrainer(data, config, env_id=env_id, run_dir=run_dir, resume=resume, overwrite=overwrite,
+                     progress=progress, tensorboard=tensorboard, **overrides).train()

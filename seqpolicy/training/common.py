@@ -1,7 +1,7 @@
-"""What every trainer shares, in one import: run settings, inputs, the training loop, checkpoints, metric logs,
-schedules, the speed settings, torchrun's process group, the run folder's guard and the stop on a signal. Each
-concern lives in its own module (settings, inputs, run, checkpoint, metrics, schedules, speed, distributed,
-run_folder, interrupt); this module only gathers their names for the trainers and for users.
+"""What every trainer shares, in one import: the shared set-up and loop (``Trainer``), run settings, inputs, the
+training loop, checkpoints, metric logs, schedules, the speed settings, torchrun's process group, the run folder's
+guard and the stop on a signal. Each concern lives in its own module (trainer, settings, inputs, run, checkpoint,
+metrics, schedules, speed, distributed, run_folder, interrupt); this module only gathers their names for users.
 """
 
 from seqpolicy.training.checkpoint import (
@@ -22,8 +22,10 @@ from seqpolicy.training.run import TrainingRun, eval_metrics
 from seqpolicy.training.run_folder import check_run_folder, clear_run_folder
 from seqpolicy.training.schedules import warmup_constant, warmup_cosine
 from seqpolicy.training.settings import PRECISIONS, RESUMABLE_CHANGES, RunSettings
+from seqpolicy.training.trainer import Built, Trainer, model_config
 
-__all__ = ["PRECISIONS", "RESUMABLE_CHANGES", "TRAINER_STATE", "TRAINER_WEIGHTS", "Distributed", "MetricLogger",
-           "RunSettings", "TrainingInterrupted", "TrainingRun", "check_run_folder", "clear_run_folder", "env_spaces",
-           "eval_metrics", "find_checkpoint", "load_trainer_state", "replace_folder", "resolve_dataset",
-           "save_checkpoint", "saved_train_config", "setup_distributed", "warmup_constant", "warmup_cosine"]
+__all__ = ["PRECISIONS", "RESUMABLE_CHANGES", "TRAINER_STATE", "TRAINER_WEIGHTS", "Built", "Distributed",
+           "MetricLogger", "RunSettings", "Trainer", "TrainingInterrupted", "TrainingRun", "check_run_folder",
+           "clear_run_folder", "env_spaces", "eval_metrics", "find_checkpoint", "load_trainer_state", "model_config",
+           "replace_folder", "resolve_dataset", "save_checkpoint", "saved_train_config", "setup_distributed",
+           "warmup_constant", "warmup_cosine"]

@@ -8,44 +8,34 @@ divided by ``return_scale``, timesteps count from 0. Actions are mapped to [-1, 
 With ``stochastic=True`` the network is the Online DT's stochastic policy (``seqpolicy.models.online_dt``): the
 loss is -(log-likelihood of the dataset's actions + temperature x entropy) on real steps, and the temperature
 learns toward a target entropy by its own loss. Its agent (kind ``odt``) is what ``seqpolicy-train odt``
-fine-tunes online (``seqpolicy.training.odt``, which reuses :class:`DTLearner` and :class:`WindowSampler`).
+fine-tunes online (``seqpolicy.training.odt``, whose trainer extends :class:`DTTrainer`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from seqpolicy.agents.dt import PAD_ACTION, PAD_RTG, PAD_STATE, DecisionTransformerAgent
 from seqpolicy.agents.odt import OnlineDTAgent
 from seqpolicy.common.spaces import ActionScaler, normalize_observations
-from seqpolicy.common.torch_utils import resolve_device, seed_everything
 from seqpolicy.data.trajectories import Trajectories
 from seqpolicy.models.decision_transformer import DecisionTransformer, DTConfig
+from seqpolicy.models.gpt import Activation
 from seqpolicy.models.online_dt import (
     StochasticDecisionTransformer,
     squashed_entropy,
     squashed_log_prob,
     temperature_loss,
 )
-from seqpolicy.training.common import (
-    RESUMABLE_CHANGES,
-    Distributed,
-    RunSettings,
-    TrainingRun,
-    check_run_folder,
-    env_spaces,
-    eval_metrics,
-    resolve_dataset,
-    setup_distributed,
-    warmup_constant,
-    warmup_cosine,
-)
-from seqpolicy.training.speed import adamw, autocast, keep_freed_memory, micro_batches, resolve_precision
+from seqpolicy.training.distributed import Distributed
+from seqpolicy.training.schedules import LRSchedule, warmup_constant, warmup_cosine
+from seqpolicy.training.settings import RunSettings
+from seqpolicy.training.speed import adamw, autocast, micro_batches
+from seqpolicy.training.trainer import Built, Trainer, model_config
 
 
 @dataclass(frozen=True)
@@ -60,7 +50,7 @@ class DTTrainConfig(RunSettings):
     """Transformer blocks."""
     n_head: int = 1
     """Attention heads."""
-    activation: str = "relu"
+    activation: Activation = "relu"
     """MLP activation."""
     dropout: float = 0.1
     """Dropout on embeddings, attention and residuals."""
@@ -72,7 +62,7 @@ class DTTrainConfig(RunSettings):
     """AdamW weight decay."""
     warmup_steps: int = 10_000
     """Linear learning-rate warm-up, then the schedule below."""
-    lr_schedule: str = "constant"
+    lr_schedule: LRSchedule = "constant"
     """After warm-up: constant (the paper) or cosine (decays to a tenth at max_steps)."""
     grad_clip: float = 0.25
     """Gradient-norm clip."""
@@ -186,6 +176,49 @@ PRESETS: dict[str, DTTrainConfig] = {
 }
 
 
+class DTTrainer(Trainer):
+    """The DT's part of a training run: its network and agent, its window sampler and :class:`DTLearner`'s step."""
+
+    kind = "dt"
+    config_cls = DTTrainConfig
+    cfg: DTTrainConfig
+
+    def build(self) -> Built:
+        agent = self.new_agent()
+        self.learner = DTLearner(agent.model, self.cfg, self.dist, self.precision)
+        self.sampler = self.window_sampler(agent, self.data)
+        return Built(agent, self.learner.optimizer, self.learner.scheduler, self.learner.chunks)
+
+    def train_step(self) -> torch.Tensor:
+        return self.learner.step(self.sampler, self.generator)
+
+    def new_agent(self) -> DecisionTransformerAgent:
+        """An untrained agent: the network's sizes from the config, the observation statistics, the target and
+        the episode length from the data (and the env's time limit); a stochastic policy (:class:`OnlineDTAgent`)
+        with ``stochastic``."""
+        cfg, stats = self.cfg, self.stats
+        max_ep_len = cfg.max_ep_len or max(self.time_limit or 0, stats.length_max)
+        target = cfg.target_return if cfg.target_return is not None else stats.return_max
+        model_cfg = model_config(DTConfig, cfg, state_dim=self.data.obs_dim, act_dim=self.data.act_dim,
+                                 max_ep_len=max_ep_len, activation_function=cfg.activation)
+        if cfg.stochastic:
+            model, agent_cls = StochasticDecisionTransformer(model_cfg, cfg.init_temperature), OnlineDTAgent
+        else:
+            model, agent_cls = DecisionTransformer(model_cfg), DecisionTransformerAgent
+        return agent_cls(
+            model.to(self.device), self.observation_space, self.action_space, state_mean=stats.obs_mean,
+            state_std=stats.obs_std, target_return=target, return_scale=cfg.return_scale,
+            context_length=cfg.acting_context_length or cfg.context_length, env_id=self.env_id,
+            dataset_id=self.data.dataset_id, device=self.device, info=self.info())
+
+    def window_sampler(self, agent: DecisionTransformerAgent, data: Trajectories,
+                       uniform_episodes: bool = False) -> WindowSampler:
+        """Training windows of ``data`` as ``agent`` reads them (its statistics, return scale and episode length)."""
+        return WindowSampler(data, self.cfg.context_length, agent.state_mean, agent.state_std,
+                             ActionScaler(self.action_space), agent.return_scale, agent.max_ep_len, self.device,
+                             uniform_episodes=uniform_episodes)
+
+
 def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | None = None, *,
              env_id: str | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
              overwrite: bool = False, progress: bool = True, tensorboard: bool = False,
@@ -215,69 +248,8 @@ def train_dt(data: Trajectories | str | os.PathLike, config: DTTrainConfig | Non
         >>> agent.act(agent.observation_space.sample()).shape
         (2,)
     """
-    cfg = replace(config or DTTrainConfig(), **overrides)
-    check_run_folder(run_dir, resume=resume, overwrite=overwrite)  # before any work: a refusal costs nothing
-    # -- data and env --------------------------------------------------------------------------------
-    if not isinstance(data, Trajectories):
-        data = resolve_dataset(data, env_id)
-    env_id = env_id or data.env_id
-    obs_space, act_space, time_limit = env_spaces(data, env_id)
-    dist = setup_distributed(resolve_device(cfg.device))  # under torchrun: join the others, take this rank's GPU
-    device = dist.device
-    precision = resolve_precision(cfg.precision, device)
-    if device.type == "cpu":
-        keep_freed_memory()
-
-    # -- model, optimiser, sampler -------------------------------------------------------------------
-    seed_everything(cfg.seed)
-    agent = new_agent(data, cfg, env_id, obs_space, act_space, time_limit, device, trainer="seqpolicy.train_dt")
-    model = agent.model
-    learner = DTLearner(model, cfg, dist, precision)
-    generator = dist.sampling_generator(cfg.seed)  # seed + rank: each rank samples its own batches
-    sampler = WindowSampler(data, cfg.context_length, agent.state_mean, agent.state_std, ActionScaler(act_space),
-                            agent.return_scale, agent.max_ep_len, device)
-
-    run = TrainingRun(run_dir, agent=agent, optimizer=learner.optimizer, scheduler=learner.scheduler,
-                      generator=generator, config=cfg, resumable=RESUMABLE_CHANGES, desc="train dt",
-                      tensorboard=tensorboard, progress=progress, dist=dist, overwrite=overwrite)
-    if resume:
-        run.resume(lambda ckpt: model.load_state_dict(type(agent).load(ckpt, device=device).model.state_dict()))
-
-    # -- training loop -------------------------------------------------------------------------------
-    agent.info.update({"precision": precision, "micro_batches": learner.chunks})
-    evaluate = None if env_id is None else (
-        lambda: eval_metrics(agent, model, env_id, cfg.eval_episodes, cfg.eval_seed))
-    model.train()
-    run.loop(lambda: learner.step(sampler, generator), max_steps=cfg.max_steps, log_every=cfg.log_every,
-             eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
-
-    # -- final artifacts -----------------------------------------------------------------------------
-    run.finish(model, device)
-    return agent
-
-
-def new_agent(data: Trajectories, cfg: DTTrainConfig, env_id: str | None, observation_space: gym.spaces.Box,
-              action_space: gym.spaces.Box, time_limit: int | None, device: torch.device,
-              trainer: str) -> DecisionTransformerAgent:
-    """An untrained agent for ``cfg`` (seed torch first): the network's sizes from ``cfg``, the observation
-    statistics, the target and the episode length from ``data`` (and the env's ``time_limit``); a stochastic
-    policy (:class:`OnlineDTAgent`) with ``cfg.stochastic``. ``trainer`` is recorded in the agent's info."""
-    stats = data.stats()
-    max_ep_len = cfg.max_ep_len or max(time_limit or 0, stats.length_max)
-    target = cfg.target_return if cfg.target_return is not None else stats.return_max
-    model_cfg = DTConfig(state_dim=data.obs_dim, act_dim=data.act_dim, hidden_size=cfg.hidden_size,
-                         max_ep_len=max_ep_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                         activation_function=cfg.activation, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-                         attn_pdrop=cfg.dropout)
-    if cfg.stochastic:
-        model, agent_cls = StochasticDecisionTransformer(model_cfg, cfg.init_temperature), OnlineDTAgent
-    else:
-        model, agent_cls = DecisionTransformer(model_cfg), DecisionTransformerAgent
-    return agent_cls(
-        model.to(device), observation_space, action_space, state_mean=stats.obs_mean, state_std=stats.obs_std,
-        target_return=target, return_scale=cfg.return_scale,
-        context_length=cfg.acting_context_length or cfg.context_length, env_id=env_id, dataset_id=data.dataset_id,
-        device=device, info={"trainer": trainer, "train_config": asdict(cfg), "dataset_stats": stats.to_json()})
+    return DTTrainer(data, config, env_id=env_id, run_dir=run_dir, resume=resume, overwrite=overwrite,
+                     progress=progress, tensorboard=tensorboard, **overrides).train()
 
 
 class DTLearner:

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from seqpolicy.toy import resolve_dataset
 
-def resolve_dataset(source: str | os.PathLike, env_id: str | None = None) -> Any:
-    """A dataset id/path as the trainers accept it: PointReach's built-in mixed data, or any source that
-    ``seqpolicy.data.sources.load_trajectories`` reads (Minari id, D4RL HDF5, seqpolicy .npz)."""
-    from seqpolicy.toy import TOY_DATASET_ID, make_toy_dataset
-
-    if str(source) == TOY_DATASET_ID:
-        return make_toy_dataset()
-    from seqpolicy.data.sources import load_trajectories
-
-    return load_trajectories(source, env_id=env_id)
+__all__ = ["env_spaces", "resolve_dataset"]
 
 
 def env_spaces(data: Any, env_id: str | None) -> tuple[Any, Any, int | None]:

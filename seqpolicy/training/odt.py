@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,25 +42,16 @@ import torch
 from seqpolicy.agents.odt import OnlineDTAgent
 from seqpolicy.common.artifact import atomic_write_json, read_json
 from seqpolicy.common.envs import gym_make, same_env_id
-from seqpolicy.common.spaces import ActionScaler, spaces_match
-from seqpolicy.common.torch_utils import resolve_device, seed_everything
+from seqpolicy.common.spaces import space_mismatch
 from seqpolicy.data.trajectories import Episode, Trajectories
-from seqpolicy.training.common import (
-    RESUMABLE_CHANGES,
-    TrainingRun,
-    check_run_folder,
-    env_spaces,
-    eval_metrics,
-    find_checkpoint,
-    resolve_dataset,
-    setup_distributed,
-)
-from seqpolicy.training.dt import DTLearner, DTTrainConfig, WindowSampler, new_agent
-from seqpolicy.training.run_folder import no_checkpoint_error
-from seqpolicy.training.speed import keep_freed_memory, resolve_precision
+from seqpolicy.training.dt import DTLearner, DTTrainConfig, DTTrainer
+from seqpolicy.training.settings import RESUMABLE_CHANGES
+from seqpolicy.training.trainer import Built
 
 REPLAY_FILE = "replay.safetensors"
 ONLINE_STATE_FILE = "online.json"
+PRETRAINED_FOLDER = "pretrained"
+"""Where a run that pretrains writes the agent as pretraining left it (RUN/pretrained/, beside RUN/agent/)."""
 ONLINE_SEED = 1_000_000
 """Online episode e of a run with seed s resets its env with seed ONLINE_SEED + 10_000_000 * s + e: never the
 test seeds (0-99) nor the periodic evaluation's (10_000 on)."""
@@ -328,11 +319,133 @@ def check_start_agent(agent: OnlineDTAgent, env_id: str, observation_space: gym.
         raise ValueError(f"--from: the agent was made for {made_for}, but this run collects its episodes in "
                          f"{env_id}. Fine-tune it on {made_for} with a dataset of that env, or leave out --from to "
                          f"pretrain a new agent for {env_id}.")
-    for what, mine, theirs in (("observation", agent.observation_space, observation_space),
-                               ("action", agent.action_space, action_space)):
-        if not spaces_match(mine, theirs):
-            raise ValueError(f"--from: the agent's {what} space {mine} does not match {env_id}'s {theirs}: it was "
-                             "made for another env.")
+    mismatch = space_mismatch(agent, observation_space, action_space)
+    if mismatch is not None:
+        what, mine, theirs = mismatch
+        raise ValueError(f"--from: the agent's {what} space {mine} does not match {env_id}'s {theirs}: it was "
+                         "made for another env.")
+
+
+class ODTTrainer(DTTrainer):
+    """The Online DT's run: the DT's trainer (network, learner, window sampler, pretraining on the dataset) with
+    a starting agent instead of pretraining, and the online phase after it (:meth:`learn`), whose replay buffer
+    and counters go into each checkpoint (:meth:`save_state`)."""
+
+    kind = "odt"
+    config_cls = ODTTrainConfig
+    resumable = RESUMABLE
+    desc = "odt pretraining"
+    cfg: ODTTrainConfig
+
+    def __init__(self, data: Trajectories | str | os.PathLike, config: ODTTrainConfig | None = None, *,
+                 from_agent: str | os.PathLike | None = None, **kwargs):
+        super().__init__(data, config, **kwargs)
+        self.from_agent = from_agent
+        self.start: OnlineDTAgent | None = None
+        self.online = OnlineProgress()
+
+    def check_before_data(self) -> None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("seqpolicy-train odt runs in one process (its episodes are collected by the agent being "
+                             "trained): start it without torchrun.")
+        if self.from_agent is not None and self.checkpoint is None:
+            self.start = load_start_agent(self.from_agent, self.device)
+            if self.env_id is not None:  # before the data loads when the env is known
+                check_start_agent(self.start, self.env_id, self.start.observation_space, self.start.action_space)
+
+    def pick_env_id(self, env_id: str | None) -> str | None:
+        env_id = super().pick_env_id(env_id) or (self.start.env_id if self.start is not None else None)
+        if env_id is None:
+            raise ValueError("Online fine-tuning collects episodes in an env: pass env_id (--env); the dataset names "
+                             "none.")
+        return env_id
+
+    def prepare(self) -> None:
+        if self.start is not None:
+            check_start_agent(self.start, self.env_id, self.observation_space, self.action_space)
+
+    def build(self) -> Built:
+        if self.checkpoint is not None:
+            agent = OnlineDTAgent.load(self.checkpoint, device=self.device)  # the run's own, whichever way it started
+        elif self.start is not None:
+            agent = self.start
+            agent.info = {"trainer": "seqpolicy.train_odt", "train_config": asdict(self.cfg),
+                          "from_agent": {"path": str(self.from_agent), "info": self.start.info}}
+        else:
+            agent = self.new_agent()
+        self.learner = DTLearner(agent.model, self.cfg, self.dist, self.precision)
+        return Built(agent, self.learner.optimizer, self.learner.scheduler, self.learner.chunks)
+
+    def load_checkpoint(self, folder: Path) -> None:
+        self.online = OnlineProgress.load(folder)  # the weights came with the agent (see build)
+
+    def save_state(self, folder: Path) -> None:
+        self.online.save(folder)
+
+    def learn(self) -> None:
+        cfg, agent, model, online = self.cfg, self.agent, self.network, self.online
+        # -- offline pretraining: not when starting from an agent, nor once online (a run from an agent only
+        # checkpoints online, so a checkpoint without online state is a pretraining one) --------------------
+        if self.start is None and online.buffer is None:
+            # Deviation: windows as the DT samples them (episodes by length); the authors draw trajectories alike.
+            self.sampler = self.window_sampler(agent, self.data)
+            super().learn()
+            if self.run.path is not None and self.run.dist.is_main:  # the offline starting point, kept beside
+                model.eval()                                          # the fine-tuned agent for comparison
+                agent.info["train_steps"] = self.run.step
+                self.run._save_agent(PRETRAINED_FOLDER)
+
+        # -- online fine-tuning --------------------------------------------------------------------------
+        if online.buffer is None:
+            online.buffer = TrajectoryBuffer.from_dataset(self.data, cfg.buffer_size)
+        online_target = cfg.online_target if cfg.online_target is not None else 2 * agent.target_return
+        explorer = agent.explorer(online_target)  # samples, on the same network
+        venv = make_rollout_envs(self.env_id, cfg.episodes_per_iteration)
+
+        def iteration() -> tuple[int, dict[str, float]]:
+            assert online.buffer is not None
+            # 1. collect, with sampled actions and the exploration target (seeded by the episode count and iteration)
+            seeds = [ONLINE_SEED + 10_000_000 * cfg.seed + online.episodes + j for j in range(venv.num_envs)]
+            explorer.reset(seed=10_000_000 * cfg.seed + online.iterations)
+            model.eval()
+            episodes = collect_episodes(explorer, venv, seeds)
+            # 2. store them; their returns-to-go are the returns they achieved (computed by the sampler)
+            online.buffer.add(episodes)
+            sampler = self.window_sampler(agent, online.buffer.as_trajectories(self.data), uniform_episodes=True)
+            # 3. learn
+            new_steps = sum(len(ep) for ep in episodes)
+            if cfg.updates_per_env_step is None:
+                n_updates = cfg.updates_per_iteration
+            else:  # the running total stays at floor(ratio x env steps), whatever the episodes' lengths
+                n_updates = math.floor(cfg.updates_per_env_step * (online.env_steps + new_steps)) - online.updates
+            model.train()
+            losses = (torch.stack([self.learner.step(sampler, self.generator) for _ in range(n_updates)])
+                      if n_updates else None)
+            self.run.step += n_updates
+            online.updates += n_updates
+            online.iterations += 1
+            online.env_steps += new_steps
+            online.episodes += len(episodes)
+            metrics = {"online/env_steps": online.env_steps,
+                       "online/return": float(np.mean([ep.episode_return for ep in episodes])),
+                       "online/length": float(np.mean([len(ep) for ep in episodes])),
+                       "online/buffer_online": online.buffer.n_online, "online/updates": online.updates,
+                       "train/loss": losses.mean().item() if losses is not None else float("nan"),
+                       "train/lr": self.learner.scheduler.get_last_lr()[0]}
+            metrics.update({k: v.item() for k, v in self.learner.metrics.items()})
+            return new_steps, metrics
+
+        self.run.desc = "odt online"
+        try:
+            self.run.loop_rounds(iteration, total=cfg.online_steps, done=online.env_steps, rounds=online.iterations,
+                                 unit="env step", eval_every=cfg.online_eval_every,
+                                 checkpoint_every=cfg.online_checkpoint_every, evaluate=self.evaluate,
+                                 shown={"return": "online/return", "loss": "train/loss", "eval": "eval/return"})
+        finally:
+            venv.close()
+        agent.info["online"] = {"env_steps": online.env_steps, "iterations": online.iterations,
+                                "updates": online.updates, "episodes": online.episodes,
+                                "online_target": online_target, "buffer_online": online.buffer.n_online}
 
 
 def train_odt(data: Trajectories | str | os.PathLike, config: ODTTrainConfig | None = None, *,
@@ -364,123 +477,5 @@ def train_odt(data: Trajectories | str | os.PathLike, config: ODTTrainConfig | N
         >>> agent.info["online"]["env_steps"] >= 100
         True
     """
-    cfg = replace(config or ODTTrainConfig(), **overrides)
-    check_run_folder(run_dir, resume=resume, overwrite=overwrite)  # before any work: a refusal costs nothing
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("seqpolicy-train odt runs in one process (its episodes are collected by the agent being "
-                         "trained): start it without torchrun.")
-    ckpt = find_checkpoint(Path(run_dir)) if resume and run_dir is not None else None
-    if resume and ckpt is None:
-        raise no_checkpoint_error(run_dir)
-    device = resolve_device(cfg.device)
-    start = load_start_agent(from_agent, device) if from_agent is not None and ckpt is None else None
-    if start is not None and env_id is not None:  # before the data loads when the env is known
-        check_start_agent(start, env_id, start.observation_space, start.action_space)
-
-    # -- data and env --------------------------------------------------------------------------------
-    if not isinstance(data, Trajectories):
-        data = resolve_dataset(data, env_id)
-    env_id = env_id or data.env_id or (start.env_id if start is not None else None)
-    if env_id is None:
-        raise ValueError("Online fine-tuning collects episodes in an env: pass env_id (--env); the dataset names none.")
-    obs_space, act_space, time_limit = env_spaces(data, env_id)
-    if start is not None:
-        check_start_agent(start, env_id, obs_space, act_space)
-    dist = setup_distributed(device)
-    precision = resolve_precision(cfg.precision, device)
-    if device.type == "cpu":
-        keep_freed_memory()
-
-    # -- agent, optimiser ----------------------------------------------------------------------------
-    seed_everything(cfg.seed)
-    if ckpt is not None:
-        agent = OnlineDTAgent.load(ckpt, device=device)  # the run's own network, whichever way it started
-    elif start is not None:
-        agent = start
-        agent.info = {"trainer": "seqpolicy.train_odt", "train_config": asdict(cfg),
-                      "from_agent": {"path": str(from_agent), "info": start.info}}
-    else:
-        agent = new_agent(data, cfg, env_id, obs_space, act_space, time_limit, device, trainer="seqpolicy.train_odt")
-    model = agent.model
-    learner = DTLearner(model, cfg, dist, precision)
-    generator = dist.sampling_generator(cfg.seed)
-    online = OnlineProgress()
-    run = TrainingRun(run_dir, agent=agent, optimizer=learner.optimizer, scheduler=learner.scheduler,
-                      generator=generator, config=cfg, resumable=RESUMABLE, desc="odt pretraining",
-                      tensorboard=tensorboard, progress=progress, dist=dist, overwrite=overwrite,
-                      save_state=online.save)
-    if ckpt is not None:
-        run.resume(lambda folder: None)  # the weights came with the agent
-        loaded = OnlineProgress.load(ckpt)
-        online.buffer, online.iterations, online.env_steps, online.episodes, online.updates = (
-            loaded.buffer, loaded.iterations, loaded.env_steps, loaded.episodes, loaded.updates)
-    agent.info.update({"precision": precision, "micro_batches": learner.chunks})
-    evaluate = lambda: eval_metrics(agent, model, env_id, cfg.eval_episodes, cfg.eval_seed)  # noqa: E731
-    scaler = ActionScaler(act_space)
-
-    # -- offline pretraining: not when starting from an agent, nor once online (a run from an agent only
-    # checkpoints online, so a checkpoint without online state is a pretraining one) --------------------
-    if start is None and online.buffer is None:
-        # Deviation: windows as the DT samples them (episodes by length); the authors draw trajectories alike.
-        sampler = WindowSampler(data, cfg.context_length, agent.state_mean, agent.state_std, scaler,
-                                agent.return_scale, agent.max_ep_len, device)
-        model.train()
-        run.loop(lambda: learner.step(sampler, generator), max_steps=cfg.max_steps, log_every=cfg.log_every,
-                 eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, evaluate=evaluate)
-
-    # -- online fine-tuning --------------------------------------------------------------------------
-    if online.buffer is None:
-        online.buffer = TrajectoryBuffer.from_dataset(data, cfg.buffer_size)
-    online_target = cfg.online_target if cfg.online_target is not None else 2 * agent.target_return
-    explorer = agent.explorer(online_target)  # samples, on the same network
-    venv = make_rollout_envs(env_id, cfg.episodes_per_iteration)
-
-    def iteration() -> tuple[int, dict[str, float]]:
-        assert online.buffer is not None
-        # 1. collect, with sampled actions and the exploration target (seeded by the episode count and iteration)
-        seeds = [ONLINE_SEED + 10_000_000 * cfg.seed + online.episodes + j for j in range(venv.num_envs)]
-        explorer.reset(seed=10_000_000 * cfg.seed + online.iterations)
-        model.eval()
-        episodes = collect_episodes(explorer, venv, seeds)
-        # 2. store them; their returns-to-go are the returns they achieved (computed by the sampler)
-        online.buffer.add(episodes)
-        sampler = WindowSampler(online.buffer.as_trajectories(data), cfg.context_length, agent.state_mean,
-                                agent.state_std, scaler, agent.return_scale, agent.max_ep_len, device,
-                                uniform_episodes=True)
-        # 3. learn
-        new_steps = sum(len(ep) for ep in episodes)
-        if cfg.updates_per_env_step is None:
-            n_updates = cfg.updates_per_iteration
-        else:  # the running total stays at floor(ratio x env steps), whatever the episodes' lengths
-            n_updates = math.floor(cfg.updates_per_env_step * (online.env_steps + new_steps)) - online.updates
-        model.train()
-        losses = torch.stack([learner.step(sampler, generator) for _ in range(n_updates)]) if n_updates else None
-        run.step += n_updates
-        online.updates += n_updates
-        online.iterations += 1
-        online.env_steps += new_steps
-        online.episodes += len(episodes)
-        metrics = {"online/env_steps": online.env_steps, "online/return": float(np.mean([ep.episode_return
-                                                                                       for ep in episodes])),
-                   "online/length": float(np.mean([len(ep) for ep in episodes])),
-                   "online/buffer_online": online.buffer.n_online, "online/updates": online.updates,
-                   "train/loss": losses.mean().item() if losses is not None else float("nan"),
-                   "train/lr": learner.scheduler.get_last_lr()[0]}
-        metrics.update({k: v.item() for k, v in learner.metrics.items()})
-        return new_steps, metrics
-
-    run.desc = "odt online"
-    try:
-        run.loop_rounds(iteration, total=cfg.online_steps, done=online.env_steps, rounds=online.iterations,
-                        unit="env step", eval_every=cfg.online_eval_every,
-                        checkpoint_every=cfg.online_checkpoint_every, evaluate=evaluate,
-                        shown={"return": "online/return", "loss": "train/loss", "eval": "eval/return"})
-    finally:
-        venv.close()
-
-    # -- final artifacts -----------------------------------------------------------------------------
-    agent.info["online"] = {"env_steps": online.env_steps, "iterations": online.iterations, "updates": online.updates,
-                            "episodes": online.episodes, "online_target": online_target,
-                            "buffer_online": online.buffer.n_online}
-    run.finish(model, device)
-    return agent
+    return ODTTrainer(data, config, from_agent=from_agent, env_id=env_id, run_dir=run_dir, resume=resume,
+                      overwrite=overwrite, progress=progress, tensorboard=tensorboard, **overrides).train()

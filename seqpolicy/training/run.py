@@ -115,7 +115,7 @@ class TrainingRun:
         if diff:  # checked before any weights load, so a wrong model size reads as a settings mismatch
             raise ValueError(f"--resume with different settings than the checkpoint: {diff} (checkpoint, now). "
                              f"Only {', '.join(sorted(self.resumable))} may change on resume; leave out "
-                             "--preset and the other settings to continue with the checkpoint's own.")
+                             "--recipe and the other settings to continue with the checkpoint's own.")
         load_weights(ckpt)
         state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.generator, rank=self.dist.rank)
         self.step, self.wall_before = state["step"], state.get("wall_time_s", 0.0)

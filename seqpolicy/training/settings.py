@@ -4,8 +4,12 @@ precision; and which of them a resumed run may change."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from seqpolicy.common.config_fields import check_choices
+
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -13,7 +17,8 @@ class RunSettings:
     """Settings every trainer shares: periodic evaluation, checkpoints, logging, seed and device.
 
     Trainer configs (DTTrainConfig, TTTrainConfig, BCTrainConfig) inherit these fields; a config may redeclare
-    one to change its default.
+    one to change its default. A field typed ``Literal[...]`` (here and in every trainer config) takes only the
+    values it lists: :meth:`__post_init__` checks them all, and ``seqpolicy-train`` offers them as its choices.
     """
 
     eval_every: int = 10_000
@@ -36,7 +41,7 @@ class RunSettings:
     """Seeds model init, sampling and dropout (CPU runs repeat exactly)."""
     device: str = "auto"
     """Where to train: auto (a GPU if there is one), cpu, cuda, cuda:1, mps."""
-    precision: str = "auto"
+    precision: Precision = "auto"
     """Matmul precision: auto (bf16 autocast on a GPU with bf16 or a CPU with AMX/AVX512-BF16, else fp32), fp32
     or bf16. Weights, optimizer state, losses and checkpoints stay fp32 either way."""
 
@@ -48,8 +53,7 @@ class RunSettings:
         for field_name in ("eval_every", "checkpoint_every", "snapshot_every"):
             if getattr(self, field_name) < 0:
                 raise ValueError(f"{name}.{field_name} must be >= 0, got {getattr(self, field_name)}.")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"{name}.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
+        check_choices(self)  # every Literal-typed field of the config, precision among them
 
 
 # Settings a resumed run may change (they do not alter what the model has learned so far).

@@ -19,7 +19,7 @@ from seqpolicy.agents.base import ContextAgent
 from seqpolicy.agents.tt.discretizer import Discretizer
 from seqpolicy.agents.tt.planner import VALUE_PLACEHOLDER, PlannerConfig, beam_plan, greedy_first_actions
 from seqpolicy.common.artifact import ArtifactError, load_artifact, load_network, save_pretrained_artifact
-from seqpolicy.common.spaces import space_from_json, space_to_json, spaces_match
+from seqpolicy.common.spaces import space_from_json, space_mismatch, space_to_json
 from seqpolicy.common.torch_utils import resolve_device
 from seqpolicy.models.trajectory_transformer import TrajectoryTransformer, TTConfig
 
@@ -31,8 +31,8 @@ class TrajectoryTransformerAgent(ContextAgent):
         model: the network.
         discretizer: the per-dimension bin edges the model was trained with (transition_dim rows).
         observation_space, action_space: the env's spaces.
-        planner: search settings (a :class:`PlannerConfig`, a preset name, or None for ``paper``);
-            ``**planner_settings`` override single fields, e.g. ``beam_width=32``.
+        planner: search settings (a :class:`PlannerConfig`, the name of one of the planner's ``SEARCHES``, or
+            None for ``paper``); ``**planner_settings`` override single fields, e.g. ``beam_width=32``.
         seed: seeds the planner's sampling. Every env's generator restarts from it when that env's context is
             cleared, so an env's random draws depend only on its own episode, not on the other envs of the
             batch. Its logits can still differ in the last bits with the batch (matmul kernels round
@@ -66,7 +66,7 @@ class TrajectoryTransformerAgent(ContextAgent):
             raise ValueError(f"thresholds have shape {discretizer.thresholds.shape}, the model needs "
                              f"(transition_dim, N+1) = ({c.transition_dim}, {c.vocab_size + 1}).")
         if isinstance(planner, str) or planner is None:
-            planner = PlannerConfig.preset(planner or "paper")
+            planner = PlannerConfig.search(planner or "paper")
         self.planner = PlannerConfig.from_dict({**planner.to_dict(), **planner_settings})
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -187,8 +187,8 @@ class TrajectoryTransformerAgent(ContextAgent):
 
     def check_env(self, env: gym.Env) -> None:
         """Refuse an env whose spaces differ from the ones this agent was made for."""
-        for what, mine, theirs in (("observation", self.observation_space, env.observation_space),
-                                   ("action", self.action_space, env.action_space)):
-            if not spaces_match(mine, theirs):
-                raise ValueError(f"This agent's {what} space {mine} does not match the env's {theirs}"
-                                 f"{f' (agent made for {self.env_id})' if self.env_id else ''}.")
+        mismatch = space_mismatch(self, env.observation_space, env.action_space)
+        if mismatch is not None:
+            what, mine, theirs = mismatch
+            raise ValueError(f"This agent's {what} space {mine} does not match the env's {theirs}"
+                             f"{f' (agent made for {self.env_id})' if self.env_id else ''}.")

@@ -9,11 +9,13 @@ about the same number of data points in every bin; ``uniform`` edges (described 
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
-KINDS = ("quantile", "uniform")
+DiscretizerKind = Literal["quantile", "uniform"]
+KINDS: tuple[str, ...] = get_args(DiscretizerKind)
 
 
 class Discretizer:

@@ -16,6 +16,7 @@ shift; beam selection and expansion reindex it like the token sequences.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Literal
 
 import torch
 
@@ -84,12 +85,20 @@ class PlannerConfig:
             raise ValueError(f"plan_freq={self.plan_freq} exceeds horizon={self.horizon}: a plan would run out.")
 
     @classmethod
+    def search(cls, name: str, **overrides) -> PlannerConfig:
+        """The named search ``name`` of :data:`SEARCHES`, with ``overrides`` replacing single settings:
+        ``paper`` (the authors' Hopper settings), ``cpu`` (fast enough for 1000-step episodes on 2 cores with
+        the ``cpu`` training recipe), ``greedy`` (deterministic: every token is the most likely one) or
+        ``pointreach`` (the toy env's)."""
+        if name not in SEARCHES:
+            raise ValueError(f"Unknown planner search {name!r} (a planner preset in 0.1); choose one of "
+                             f"{sorted(SEARCHES)}.")
+        return replace(cls(**SEARCHES[name]), **overrides)
+
+    @classmethod
     def preset(cls, name: str, **overrides) -> PlannerConfig:
-        """``paper`` (the authors' Hopper settings), ``cpu`` (fast enough for 1000-step episodes on 2 cores
-        with the ``cpu`` model preset) or ``greedy`` (deterministic: every token is the most likely one)."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown planner preset {name!r}; choose one of {sorted(PRESETS)}.")
-        return replace(cls(**PRESETS[name]), **overrides)
+        """The old name of :meth:`search`, kept for one release (removed in 0.3)."""
+        return cls.search(name, **overrides)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,11 +113,11 @@ class PlannerConfig:
 
 
 def planner_from_args(base: PlannerConfig, args: list[str]) -> PlannerConfig:
-    """Command-line planner settings: an optional preset name, then ``key=value`` overrides, applied on top of
-    ``base`` (the agent's own settings) when no preset is named. Values are Python literals (``None``,
-    ``0.6``, ``32``); ``true``/``false`` are accepted too.
+    """Command-line planner settings: an optional search name (:data:`SEARCHES`), then ``key=value`` overrides,
+    applied on top of ``base`` (the agent's own settings) when no search is named. Values are Python literals
+    (``None``, ``0.6``, ``32``); ``true``/``false`` are accepted too.
 
-    >>> planner_from_args(PlannerConfig.preset("cpu"), ["beam_width=32", "cdf_act=None"]).beam_width
+    >>> planner_from_args(PlannerConfig.search("cpu"), ["beam_width=32", "cdf_act=None"]).beam_width
     32
     """
     import ast
@@ -118,8 +127,8 @@ def planner_from_args(base: PlannerConfig, args: list[str]) -> PlannerConfig:
     for i, arg in enumerate(args):
         if "=" not in arg:
             if i:
-                raise ValueError(f"planner setting {arg!r} is not KEY=VALUE (a preset name goes first).")
-            config = PlannerConfig.preset(arg)
+                raise ValueError(f"planner setting {arg!r} is not KEY=VALUE (a search name goes first).")
+            config = PlannerConfig.search(arg)
             continue
         key, text = (part.strip() for part in arg.split("=", 1))
         try:
@@ -143,7 +152,10 @@ def _fits(value: object, annotation: str) -> bool:
     return isinstance(value, float) and "float" in kinds
 
 
-PRESETS: dict[str, dict] = {
+SearchName = Literal["paper", "cpu", "greedy", "pointreach"]
+"""The names of :data:`SEARCHES`, in its order (the choices of ``TTTrainConfig.planner``)."""
+
+SEARCHES: dict[str, dict] = {  # name -> the PlannerConfig settings that differ from the paper's
     "paper": {},
     # Deviation for speed on a 2-core CPU: a shorter, narrower search (see benchmarks/bench_tt.py).
     "cpu": {"horizon": 5, "beam_width": 16, "n_expand": 2, "plan_freq": 2},
@@ -151,6 +163,9 @@ PRESETS: dict[str, dict] = {
     # PointReach: 3-transition training sequences, so 2 context transitions.
     "pointreach": {"horizon": 4, "beam_width": 8, "n_expand": 2, "max_context_transitions": 2},
 }
+"""The named searches (``PlannerConfig.search(name)``, ``seqpolicy-eval --planner NAME``)."""
+PRESETS = SEARCHES
+"""The old name of :data:`SEARCHES` ("planner presets"), kept for one release (removed in 0.3)."""
 
 
 def window_start(length: int, max_block: int, transition_dim: int) -> int:
