@@ -34,6 +34,8 @@ from seqpolicy.evaluation.aggregate import AggregateScores, SeedSummary, across_
 from seqpolicy.evaluation.evaluate import EvalResult
 from seqpolicy.evaluation.figures import new_figure, save_png
 
+ENVS = Path(__file__).resolve().parent
+
 Task = tuple[str, str]
 """(env id, dataset short name), e.g. ("Hopper-v4", "medium")."""
 
@@ -145,15 +147,43 @@ def _ci(ci: Sequence[float]) -> str:
     return f"{ci[0]:.1f} to {ci[1]:.1f}"
 
 
-def task_table(summaries: Mapping[str, Mapping[Task, SeedSummary]]) -> str:
-    """Markdown: a row per task and agent (tasks in env, then dataset order)."""
-    rows = [["env", "dataset", "agent", "seeds", "episodes per seed", "mean over seeds", "95% CI", "per seed"],
-            ["---"] * 3 + ["---:"] * 5]
+def data_level(env_id: str, dataset: str, envs: Path = ENVS) -> str:
+    """The dataset's own mean episode return and D4RL-normalised score, from its card ("" without one)."""
+    card = envs / env_id / "datasets" / f"{dataset}.json"
+    if not card.is_file():
+        return ""
+    doc = json.loads(card.read_text())
+    return f"{doc['d4rl_normalized_mean_return']:.1f} ({doc['return']['mean']:.0f})"
+
+
+def selected_score(env_id: str, dataset: str, agent: str, envs: Path = ENVS) -> str:
+    """The zoo's designated ``agent`` of ``env_id`` when it was selected by acting in the env (its card's
+    "selected") and trained on ``dataset``: its 100-episode normalised score and CI on the test seeds; else ""."""
+    preset = envs / env_id / "preset.json"
+    if not preset.is_file():
+        return ""
+    artifact = json.loads(preset.read_text()).get("agents", {}).get(agent)
+    card = envs / env_id / f"{artifact}.json"
+    if not artifact or not card.is_file():
+        return ""
+    doc = json.loads(card.read_text())
+    ev = doc.get("evaluation") or {}
+    if not doc.get("selected") or dataset_name(doc.get("dataset", "")) != dataset or "d4rl_normalized" not in ev:
+        return ""
+    return f"{ev['d4rl_normalized']:.1f} ({_ci(ev['d4rl_normalized_ci95'])})"
+
+
+def task_table(summaries: Mapping[str, Mapping[Task, SeedSummary]], envs: Path = ENVS) -> str:
+    """Markdown: a row per task and agent (tasks in env, then dataset order), with the data's own level and, where
+    the zoo's designated agent was selected by acting in the env, its score apart."""
+    rows = [["env", "dataset", "data: score (return)", "agent", "seeds", "episodes per seed", "final weights: mean "
+             "over seeds", "95% CI", "per seed", "selected (one agent)"], ["---"] * 4 + ["---:"] * 6]
     cells = [(task, agent, s) for agent, tasks in summaries.items() for task, s in tasks.items()]
     for (env_id, dataset), agent, s in sorted(cells, key=lambda c: c[0]):
         episodes = "/".join(map(str, sorted(set(s.episodes))))
         per_seed = ", ".join(f"{seed}: {m:.1f}" for seed, m in zip(s.seeds, s.seed_means, strict=True))
-        rows.append([env_id, dataset, agent, str(len(s.seeds)), episodes, f"**{s.mean:.1f}**", _ci(s.ci), per_seed])
+        rows.append([env_id, dataset, data_level(env_id, dataset, envs), agent, str(len(s.seeds)), episodes,
+                     f"**{s.mean:.1f}**", _ci(s.ci), per_seed, selected_score(env_id, dataset, agent, envs)])
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 
@@ -171,7 +201,12 @@ def markdown(runs: Sequence[SeedRun], **bootstrap) -> str:
     """The whole report: the per-task table, the aggregate table and a note on how they were computed."""
     aggs = aggregates(runs, **bootstrap)
     some = next(iter(aggs.values()))
-    note = (f"D4RL-normalised scores. Per task: the mean over training seeds of each seed's mean over its episodes, "
+    note = ("D4RL-normalised scores. The datasets are made here (envs/<EnvId>/datasets/), not D4RL's, and their "
+            "levels differ (the Walker2d-v4 medium data is far weaker than D4RL's walker2d-medium): compare an agent "
+            "with its data's column, not with the papers' tables. "
+            "\"Selected\": the zoo's designated agent where its checkpoint or settings were chosen by acting in the "
+            "env on held-out seeds (its card's \"selected\" says how), one training seed, 100 test episodes. "
+            f"Per task: the mean over training seeds of each seed's mean over its episodes, "
             f"with a {some.confidence:.0%} percentile CI from a stratified bootstrap ({some.n_resamples} resamples: "
             "seeds drawn with replacement, then each drawn seed's episodes). Aggregate: mean of the task means and "
             "IQM (mean of the middle 50% of all seed means pooled over tasks), CIs from resampling each task's seeds "
