@@ -1,14 +1,14 @@
 """Are two agents (or two settings of one) really different? A paired comparison on the seeds they share.
 
 Each side is one or more evaluation result files (``EvalResult.save_json``'s, ``seqpolicy-eval --json``'s,
-``tt_planning.py``'s ``results/*.json``, a zoo's ``results/shards/*.json``); a side's files are merged by seed,
-and only the seeds both sides ran are compared, episode against episode. Pairing removes what the start state
-adds to the spread, so where an episode's return depends on its seed the difference of the means has a narrower
-interval than the two separate CIs suggest::
+``tt_planning.py``'s ``results/*.json``, a zoo's ``results/<agent>.json``, the shards of ``make_agents.py evaluate
+--shards``); a side's files are merged by seed, and only the seeds both sides ran are compared, episode against
+episode. Pairing removes what the start state adds to the spread, so where an episode's return depends on its seed
+the difference of the means has a narrower interval than the two separate CIs suggest::
 
-    R=envs/Walker2d-v4/tt-curve/searches/results
-    python benchmarks/compare_results.py --a $R/1c242103521e87fa.json $R/7619551fe33d881d.json --a-name h15 \\
-        --b $R/cdc5a9bf08aa5009.json $R/2bb68951ca93d2c5.json $R/47e263eac0912073.json $R/40ac5afcc2332555.json \\
+    R=envs/Walker2d-v4/research/tt-curve/searches/results
+    python benchmarks/compare_results.py --a $R/tt-medium_beam8x2-h15-*.json --a-name h15 \\
+        --b $R/step-0010000_beam8x2-h10-*.json \\
         --b-name h10 --chunk 10
 
 prints each side's mean over the shared seeds, per chunk of ``--chunk`` consecutive seeds if asked, the mean
@@ -27,6 +27,7 @@ import numpy as np
 
 from seqpolicy.evaluation.evaluate import EvalResult
 from seqpolicy.evaluation.scores import bootstrap_ci
+from seqpolicy.zoo import raise_if_moved
 
 
 def returns_by_seed(paths: Sequence[str | Path]) -> dict[int, float]:
@@ -34,9 +35,11 @@ def returns_by_seed(paths: Sequence[str | Path]) -> dict[int, float]:
 
     Raises:
         ValueError: a file is not an evaluation result, or two files hold the same seed with different returns.
+        seqpolicy.zoo.ZooError: a file of the zoo's layout before, which moved (the message names where to).
     """
     out: dict[int, float] = {}
     for path in paths:
+        raise_if_moved(path)  # a zoo file of the layout before, e.g. envs/<EnvId>/results/results/<agent>.json
         result = EvalResult.load_json(path)
         for seed, ret in zip(result.seeds, result.returns, strict=True):
             if seed in out and out[seed] != ret:
@@ -104,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--chunk must be >= 1, got {args.chunk}")
     try:
         c = paired_comparison(returns_by_seed(args.a), returns_by_seed(args.b), args.chunk, seed=args.seed)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, LookupError) as e:
         p.error(str(e))
     print(report(c, args.a_name, args.b_name))
     if args.json:

@@ -12,8 +12,9 @@ agent) is evaluated with every planner on the same episodes. A planner is ``NAME
 Choose planners and checkpoints on held-out seeds (the default, 1000 on); seeds 0-99 are the zoo's test seeds,
 for the final report of choices already made. Writes ``--out/curve.json`` (every evaluation: mean, 95% CI,
 returns, env steps, wall time), ``curve.md`` and ``curve.png`` (x: training sequences = steps x batch size);
-each finished evaluation is kept under ``--out/results/`` and reused when the same agent files, planner and
-seeds come again, so an interrupted sweep continues. Time per 1000 env steps is reported too: with
+each finished evaluation is kept under ``--out/results/``, named by agent, planner and seeds (e.g.
+``step-0008000_beam16x2-h5-every2-cdf0.6_seeds-1000-1009.json``), and reused when the same agent files, planner
+and seeds come again, so an interrupted sweep continues. Time per 1000 env steps is reported too: with
 ``--n-envs 1`` it is the time a 1000-step episode takes on this machine.
 """
 
@@ -45,11 +46,38 @@ def planner_spec(text: str) -> tuple[str, list[str]]:
 
 
 def files_hash(folder: Path) -> str:
+    """A hash of the files that make the agent act (its zoo card.json, like the README.md, aside)."""
     h = hashlib.sha256()
-    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors")):
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors")
+                    and p.relative_to(folder).as_posix() != "card.json"):
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def planner_label(planner: dict) -> str:
+    """The search in a file name: beam width x expansions, horizon, replanning period, action tokens drawn.
+
+    Example:
+        >>> planner_label({"beam_width": 16, "n_expand": 2, "horizon": 5, "plan_freq": 2, "k_act": None,
+        ...                "cdf_act": 0.6})
+        'beam16x2-h5-every2-cdf0.6'
+    """
+    act = (f"top{planner['k_act']}" if planner.get("k_act") else f"cdf{planner['cdf_act']:g}" if planner.get("cdf_act")
+           else "all")
+    return f"beam{planner['beam_width']}x{planner['n_expand']}-h{planner['horizon']}-every{planner['plan_freq']}-{act}"
+
+
+def result_file(out: Path, folder: Path, planner: dict, seed: int, episodes: int, key: str) -> Path:
+    """``out/results/<agent>_<planner>_seeds-<first>-<last>.json``: the file holding this evaluation (its ``key``),
+    or a free one; a second evaluation of the same name (another run's snapshot of the same step, other planner
+    settings the label leaves out) gets ``-2``, ``-3``..."""
+    stem = f"{folder.name}_{planner_label(planner)}_seeds-{seed}-{seed + episodes - 1}"
+    n, path = 1, out / "results" / f"{stem}.json"
+    while path.is_file() and json.loads(path.read_text()).get("key") != key:
+        n += 1
+        path = out / "results" / f"{stem}-{n}.json"
+    return path
 
 
 def evaluate_one(folder: Path, planner_words: list[str], args: argparse.Namespace, out: Path) -> dict:
@@ -57,12 +85,13 @@ def evaluate_one(folder: Path, planner_words: list[str], args: argparse.Namespac
     agent.planner = planner_from_args(agent.planner, planner_words)
     key = hashlib.sha256(json.dumps([files_hash(folder), agent.planner.to_dict(), args.env, args.episodes,
                                      args.seed, args.n_envs]).encode()).hexdigest()[:16]
-    cache = out / "results" / f"{key}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    cache = result_file(out, folder, agent.planner.to_dict(), args.seed, args.episodes, key)
+    for saved in (cache, out / "results" / f"{key}.json"):  # <key>.json: named by the hash before
+        if saved.is_file():
+            return json.loads(saved.read_text())
     result = evaluate(agent, args.env, args.episodes, args.seed, args.n_envs, progress="auto")
     info = agent.info
-    doc = {"agent": str(folder), "train_steps": info.get("train_steps"),
+    doc = {"agent": str(folder), "key": key, "train_steps": info.get("train_steps"),
            "batch_size": (info.get("train_config") or {}).get("batch_size"),
            "train_wall_time_s": info.get("train_wall_time_s"), "planner": agent.planner.to_dict(),
            "s_per_1000_env_steps": 1000 * result.wall_time_s / max(result.env_steps, 1),

@@ -5,14 +5,17 @@ runs it, copies the result into the env folder and describes it). The steps, in 
 
     python envs/make_agents.py --env Hopper-v4 train dt      # the preset's command (the card has its wall time)
     python envs/make_agents.py --env Hopper-v4 ship dt       # copy the run's agent (or best/) -> dt-medium/
-    python envs/make_agents.py --env Hopper-v4 calibrate dt  # target sweep on seeds 1000+, PNG, best target saved
+    python envs/make_agents.py --env Hopper-v4 calibrate dt  # target sweep on seeds 1000+ -> research/calibration/
     python envs/make_agents.py --env Hopper-v4 evaluate      # seqpolicy-compare, 100 episodes, seeds 0-99 -> results/
     python envs/make_agents.py --env Hopper-v4 report tt     # a TT's next-token prediction report -> its card
-    python envs/make_agents.py --env Hopper-v4 cards         # <artifact>.json cards, README.md model cards, AGENTS.md
+    python envs/make_agents.py --env Hopper-v4 cards         # <artifact>/card.json, README.md model cards, AGENTS.md
     python envs/make_agents.py --env Hopper-v4 videos        # videos/Hopper-v4/<name>.mp4, one episode (seed 0) each
 
 Names are the preset's agent names (dt, dt-medium-expert, tt, bc; td3 and td3-medium come from
 make_datasets.py and are only evaluated here); ``evaluate``, ``cards`` and ``videos`` skip agents not built yet.
+What goes where in ``envs/<EnvId>/`` is in :mod:`seqpolicy.zoo`'s docstring: each agent's folder holds its card
+(``card.json``), ``results/`` the evaluation (``comparison.*`` and ``<agent>.json``), ``research/`` the sweeps;
+``evaluate --shards`` keeps its shards, a resume cache, in ``runs/eval-shards/<EnvId>/`` (not committed).
 
 ``python envs/make_agents.py --env ENV resave [NAMES]`` writes shipped agents again in the current artifact
 layout (DT/TT folders that transformers also loads), checking that every weight is unchanged; run ``cards``
@@ -39,7 +42,8 @@ from zoo_common import REPO, env_folder, evaluated_other_files, machine, read_pr
 
 from seqpolicy.common.artifact import atomic_write_json
 from seqpolicy.evaluation.calibrate import CALIBRATION_SEED  # sweeps use episodes evaluations (0-99) do not
-from seqpolicy.zoo import compare_settings
+from seqpolicy.zoo import CARD_FILE, RESEARCH_FOLDER, RESULTS_FOLDER, compare_settings, read_card
+from seqpolicy.zoo import card_path as artifact_card_path
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,18 @@ class EnvZoo:
 
     @property
     def results(self) -> Path:
-        """seqpolicy-compare's output (comparison.md/.json/.png, results/<agent>.json)."""
-        return self.folder / "results"
+        """seqpolicy-compare's output: comparison.md/.json/.png and each agent's <agent>.json beside them."""
+        return self.folder / RESULTS_FOLDER
+
+    @property
+    def calibration(self) -> Path:
+        """The DTs' target sweeps: <artifact>.json and <artifact>.png."""
+        return self.folder / RESEARCH_FOLDER / "calibration"
+
+    def shards(self, root: Path | None = None) -> Path:
+        """Where ``evaluate --shards`` keeps finished shards (a resume cache): ``root`` (default runs/eval-shards,
+        which git ignores)/<EnvId>/."""
+        return (root or REPO / "runs" / "eval-shards") / self.folder.name
 
     def recipe(self, name: str) -> dict:
         recipes = self.preset.get("training", {})
@@ -78,9 +92,10 @@ class EnvZoo:
 
 
 def files_of(zoo: EnvZoo, path: Path) -> dict[str, dict]:
+    """Size and sha256 of an artifact's files by path in the env folder (the card, which holds them, aside)."""
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
-    return {str(f.relative_to(zoo.folder)): {"bytes": f.stat().st_size, "sha256": sha256(f)}
-            for f in files if f.is_file()}
+    return {f.relative_to(zoo.folder).as_posix(): {"bytes": f.stat().st_size, "sha256": sha256(f)}
+            for f in files if f.is_file() and f != artifact_card_path(path)}
 
 
 # -- steps --------------------------------------------------------------------------------------------------
@@ -114,6 +129,7 @@ def ship(zoo: EnvZoo, name: str) -> None:
         sys.exit(f"{source} has no agent.json: train it first "
                  f"(python envs/make_agents.py --env {zoo.env_id} train {name}).")
     target = zoo.folder / zoo.preset["agents"][name]
+    card = read_card(target) or {}  # the card stays: the new files' part is written by `cards`
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
@@ -125,9 +141,7 @@ def ship(zoo: EnvZoo, name: str) -> None:
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
-    card_path = zoo.folder / f"{target.name}.json"
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    atomic_write_json(card_path, {**card, "trained_on": machine()})
+    atomic_write_json(card_path(zoo, zoo.preset["agents"][name]), {**card, "trained_on": machine()})
     print(f"{name}: {source} -> {target} ({sum(f.stat().st_size for f in target.iterdir()) / 1e6:.1f} MB)")
 
 
@@ -154,20 +168,23 @@ def resave(zoo: EnvZoo, names: list[str]) -> None:
         if not same or not np.array_equal(old.act(obs), new.act(obs)):
             shutil.rmtree(tmp)
             sys.exit(f"{name}: the re-saved agent differs from {folder}; nothing was replaced.")
-        if (folder / "README.md").is_file():
-            shutil.copy2(folder / "README.md", tmp / "README.md")
+        for description in ("README.md", CARD_FILE):
+            if (folder / description).is_file():
+                shutil.copy2(folder / description, tmp / description)
         shutil.rmtree(folder)
         os.replace(tmp, folder)
         print(f"{name}: {folder} re-saved ({', '.join(sorted(p.name for p in folder.iterdir()))}); weights unchanged")
 
 
 def calibrate(zoo: EnvZoo, name: str, targets: list[float], episodes: int) -> None:
-    """seqpolicy-calibrate on seeds CALIBRATION_SEED.., the PNG beside the card, the best target saved."""
+    """seqpolicy-calibrate on seeds CALIBRATION_SEED.., the sweep and its PNG in research/calibration/, the best
+    target saved in the agent."""
     folder = zoo.folder / zoo.preset["agents"][name]
+    zoo.calibration.mkdir(parents=True, exist_ok=True)
     command = ["seqpolicy-calibrate", "--agent", str(folder), "--env", zoo.env_id, "--episodes", str(episodes),
                "--seed", str(CALIBRATION_SEED), "--n-envs", str(episodes), "--plot",
-               str(zoo.folder / f"{folder.name}-calibration.png"),
-               "--json", str(zoo.folder / f"{folder.name}-calibration.json"), "--save", "--threads", "1"]
+               str(zoo.calibration / f"{folder.name}.png"),
+               "--json", str(zoo.calibration / f"{folder.name}.json"), "--save", "--threads", "1"]
     if targets:
         command += ["--targets", *map(str, targets)]
     print("$ " + shlex.join(command), flush=True)
@@ -175,7 +192,7 @@ def calibrate(zoo: EnvZoo, name: str, targets: list[float], episodes: int) -> No
 
 
 def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[str], jobs: int | None = None,
-             ) -> None:
+             shard_dir: Path | None = None) -> None:
     """100 episodes per agent, seeds 0-99; with --shards N each agent's seeds are split over N processes, at
     most ``jobs`` at a time (merged into the file seqpolicy-compare would write); then seqpolicy-compare reuses
     them for the table. A finished shard is kept, so an interrupted evaluation loses only its running shards."""
@@ -184,14 +201,14 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
     settings = {n: compare_settings(zoo.env_id, n, episodes, 0, None) for n in dict.fromkeys([*every, *names])}
 
     def current(name: str) -> bool:  # its saved result is the evaluation of these files and settings
-        saved = zoo.results / "results" / f"{name}.json"
+        saved = zoo.results / f"{name}.json"
         return saved.is_file() and json.loads(saved.read_text()).get("compare_settings") == settings[name]
 
     if shards > 1:
         for name in names:
             if not current(name):
-                evaluate_sharded(zoo, name, episodes, n_envs, shards, zoo.results / "results" / f"{name}.json",
-                                 settings[name], jobs or shards)
+                evaluate_sharded(zoo, name, episodes, n_envs, shards, zoo.results / f"{name}.json",
+                                 settings[name], jobs or shards, shard_dir)
     # The comparison table keeps the other agents whose saved results are current (reused, not re-run), so
     # evaluating some agents does not drop the rest from comparison.md/.json/.png.
     table = [n for n in every if n in names or current(n)] + [n for n in names if n not in every]
@@ -202,12 +219,13 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
 
 
 def evaluate_sharded(zoo: EnvZoo, name: str, episodes: int, n_envs: int, shards: int, saved: Path,
-                     settings: dict, jobs: int) -> None:
+                     settings: dict, jobs: int, shard_dir: Path | None = None) -> None:
     from seqpolicy.evaluation.evaluate import EvalResult, merge_results
 
     bounds = [episodes * k // shards for k in range(shards + 1)]
-    parts = [zoo.results / "shards" / f"{name}-{lo}-{hi - 1}.json" for lo, hi in itertools.pairwise(bounds)]
-    made_with = zoo.results / "shards" / f"{name}.settings.json"  # finished shards are reused only for the same agent
+    cache = zoo.shards(shard_dir)
+    parts = [cache / f"{name}-{lo}-{hi - 1}.json" for lo, hi in itertools.pairwise(bounds)]
+    made_with = cache / f"{name}.settings.json"  # finished shards are reused only for the same agent
     if not made_with.is_file() or json.loads(made_with.read_text()) != settings:
         for part in parts:
             part.unlink(missing_ok=True)
@@ -229,7 +247,7 @@ def evaluate_sharded(zoo: EnvZoo, name: str, episodes: int, n_envs: int, shards:
     while running:
         failed |= _wait_any(running) != 0
     if failed:
-        sys.exit(f"{name}: an evaluation shard failed (finished shards are kept in {zoo.results / 'shards'}).")
+        sys.exit(f"{name}: an evaluation shard failed (finished shards are kept in {cache}).")
     merged = merge_results([EvalResult.from_dict(json.loads(p.read_text())["evaluation"]) for p in parts])
     saved.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(saved, {**merged.to_dict(), "compare_settings": settings, "shards": [p.name for p in parts]})
@@ -289,7 +307,7 @@ def report(zoo: EnvZoo, name: str, windows: int) -> None:
         data += (f"; the local store's file (sha256 {data_sha[:8]}...) is not the build {dataset_card.name} records"
                  f" ({(built or 'none')[:8]}...): rebuilt data, so the windows may differ from the training ones")
     path = card_path(zoo, rel)
-    card = json.loads(path.read_text()) if path.is_file() else {}
+    card = read_card(zoo.folder / rel) or {}
     weights = json.loads((zoo.folder / rel / "agent.json").read_text()).get("weights_sha256")
     old = card.get("prediction_report") or {}
     card["prediction_report"] = {
@@ -303,12 +321,13 @@ def report(zoo: EnvZoo, name: str, windows: int) -> None:
 
 
 def card_path(zoo: EnvZoo, rel: str) -> Path:
-    """``<artifact>.json`` beside an agent folder or SB3 zip (td3-expert.zip -> td3-expert.json)."""
-    return zoo.folder / (f"{rel.removesuffix('.zip')}.json" if rel.endswith(".zip") else f"{rel}.json")
+    """An artifact's card: ``card.json`` in the agent's folder, or beside an SB3 zip in its own folder
+    (td3-expert/td3-expert.zip -> td3-expert/card.json)."""
+    return artifact_card_path(zoo.folder / rel)
 
 
 def cards(zoo: EnvZoo) -> None:
-    """<name>.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), a Hugging Face
+    """card.json per agent (command, seed, data, steps, wall time, machine, 100-episode scores), a Hugging Face
     model card (README.md) in every agent folder made from it, AGENTS.md."""
     from seqpolicy.common.model_card import model_card
 
@@ -316,7 +335,7 @@ def cards(zoo: EnvZoo) -> None:
     rows = []
     for name, rel in preset["agents"].items():
         path = zoo.folder / rel
-        result_file = zoo.results / "results" / f"{name}.json"
+        result_file = zoo.results / f"{name}.json"
         if not path.exists() or not result_file.is_file():
             print(f"{name}: skipped ({'no artifact' if not path.exists() else 'not evaluated yet'})")
             continue
@@ -325,7 +344,7 @@ def cards(zoo: EnvZoo) -> None:
             print(f"{name}: skipped ({result_file.name} is the evaluation of other files: re-ship or run evaluate)")
             continue
         path_of_card = card_path(zoo, rel)
-        card = json.loads(path_of_card.read_text()) if path_of_card.is_file() else {}
+        card = read_card(path) or {}  # also a card of the layout before, beside the folder
         card.update({"name": name, "artifact": rel, "files": {}})  # files: once README.md is written
         recipe = preset.get("training", {}).get(name)
         if recipe:
@@ -338,9 +357,10 @@ def cards(zoo: EnvZoo) -> None:
                          "hyperparameters": info.get("train_config"), "target_return": meta.get("target_return")})
             if meta.get("planner"):
                 card["planner"] = {"settings": meta["planner"], **preset.get("planner", {}).get(name, {})}
-            calibration = zoo.folder / f"{rel}-calibration.png"
-            if calibration.is_file():
-                card["calibration"] = {"plot": calibration.name, "sweep": f"{rel}-calibration.json",
+            calibration = zoo.calibration / f"{path.name}.png"
+            if calibration.is_file():  # paths in the env folder, as the files' are
+                card["calibration"] = {"plot": calibration.relative_to(zoo.folder).as_posix(),
+                                       "sweep": calibration.with_suffix(".json").relative_to(zoo.folder).as_posix(),
                                        "episodes_seeds_from": CALIBRATION_SEED}
         norm = result.get("normalized") or {}
         card["evaluation"] = {
@@ -361,7 +381,7 @@ def cards(zoo: EnvZoo) -> None:
         card["files"] = files_of(zoo, path)
         atomic_write_json(path_of_card, card)
         rows.append((name, card))
-        print(f"{name}: {path_of_card.name}")
+        print(f"{name}: {path_of_card.relative_to(zoo.folder)}")
     if rows:
         write_markdown(zoo.folder, zoo.env_id, rows)
     else:
@@ -376,9 +396,9 @@ def write_markdown(folder: Path, env_id: str, rows: list[tuple[str, dict]]) -> N
     old = path.read_text() if path.is_file() else ""
     notes = old[old.index(NOTES_HEADING):] if NOTES_HEADING in old else ""
     lines = [f"# {env_id} zoo agents", "",
-             f"Written by `python envs/make_agents.py --env {env_id} cards` from the cards (`<name>.json`) and the "
-             "100-episode evaluation in `results/` (seeds 0-99, `seqpolicy-compare`); the notes at the end are "
-             "written by hand.", "",
+             f"Written by `python envs/make_agents.py --env {env_id} cards` from the cards (`<artifact>/card.json`) "
+             "and the 100-episode evaluation in `results/` (seeds 0-99, `seqpolicy-compare`); the notes at the end "
+             "are written by hand.", "",
              "| agent | dataset | return mean +- std | 95% CI | D4RL score | train steps | train wall time |",
              "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
     for name, card in rows:
@@ -413,12 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "plays its episodes one after another (default 10)")
     e.add_argument("--shards", type=int, default=1,
                    help="split each agent's seeds into N shards, one process each; a finished shard is kept in "
-                        "results/shards/ (small JSON files, tracked by git: commit them to carry a long evaluation "
-                        "over to another machine), so a rerun evaluates only the missing ones. A shard of no more "
+                        "--shard-dir (small JSON files: copy them to carry a long evaluation over to another "
+                        "machine), so a rerun evaluates only the missing ones. A shard of no more "
                         "episodes than --n-envs runs as long as its longest episode, the envs whose episode ended "
                         "still stepped and planned for (their results are dropped): for envs whose episodes end "
                         "early, prefer a few large shards (e.g. --shards 2 --jobs 2 on two cores)")
     e.add_argument("--jobs", type=int, default=None, help="shard processes at once (default: all of them)")
+    e.add_argument("--shard-dir", type=Path, default=None, help="where finished shards are kept, in a folder per env "
+                   "(default: runs/eval-shards/, which git ignores; the merged result goes to results/<agent>.json)")
     e.add_argument("--agents", nargs="*", default=[], help="default: every preset agent built so far, then random")
     r = sub.add_parser("report", help="a TT's next-token prediction report into its card (then run cards)")
     r.add_argument("name")
@@ -443,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "calibrate":
         calibrate(zoo, args.name, args.targets, args.episodes)
     elif args.step == "evaluate":
-        evaluate(zoo, args.episodes, args.n_envs, args.shards, args.agents, args.jobs)
+        evaluate(zoo, args.episodes, args.n_envs, args.shards, args.agents, args.jobs, args.shard_dir)
     elif args.step == "videos":
         videos(zoo, args.agents)
     elif args.step == "report":

@@ -22,9 +22,9 @@ from ``seqpolicy.evaluation.scores``. The steps:
    ``seqpolicy/hopper-v4/medium-replay-v0``  the training replay buffer up to the medium checkpoint
    ``seqpolicy/hopper-v4/medium-expert-v0``  medium + expert, concatenated
 4. Cards: ``envs/<EnvId>/datasets/<name>.json`` and ``envs/<EnvId>/DATASETS.md`` (command, seed, size, return
-   statistics, checksums, wall time, machine, reference scores), and the two policies ``td3-expert.zip`` and
-   ``td3-medium.zip`` with their JSON cards, so the datasets can be rebuilt without retraining (``--from-zips``,
-   which reads the env folder's zips).
+   statistics, checksums, wall time, machine, reference scores), and the two policies, each in its folder with its
+   card (``td3-expert/td3-expert.zip`` and ``td3-expert/card.json``, the same for ``td3-medium``), so the datasets
+   can be rebuilt without retraining (``--from-zips``, which reads the env folder's zips).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 from zoo_common import env_folder, machine, read_preset, sha256, zoo_envs
 
+from seqpolicy.zoo import card_path
+
 NAMES = ("medium", "expert", "medium-replay", "medium-expert")
 
 
@@ -55,7 +57,8 @@ class DatasetRecipe:
     namespace: str
     """Minari namespace of the datasets, e.g. seqpolicy/hopper-v4 (ids are <namespace>/<name>-v0)."""
     algo: str
-    """SB3 algorithm of the baseline run (its zips are shipped as <algo>-expert.zip and <algo>-medium.zip)."""
+    """SB3 algorithm of the baseline run (its zips are shipped as <algo>-expert/<algo>-expert.zip and
+    <algo>-medium/<algo>-medium.zip)."""
     run: str
     """The baseline run folder (trained there when it holds no finished run)."""
     train_minutes: float
@@ -145,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-minutes", type=float, help="wall-clock budget if training is needed (default: preset)")
     p.add_argument("--train-steps", type=int, help="env-step budget if training is needed (default: preset)")
     p.add_argument("--from-zips", action="store_true",
-                   help="skip training: use the env folder's <algo>-expert.zip/<algo>-medium.zip (no medium-replay)")
+                   help="skip training: use the env folder's <algo>-expert/ and <algo>-medium/ zips (no medium-replay)")
     p.add_argument("--steps", type=int, help="transitions per collected dataset (default: preset; D4RL: 1M)")
     p.add_argument("--action-noise", type=float, help="collection action noise (default: preset)")
     p.add_argument("--seed", type=int, default=0)
@@ -200,6 +203,12 @@ def compare_cards(committed: Path, rebuilt: Path) -> int:
     return status
 
 
+def policy_zip(folder: Path, algo: str, role: str) -> Path:
+    """Where an env folder keeps the baseline's ``role`` (expert, medium) policy: ``<algo>-<role>/<algo>-<role>.zip``,
+    its card (``card.json``) beside it."""
+    return folder / f"{algo}-{role}" / f"{algo}-{role}.zip"
+
+
 def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: argparse.Namespace) -> None:
     import seqpolicy  # noqa: F401  (registers envs)
     from seqpolicy.agents.base import RandomAgent
@@ -219,8 +228,8 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
     if taken and not args.overwrite:  # fail now rather than after minutes of collecting
         raise SystemExit(f"{', '.join(taken)} already in {minari_root()}: pass --overwrite to replace them.")
     if args.from_zips:
-        for path in (folder / f"{algo}-expert.zip", folder / f"{algo}-medium.zip"):
-            if not (path.is_file() and path.with_suffix(".json").is_file()):
+        for path in (policy_zip(folder, algo, "expert"), policy_zip(folder, algo, "medium")):
+            if not (path.is_file() and card_path(path).is_file()):
                 raise SystemExit(f"{path} or its card does not exist, so there is nothing to rebuild from: build "
                                  f"from a baseline run instead, python envs/make_datasets.py --env {env_id} --run RUN "
                                  "(it trains one into RUN first when RUN holds no finished run).")
@@ -232,9 +241,9 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
 
     # -- 1. the baseline run -------------------------------------------------------------------------------
     if args.from_zips:
-        expert_zip, medium_zip = folder / f"{algo}-expert.zip", folder / f"{algo}-medium.zip"
-        expert_ck = json.loads(expert_zip.with_suffix(".json").read_text())["checkpoint"]
-        medium_ck = json.loads(medium_zip.with_suffix(".json").read_text())["checkpoint"]
+        expert_zip, medium_zip = policy_zip(folder, algo, "expert"), policy_zip(folder, algo, "medium")
+        expert_ck = json.loads(card_path(expert_zip).read_text())["checkpoint"]
+        medium_ck = json.loads(card_path(medium_zip).read_text())["checkpoint"]
         run = None
     else:
         if not (run_dir / "final.json").is_file():
@@ -263,13 +272,14 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
     for k, v in refs.items():
         print(f"{k}: {v['mean']:.1f} +- {v['std']:.1f} over {v['episodes']} episodes", flush=True)
 
-    # -- 3. the policies, committed next to the cards --------------------------------------------------------
+    # -- 3. the policies, committed in a folder each with their cards --------------------------------------
     if run is not None:
         for name, ck, src, ref in (("expert", expert_ck, expert_zip, refs["sb3_expert"]),
                                    ("medium", medium_ck, medium_zip, refs["sb3_medium"])):
-            dst = cards / f"{algo}-{name}.zip"
+            dst = policy_zip(cards, algo, name)
+            dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
-            atomic_write_json(dst.with_suffix(".json"), {
+            atomic_write_json(card_path(dst), {
                 "algo": algo, "env_id": env_id, "role": name, "checkpoint": ck, "run_config": run["config"],
                 "hyperparams": run["hyperparams"], "versions": run["versions"], "sha256": sha256(dst),
                 "training": {k: run[k] for k in ("status", "steps", "wall_s")}, "trained_on": machine(),
@@ -413,11 +423,11 @@ def write_markdown(cards: Path) -> None:
     lines += [
         f"- Expert = the best checkpoint, step {ex['step']} (10-episode evaluation {ex['eval_return_mean']:.1f}); "
         f"medium = the earlier checkpoint closest to a third of that, step {me['step']} "
-        f"({me['eval_return_mean']:.1f}). Both zips are committed here (`{algo}-expert.zip`, `{algo}-medium.zip`, "
-        "sha256 in their JSON cards); `--from-zips` rebuilds medium, expert and medium-expert from them "
-        "without training. Collection is seeded: the same package versions on the same CPU give the same "
-        "`content_sha256`; another CPU's math library can round the policies' actions differently, and the "
-        "rollouts amplify that (newer cards record the machine and the versions).",
+        f"({me['eval_return_mean']:.1f}). Both zips are committed here (`{algo}-expert/{algo}-expert.zip`, "
+        f"`{algo}-medium/{algo}-medium.zip`, sha256 in the `card.json` beside each); `--from-zips` rebuilds medium, "
+        "expert and medium-expert from them without training. Collection is seeded: the same package versions on "
+        "the same CPU give the same `content_sha256`; another CPU's math library can round the policies' actions "
+        "differently, and the rollouts amplify that (newer cards record the machine and the versions).",
         f"- Size: {rec['steps']} transitions per collected dataset instead of D4RL's 1M, so the whole set loads in "
         "seconds and fits the 2-core CPU sessions DT/TT are trained in here; medium-replay is the replay buffer "
         f"up to the medium checkpoint ({me['step']} transitions), medium-expert the two concatenated.",

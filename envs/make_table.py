@@ -33,6 +33,7 @@ from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.aggregate import AggregateScores, SeedSummary, across_seeds, aggregate
 from seqpolicy.evaluation.evaluate import EvalResult
 from seqpolicy.evaluation.figures import new_figure, save_png
+from seqpolicy.zoo import MANIFEST_FILE, ZooError, read_card
 
 ENVS = Path(__file__).resolve().parent
 
@@ -159,14 +160,16 @@ def data_level(env_id: str, dataset: str, envs: Path = ENVS) -> str:
 def selected_score(env_id: str, dataset: str, agent: str, envs: Path = ENVS) -> str:
     """The zoo's designated ``agent`` of ``env_id`` when it was selected by acting in the env (its card's
     "selected") and trained on ``dataset``: its 100-episode normalised score and CI on the test seeds; else ""."""
-    preset = envs / env_id / "preset.json"
+    preset = envs / env_id / MANIFEST_FILE
     if not preset.is_file():
         return ""
     artifact = json.loads(preset.read_text()).get("agents", {}).get(agent)
-    card = envs / env_id / f"{artifact}.json"
-    if not artifact or not card.is_file():
+    try:
+        doc = read_card(envs / env_id / artifact) if artifact else None  # <artifact>/card.json
+    except ZooError as e:
+        raise ValueError(str(e)) from e
+    if not doc:
         return ""
-    doc = json.loads(card.read_text())
     ev = doc.get("evaluation") or {}
     if not doc.get("selected") or dataset_name(doc.get("dataset", "")) != dataset or "d4rl_normalized" not in ev:
         return ""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from seqpolicy.common.artifact import file_sha256
 from seqpolicy.common.threads import cpu_model
-from seqpolicy.zoo import PRESET_FILE, folder_name
+from seqpolicy.zoo import PRESET_FILE, RESULTS_FOLDER, folder_name
 
 ENVS = Path(__file__).resolve().parent
 REPO = ENVS.parent
@@ -49,14 +49,14 @@ def machine() -> str:
 
 
 def evaluated_other_files(folder: Path, env_id: str, name: str) -> bool:
-    """Whether agent ``name``'s saved evaluation (``results/results/<name>.json``) records files other than the
+    """Whether agent ``name``'s saved evaluation (``results/<name>.json``) records files other than the
     ones shipped in ``folder`` (``compare_settings.artifact_sha256``, the hash seqpolicy-compare --resume
     checks): an agent re-shipped and not evaluated again. False for random, and without an artifact or a saved
     result."""
     from seqpolicy.zoo import artifact_sha256
 
     rel = read_preset(folder).get("agents", {}).get(name)
-    artifact, saved = folder / (rel or name), folder / "results" / "results" / f"{name}.json"
+    artifact, saved = folder / (rel or name), folder / RESULTS_FOLDER / f"{name}.json"
     if rel is None or not artifact.exists() or not saved.is_file():
         return False
     made_with = json.loads(saved.read_text()).get("compare_settings", {}).get("artifact_sha256")

@@ -7,7 +7,7 @@ An env folder holds its manifest (:class:`EnvManifest`, read by :func:`load_mani
       "env_id": "Hopper-v4",
       "default_agent": "dt",
       "agents": {"dt": "dt-medium", "dt-medium-expert": "dt-medium-expert", "tt": "tt-medium",
-                 "bc": "bc-medium", "td3": "td3-expert.zip", "td3-medium": "td3-medium.zip"},
+                 "bc": "bc-medium", "td3": "td3-expert/td3-expert.zip", "td3-medium": "td3-medium/td3-medium.zip"},
       "eval": {"episodes": 5, "seed": 0, "n_envs": 5, "video_size": "320x320", "fast_render": true},
       "training": {...}, "datasets": {...}, ...
     }
@@ -15,7 +15,23 @@ An env folder holds its manifest (:class:`EnvManifest`, read by :func:`load_mani
 (``training`` holds the recipes envs/make_agents.py runs, ``datasets`` what envs/make_datasets.py builds.)
 Agent paths are relative to the env folder (an agent folder with ``agent.json``, or an SB3 ``.zip``). An
 agent named ``NAME`` that the manifest does not list is looked up as ``envs/<EnvId>/NAME/`` (a folder), then
-``NAME.zip`` and ``NAME-expert.zip`` (SB3 policies such as ``td3-expert.zip``).
+``NAME/NAME.zip`` and ``NAME-expert/NAME-expert.zip`` (SB3 policies such as ``td3-expert/td3-expert.zip``).
+
+The layout of an env folder (:data:`CARD_FILE`, :data:`RESULTS_FOLDER`, :data:`RESEARCH_FOLDER`,
+:data:`SEEDS_FOLDER`)::
+
+    envs/<EnvId>/preset.json                 the manifest
+    envs/<EnvId>/<artifact>/                 an agent (the designated seed), its card inside: card.json
+    envs/<EnvId>/td3-expert/                 an SB3 policy: td3-expert.zip and its card.json
+    envs/<EnvId>/datasets/                   the datasets' cards (the data is rebuilt, not committed)
+    envs/<EnvId>/results/                    the 100-episode evaluation: comparison.md/.json/.png, <agent>.json
+    envs/<EnvId>/research/                   how choices were made: calibration sweeps, TT curves and searches
+    envs/<EnvId>/seeds/<artifact>/<N>/       training seed N (a source checkout only), its card.json inside
+
+A wheel ships the manifest, the agent folders with their cards and the dataset cards; not ``results/``,
+``research/`` nor ``seeds/``. Paths of the layout before (cards beside the folders as ``<artifact>.json``, SB3
+zips loose, ``results/results/``, ``tt-curve/`` at the top) are named by :func:`moved_path`; a card there is
+still read.
 
 Env folders are searched in, in order: the folders in ``$SEQPOLICY_ENVS`` (``os.pathsep``-separated), the
 ``envs/`` folder next to the package (a source checkout or editable install) and
@@ -25,15 +41,10 @@ in the folder name (``seqpolicy/PointReach-v0`` -> ``seqpolicy__PointReach-v0``)
 
 Training seeds. A zoo agent may come in several training seeds (the same recipe with ``--seed N``); the
 folder the manifest names is the *designated* seed, the one ``get_agent(env_id, name)`` loads, and the only
-one a wheel ships. The others live beside it in a source checkout::
-
-    envs/<EnvId>/<artifact>/                 the designated seed (its seed: "seed" of the card
-    envs/<EnvId>/<artifact>.json             <artifact>.json, else agent.json's info.train_config.seed)
-    envs/<EnvId>/seeds/<artifact>/<N>/       training seed N
-    envs/<EnvId>/seeds/<artifact>/<N>.json   its card (optional)
-
-so the folders and data files of a zoo without extra seeds stay as they are. :func:`training_seeds` lists the
-seeds, ``get_agent(env_id, name, training_seed=N)`` loads one.
+one a wheel ships. The others live in ``seeds/<artifact>/<N>/`` of a source checkout. The designated seed's
+number is its card's ``"seed"``, else its agent.json's ``info.train_config.seed``; a seed folder's is its name
+(checked against the same two records). :func:`training_seeds` lists the seeds,
+``get_agent(env_id, name, training_seed=N)`` loads one.
 
 A designated agent whose card has ``"selected"`` (what was chosen by acting in an env: a kept-best checkpoint,
 a calibrated target, a planner searched on held-out seeds) is not one of the recipe's training seeds under the
@@ -54,7 +65,13 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_FILE = "preset.json"
-"""The file name of an env's manifest in its folder (to become ``manifest.json`` when envs/ is reorganised)."""
+"""The file name of an env's manifest in its folder (to become ``manifest.json``)."""
+CARD_FILE = "card.json"
+"""An agent's card (command, seed, data, checksums, scores, what was selected), in the agent's folder."""
+RESULTS_FOLDER = "results"
+"""``envs/<EnvId>/results/``: the 100-episode evaluation, ``comparison.md/.json/.png`` and ``<agent>.json``."""
+RESEARCH_FOLDER = "research"
+"""``envs/<EnvId>/research/``: what chose the agents' settings (calibration sweeps, TT curves and searches)."""
 
 
 class ZooError(LookupError):
@@ -146,13 +163,13 @@ def _train_hint(env_id: str, name: str | None = None) -> str:
 def _not_built(manifest: EnvManifest, name: str, path: Path, built: list[str]) -> str | None:
     """Why a zoo agent the manifest lists is missing and the commands that make it, or None without a recipe: an
     agent with a ``training`` entry comes from envs/make_agents.py, the SB3 zips envs/make_datasets.py writes
-    into the env folder (``<algo>-expert.zip``, ``<algo>-medium.zip``) from it."""
+    into the env folder (``<algo>-expert/<algo>-expert.zip``, ``<algo>-medium/<algo>-medium.zip``) from it."""
     env_id = manifest.env_id
     datasets = f"`python envs/make_datasets.py --env {env_id}`"
     if name in manifest.training:
         how = (f"the datasets first if this machine has none ({datasets}), then `python envs/make_agents.py --env "
                f"{env_id} train {name}` and `python envs/make_agents.py --env {env_id} ship {name}`")
-    elif path.parent == manifest.folder and path.name.endswith(("-expert.zip", "-medium.zip")):
+    elif path.parent.parent == manifest.folder and path.name.endswith(("-expert.zip", "-medium.zip")):
         how = (f"{datasets} (it picks the policy from the finished `seqpolicy-baseline` run that --run names, "
                "or trains one first, which takes hours on a CPU)")
     else:
@@ -184,9 +201,10 @@ def agent_path(env_id: str, name: str | None = None) -> Path:
         name = manifest.default_agent
     if name in manifest.agents:
         path = manifest.folder / manifest.agents[name]
-    else:  # conventions: an agent folder NAME/, or an SB3 zip NAME.zip / NAME-expert.zip (e.g. td3-expert.zip)
-        candidates = [manifest.folder / c for c in (name, f"{name}.zip", f"{name}-expert.zip")]
-        path = next((c for c in candidates if c.exists()), candidates[0])
+    else:  # conventions: an agent folder NAME/, or an SB3 policy NAME/NAME.zip, NAME-expert/NAME-expert.zip
+        candidates = [manifest.folder / c for c in (name, f"{name}/{name}.zip", f"{name}-expert/{name}-expert.zip")]
+        path = next((c for c in candidates if c.is_file() or (c.is_dir() and not any(c.glob("*.zip")))),
+                    candidates[0])
     if not path.exists():
         built = [n for n, rel in manifest.agents.items() if (manifest.folder / rel).exists()]
         known = sorted(set(built) | {p.name for p in manifest.folder.iterdir() if (p / "agent.json").is_file()})
@@ -281,6 +299,7 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
         env.close()
         return RandomAgent(env.observation_space, env.action_space, seed=seed)
     if spec is not None and is_agent_path(spec):
+        raise_if_moved(spec)
         return load_agent(spec, device=device, runtime=runtime)
     if spec is not None and spec not in AGENT_NAMES and spec not in zoo_agent_names(env_id):
         names = list(AGENT_NAMES) + [n for n in zoo_agent_names(env_id) if n not in AGENT_NAMES]
@@ -293,9 +312,135 @@ def get_agent(env_id: str, spec: str | None = None, device: str = "auto", seed: 
 
 
 SEEDS_FOLDER = "seeds"
-"""``envs/<EnvId>/seeds/<artifact>/<N>/``: training seed N of a zoo agent, beside the designated seed's folder."""
+"""``envs/<EnvId>/seeds/<artifact>/<N>/``: training seed N of a zoo agent (its card inside), beside the designated
+seed's folder."""
 _SEEDS_HINT = ("Seeds other than the designated one live in a source checkout, in envs/<EnvId>/seeds/<artifact>/<N>/ "
                "(a wheel ships the designated seed only).")
+
+
+def card_path(artifact: str | os.PathLike) -> Path:
+    """Where the card of a zoo artifact is: ``<artifact>/card.json`` for an agent folder, ``card.json`` beside an
+    SB3 zip (``td3-expert/td3-expert.zip`` -> ``td3-expert/card.json``).
+
+    Example:
+        >>> card_path("envs/Hopper-v4/dt-medium").as_posix()
+        'envs/Hopper-v4/dt-medium/card.json'
+    """
+    artifact = Path(artifact)
+    return artifact.parent / CARD_FILE if artifact.suffix == ".zip" else artifact / CARD_FILE
+
+
+def _card_file(artifact: Path) -> Path:
+    """The card file there is: :func:`card_path`, else the card's place in the layout before, beside the folder
+    (``dt-medium.json``) or zip (``td3-expert.json``); :func:`card_path` when neither exists."""
+    if artifact.suffix == ".zip":
+        before = (artifact.with_suffix(".json") if artifact.parent.name != artifact.stem
+                  else artifact.parent.parent / f"{artifact.stem}.json")
+    else:
+        before = artifact.parent / f"{artifact.name}.json"
+    return before if before.is_file() and not card_path(artifact).is_file() else card_path(artifact)
+
+
+def read_card(artifact: str | os.PathLike) -> dict | None:
+    """The card of the zoo artifact at ``artifact`` (see :func:`card_path`), or None when it has none. A card in
+    the layout before (``envs/<EnvId>/<artifact>.json``, e.g. in a zoo of your own) is still read.
+
+    Raises:
+        ZooError: the card is not a JSON object.
+    """
+    path = _card_file(Path(artifact))
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ZooError(f"{path} is not valid JSON ({e}).") from e
+    if not isinstance(doc, dict):
+        raise ZooError(f"{path} is not a card: expected a JSON object.")
+    return doc
+
+
+def agent_card(env_id: str, name: str | None = None) -> dict | None:
+    """The card of the zoo agent ``name`` for ``env_id`` (None: the default agent), or None when it has none.
+
+    Raises:
+        ZooError: as :func:`agent_path`, or the card is not valid JSON.
+
+    Example:
+        >>> agent_card("Hopper-v4", "dt")["evaluation"]["episodes"]  # doctest: +SKIP
+        100
+    """
+    return read_card(agent_path(env_id, name))
+
+
+def _env_folder_above(path: Path) -> Path | None:
+    """The nearest folder at or above ``path`` that holds a manifest (an env folder of the zoo), or None."""
+    return next((p for p in (path, *path.parents) if (p / MANIFEST_FILE).is_file()), None)
+
+
+def moved_path(path: str | os.PathLike) -> Path | None:
+    """Where a path of the zoo's layout before issue 31 is now, or None when ``path`` is not one (or exists).
+
+    Before, an env folder held its cards beside the agents (``dt-medium.json``, ``td3-expert.json``), the SB3
+    policies loose (``td3-expert.zip``), the calibration sweeps at the top (``dt-medium-calibration.png``), the
+    merged results one level down (``results/results/dt.json``), research at the top (``tt-curve/``,
+    ``odt-curve/``; the files its sweeps named by a hash are named by agent, planner and seeds now) and seed cards
+    beside the seed folders (``seeds/dt-medium/1.json``). For a renamed file the folder that holds it is returned.
+
+    Example:
+        >>> moved_path("envs/Hopper-v4/results/results/dt.json").as_posix()  # doctest: +SKIP
+        'envs/Hopper-v4/results/dt.json'
+    """
+    path = Path(path)
+    folder = None if path.exists() else _env_folder_above(path.parent)
+    if folder is None:
+        return None
+    parts = path.relative_to(folder).parts
+    name = parts[-1]
+    new: Path | None = None
+    if len(parts) == 1 and name.endswith(("-calibration.json", "-calibration.png")):
+        stem, ext = name.rsplit("-calibration.", 1)
+        new = folder / RESEARCH_FOLDER / "calibration" / f"{stem}.{ext}"
+    elif len(parts) == 1 and name.endswith(".zip"):
+        new = folder / name.removesuffix(".zip") / name
+    elif len(parts) == 1 and name.endswith(".json") and name != MANIFEST_FILE:
+        new = card_path(folder / name.removesuffix(".json"))
+        if not new.parent.is_dir():
+            new = None
+    elif parts[0] in ("tt-curve", "odt-curve"):
+        new = folder / RESEARCH_FOLDER / Path(*parts)
+    elif parts[:2] == (RESULTS_FOLDER, RESULTS_FOLDER) and len(parts) == 3:
+        new = folder / RESULTS_FOLDER / name
+    elif parts[0] == SEEDS_FOLDER and len(parts) == 3 and name.removesuffix(".json").isdigit():
+        new = folder / SEEDS_FOLDER / parts[1] / name.removesuffix(".json") / CARD_FILE
+    if new is None:
+        return None
+    while not new.exists() and new.parent != folder:  # renamed: the folder that holds it now
+        new = new.parent
+    return new if new.exists() else None
+
+
+def raise_if_moved(path: str | os.PathLike) -> None:
+    """Raise a :class:`ZooError` naming the new place when ``path`` does not exist but is a path of the zoo's
+    layout before (see :func:`moved_path`); do nothing otherwise.
+
+    Raises:
+        ZooError: ``path`` moved; or it is an evaluation shard, which is kept out of the zoo's folders now.
+    """
+    path = Path(path)
+    if path.exists():
+        return
+    folder = _env_folder_above(path.parent)
+    if folder is not None and path.relative_to(folder).parts[:2] == (RESULTS_FOLDER, "shards"):
+        raise ZooError(f"{path} does not exist: make_agents.py evaluate --shards keeps its shards out of the zoo's "
+                       f"folders now (runs/eval-shards/<EnvId>/ by default); the merged result is "
+                       f"{folder / RESULTS_FOLDER}/<agent>.json.")
+    new = moved_path(path)
+    if new is not None:
+        where = (f"it is now {new}" if new.is_file() or new.name == path.name
+                 else f"it is now in {new}/, renamed after what it holds")
+        raise ZooError(f"{path} does not exist: the zoo's env folders were reorganised (each agent holds its "
+                       f"card.json, results/ is flat, research/ holds the sweeps and curves); {where}.")
 
 
 def _seed_owner(env_id: str, name: str | None) -> str:
@@ -337,15 +482,7 @@ def selected_by(env_id: str, name: str | None = None) -> str | None:
     Raises:
         ZooError: as :func:`agent_path`, or the card is not valid JSON.
     """
-    path = agent_path(env_id, name)
-    card = path.parent / f"{path.name}.json"
-    if not card.is_file():
-        return None
-    try:
-        doc = json.loads(card.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ZooError(f"{card} is not valid JSON ({e}).") from e
-    selected = doc.get("selected") if isinstance(doc, dict) else None
+    selected = (agent_card(env_id, name) or {}).get("selected")
     return str(selected) if selected else None
 
 
@@ -367,7 +504,7 @@ def training_seed_paths(env_id: str, name: str | None = None) -> dict[int, Path]
     if not (path.is_dir() and (path / "agent.json").is_file()):
         raise ZooError(f"The zoo's {owner} ({path.name}) is not a seqpolicy agent folder (an SB3 policy?), so the "
                        "zoo keeps no training seeds of it: training seeds are for the dt, tt, bc and odt agents.")
-    card = path.parent / f"{path.name}.json"
+    card = _card_file(path)
     seeds_folder = path.parent / SEEDS_FOLDER / path.name
     if selected_by(env_id, name) is not None:  # not a final-weights seed: only the folders beside it count
         paths: dict[int, Path] = {}
@@ -383,14 +520,14 @@ def training_seed_paths(env_id: str, name: str | None = None) -> dict[int, Path]
         paths = {designated: path}
     for folder in sorted(seeds_folder.iterdir()) if seeds_folder.is_dir() else []:
         if not folder.is_dir():
-            continue  # cards <N>.json sit beside the seed folders
+            continue  # cards <N>.json beside the seed folders: the layout before card.json in each
         if not folder.name.isdigit():
             raise ZooError(f"{folder} is not a training seed folder: name it by its seed, as in {seeds_folder}/3/.")
         seed = int(folder.name)
         if not (folder / "agent.json").is_file():
             raise ZooError(f"{folder} holds no agent.json: copy the whole agent folder of training seed {seed} "
                            "(seqpolicy-train's RUN/agent/) there.")
-        recorded = _recorded_seed(folder, seeds_folder / f"{seed}.json")
+        recorded = _recorded_seed(folder, _card_file(folder))  # card.json, or <N>.json beside (before)
         if recorded is not None and recorded != seed:
             raise ZooError(f"{folder} is named for training seed {seed} but its files say {recorded}: rename the "
                            "folder after the seed it was trained with.")
@@ -418,6 +555,10 @@ def training_seeds(env_id: str, name: str | None = None) -> list[int]:
     return list(training_seed_paths(env_id, name))
 
 
+DESCRIPTIONS = ("README.md", CARD_FILE)
+"""The files of an agent folder that describe it (model card, zoo card) and are left out of its checksum."""
+
+
 def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode_steps: int | None) -> dict:
     """What a saved evaluation of ``agent`` on ``env`` must have been made with to be reused (seqpolicy-compare
     ``--resume``, envs/make_agents.py): the options, and the sha256 of the agent's files (a retrained or
@@ -429,14 +570,14 @@ def compare_settings(env: str, agent: str, episodes: int, seed: int, max_episode
 def artifact_sha256(env: str, agent: str) -> str | None:
     """sha256 over the files of the saved agent ``agent`` names (a path or a zoo name), None for ``random``.
 
-    A folder's ``README.md`` (its model card, rewritten after every evaluation) is left out: it does not change
-    how the agent acts."""
+    A folder's ``README.md`` and ``card.json`` (its model card and zoo card, rewritten after every evaluation) are
+    left out: they do not change how the agent acts."""
     from seqpolicy.common.artifact import resolve_agent_path  # imports torch: only when a hash is asked for
 
     if agent == "random":
         return None
     path = resolve_agent_path(agent if is_agent_path(agent) else agent_path(env, agent))
-    files = sorted(f for f in path.rglob("*") if f.is_file() and f.relative_to(path).as_posix() != "README.md"
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.relative_to(path).as_posix() not in DESCRIPTIONS
                    ) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for f in files:

@@ -115,7 +115,8 @@ def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, mo
     assert code == 0, err
     assert "[1/2] dt: evaluating" in err and "[2/2] random: evaluating" in err
     first = json.loads((out_dir / "comparison.json").read_text())
-    (out_dir / "results" / "random.json").unlink()  # as if it crashed before random finished
+    assert sorted(p.name for p in out_dir.glob("*.json")) == ["comparison.json", "dt.json", "random.json"]
+    (out_dir / "random.json").unlink()  # as if it crashed before random finished
     code, _, err = run(compare_cli, capsys, *argv)
     assert code == 0, err
     assert "dt: reusing" in err and "random: evaluating" in err
@@ -129,6 +130,7 @@ def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, mo
     code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])
     assert "dt: reusing" in err and "random: reusing" in err
     (zoo / "dt" / "README.md").write_text("# a card rewritten after the evaluation\n")
+    (zoo / "dt" / "card.json").write_text(json.dumps({"evaluation": "rewritten too"}))
     code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])
     assert "dt: reusing" in err
     agent = seqpolicy.DecisionTransformerAgent.load(zoo / "dt")
@@ -137,6 +139,21 @@ def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, mo
     code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])
     assert code == 0, err
     assert "dt: evaluating" in err and "random: reusing" in err
+    (out_dir / "results").mkdir()  # an older seqpolicy-compare kept each agent's results in --out/results/
+    for name in ("dt", "random"):
+        (out_dir / f"{name}.json").rename(out_dir / "results" / f"{name}.json")
+    code, _, err = run(compare_cli, capsys, *argv[:3], "3", *argv[4:])
+    assert code == 0, err
+    assert f"dt: reusing {out_dir / 'results' / 'dt.json'}" in err and "random: reusing" in err
+
+
+def test_compare_refuses_an_agent_labelled_like_its_table(dt_folder, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(dt_folder, tmp_path / "comparison")
+    code, _, err = run(compare_cli, capsys, "--env", TOY, "--agents", str(tmp_path / "comparison"), "random",
+                       "--episodes", "1", "--out", str(tmp_path / "cmp"))
+    assert code == 2 and "would overwrite comparison.json in --out" in err, err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -109,10 +109,10 @@ def test_sigterm_while_comparing_keeps_the_agents_evaluated_before(tmp_path, toy
                     str(out_dir)], hook, tmp_path)
     assert code == 143, err
     assert err.strip().splitlines()[-1] == (f"seqpolicy-compare: terminated (SIGTERM): the results of 1 agent(s) "
-                                            f"evaluated to the end are saved in {out_dir / 'results'}; add --out "
+                                            f"evaluated to the end are saved in {out_dir}; add --out "
                                             f"{out_dir} --resume to evaluate the rest")
-    assert [p.name for p in (out_dir / "results").iterdir()] == ["random.json"]  # whole, nothing partial
-    assert len(json.loads((out_dir / "results" / "random.json").read_text())["returns"]) == 2
+    assert [p.name for p in out_dir.iterdir()] == ["random.json"]  # whole, nothing partial
+    assert len(json.loads((out_dir / "random.json").read_text())["returns"]) == 2
     assert not (out_dir / "comparison.json").exists()
 
 

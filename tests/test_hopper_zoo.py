@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from seqpolicy.evaluation.evaluate import evaluate
-from seqpolicy.zoo import get_agent, load_preset
+from seqpolicy.zoo import card_path, get_agent, load_preset
 
 REPO = Path(__file__).resolve().parent.parent
 HOPPER = REPO / "envs" / "Hopper-v4"
@@ -21,7 +21,7 @@ PRESET = json.loads((HOPPER / "preset.json").read_text())
 SHIPPED = {name: HOPPER / rel for name, rel in PRESET["agents"].items()}
 
 # The default DT scored 1558.8 and 1526.9 on seeds 0 and 1 (its 100-episode evaluation, envs/Hopper-v4/
-# dt-medium.json: mean 1557.2, lowest episode 1227.0). The guard sits below every one of those 100 episodes
+# dt-medium/card.json: mean 1557.2, lowest episode 1227.0). The guard sits below every one of those 100 episodes
 # and far above what a broken agent gets (random: ~17; the same DT without centring its observations: 38, 36).
 DT_SEEDS_0_1 = (1558.8, 1526.9)
 DT_GUARD = 1150.0
@@ -40,7 +40,7 @@ def test_preset_lists_shipped_agents_with_cards():
     assert preset.folder == HOPPER and preset.default_agent == "dt"
     for name, path in SHIPPED.items():
         assert path.exists(), f"{name}: {path} is missing"
-        card = json.loads((HOPPER / f"{path.name.removesuffix('.zip')}.json").read_text())
+        card = json.loads(card_path(path).read_text())  # in the agent's folder (an SB3 zip's: beside it)
         assert card["evaluation"]["episodes"] == 100 and card["evaluation"]["seeds"] == "0-99"
         assert card["evaluation"]["ci95"][0] <= card["evaluation"]["mean"] <= card["evaluation"]["ci95"][1]
         if name in PRESET["training"]:
@@ -115,7 +115,8 @@ def test_seqpolicy_eval_planner_settings_for_the_zoo_tt(tmp_path, capsys):
 
 
 def test_wheel_carries_the_zoo(tmp_path):
-    """A wheel built from a copy of this checkout holds the zoo under data/share/seqpolicy/envs."""
+    """A wheel built from a copy of this checkout holds the zoo under data/share/seqpolicy/envs: the agents'
+    folders with their cards, not the research, results or extra training seeds."""
     import shutil
     import zipfile
 
@@ -133,8 +134,11 @@ def test_wheel_carries_the_zoo(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("seqpolicy-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for name, path in SHIPPED.items():
-        inside = f"share/seqpolicy/envs/Hopper-v4/{path.name}"
-        assert any(inside in n for n in names), f"{name}: {inside} is not in {wheel.name}"
+        for shipped in (path, card_path(path)):  # each agent with its card
+            inside = f"share/seqpolicy/envs/Hopper-v4/{shipped.relative_to(HOPPER).as_posix()}"
+            assert any(inside in n for n in names), f"{name}: {inside} is not in {wheel.name}"
+    for kept in ("research/", "results/", "seeds/"):  # in a source checkout only
+        assert not any(f"share/seqpolicy/envs/Hopper-v4/{kept}" in n for n in names), kept
     for preset in sorted((REPO / "envs").glob("*/preset.json")):  # every env's, built or not
         assert any(n.endswith(f"share/seqpolicy/envs/{preset.parent.name}/preset.json") for n in names), preset
 
@@ -161,11 +165,12 @@ def test_shipped_transformer_folders_load_in_transformers(name):
 
 @pytest.mark.parametrize("name", sorted(FOLDERS))
 def test_shipped_folders_carry_a_model_card_made_from_their_card(name):
-    """README.md is what make_agents.py cards generates from <artifact>.json, and the Hub reads its metadata."""
+    """README.md is what make_agents.py cards generates from <artifact>/card.json, and the Hub reads its
+    metadata."""
     from seqpolicy.common.model_card import model_card
 
     folder = FOLDERS[name]
-    card = json.loads((HOPPER / f"{folder.name}.json").read_text())
+    card = json.loads((folder / "card.json").read_text())
     readme = (folder / "README.md").read_text()
     stale = "stale README.md: run python envs/make_agents.py --env Hopper-v4 cards"
     assert readme == model_card(card, "Hopper-v4"), stale

@@ -71,7 +71,7 @@ def test_table_per_task_and_aggregate_over_tasks(make_table, results):
     text = make_table.markdown(runs, n_resamples=2000)
     data = json.loads((ENVS / "Hopper-v4" / "datasets" / "medium.json").read_text())
     level = f"{data['d4rl_normalized_mean_return']:.1f} ({data['return']['mean']:.0f})"
-    selected = json.loads((ENVS / "Hopper-v4" / "dt-medium.json").read_text())["evaluation"]
+    selected = json.loads((ENVS / "Hopper-v4" / "dt-medium" / "card.json").read_text())["evaluation"]
     chosen = (f"{selected['d4rl_normalized']:.1f} ({selected['d4rl_normalized_ci95'][0]:.1f} to "
               f"{selected['d4rl_normalized_ci95'][1]:.1f})")
     assert (f"| Hopper-v4 | medium | {level} | dt | 2 | 3 | **20.0** | 10.0 to 30.0 | 0: 10.0, 1: 30.0 | {chosen} |"

@@ -234,7 +234,7 @@ def test_zoo_tt_cards_report_on_the_shipped_weights():
         if folder is None or not folder.is_dir():
             continue
         shipped.append(preset.parent.name)
-        card = json.loads((preset.parent / f"{rel}.json").read_text())
+        card = json.loads((folder / "card.json").read_text())
         assert "prediction_report" in card, f"{preset.parent.name}: run make_agents.py report tt, then cards"
         report = card["prediction_report"]
         weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()

@@ -22,7 +22,8 @@ def zoo(tmp_path, monkeypatch):
     folder = tmp_path / "Hopper-v4"
     (folder / "dt").mkdir(parents=True)
     (folder / "dt" / "agent.json").write_text(json.dumps({"format": "seqpolicy-agent", "kind": "dt"}))
-    (folder / "td3-expert.zip").write_bytes(b"PK")
+    (folder / "td3-expert").mkdir()
+    (folder / "td3-expert" / "td3-expert.zip").write_bytes(b"PK")
     (folder / "preset.json").write_text(json.dumps({"env_id": "Hopper-v4", "default_agent": "dt",
                                                     "agents": {"sac": "sb3/sac.zip"}, "eval": {"episodes": 5}}))
     return folder
@@ -33,7 +34,8 @@ def test_preset_and_agent_paths(zoo):
     preset = load_preset("Hopper-v4")
     assert preset.folder == zoo and preset.default_agent == "dt" and preset.eval == {"episodes": 5}
     assert agent_path("Hopper-v4") == zoo / "dt"
-    assert agent_path("Hopper-v4", "td3") == zoo / "td3-expert.zip"  # convention for SB3 policies
+    assert agent_path("Hopper-v4", "td3") == zoo / "td3-expert" / "td3-expert.zip"  # convention for SB3 policies
+    assert agent_path("Hopper-v4", "td3-expert") == zoo / "td3-expert" / "td3-expert.zip"
     with pytest.raises(ZooError, match=r"No 'sac' agent for Hopper-v4: .*sb3/sac.zip does not exist .*available: dt"):
         agent_path("Hopper-v4", "sac")
     with pytest.raises(ZooError, match="No default agent for Ant-v4 in the zoo"):
@@ -82,10 +84,11 @@ def test_an_env_whose_agents_are_not_built_says_what_is_missing_and_how_to_build
                                        rf"{re.escape(f'python envs/make_datasets.py --env {env_id}')}.*"
                                        rf"{re.escape(f'python envs/make_agents.py --env {env_id} train dt')}"):
         get_agent(env_id)
-    with pytest.raises(ZooError, match=rf"'td3' agent for {env_id} is not built yet: .*td3-expert\.zip.*"
+    with pytest.raises(ZooError, match=rf"'td3' agent for {env_id} is not built yet: .*td3-expert/td3-expert\.zip.*"
                                        rf"{re.escape(f'python envs/make_datasets.py --env {env_id}`')}"):
         get_agent(env_id, "td3")
-    (tmp_path / env_id / "td3-expert.zip").write_bytes(b"PK")
+    (tmp_path / env_id / "td3-expert").mkdir()
+    (tmp_path / env_id / "td3-expert" / "td3-expert.zip").write_bytes(b"PK")
     with pytest.raises(ZooError, match=r"\(built so far: td3\)"):
         get_agent(env_id, "bc")
     agent = get_agent(env_id, "random", seed=0)
@@ -94,3 +97,62 @@ def test_an_env_whose_agents_are_not_built_says_what_is_missing_and_how_to_build
     assert eval_cli.main(["--env", env_id, "--no-video"]) == 2
     err = capsys.readouterr().err
     assert "not built yet" in err and "--agent random" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cards_are_read_in_the_agent_folder_and_where_they_were_before(zoo):
+    """An agent's card is its folder's card.json (an SB3 policy's, beside its zip); a zoo of the layout before,
+    with <artifact>.json beside the folder, keeps working."""
+    from seqpolicy.zoo import agent_card, card_path, selected_by
+
+    assert card_path(zoo / "dt") == zoo / "dt" / "card.json"
+    assert card_path(zoo / "td3-expert" / "td3-expert.zip") == zoo / "td3-expert" / "card.json"
+    assert agent_card("Hopper-v4", "dt") is None and selected_by("Hopper-v4", "dt") is None
+    (zoo / "dt.json").write_text(json.dumps({"selected": "before"}))  # the layout before
+    (zoo / "td3-expert" / "card.json").write_text(json.dumps({"algo": "td3"}))
+    assert selected_by("Hopper-v4", "dt") == "before" and agent_card("Hopper-v4", "td3") == {"algo": "td3"}
+    (zoo / "dt" / "card.json").write_text(json.dumps({"selected": "now"}))
+    assert selected_by("Hopper-v4", "dt") == "now"
+    (zoo / "dt" / "card.json").write_text("[1, 2]")
+    with pytest.raises(ZooError, match="card.json is not a card: expected a JSON object"):
+        agent_card("Hopper-v4", "dt")
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("td3-expert.zip", "td3-expert/td3-expert.zip"),
+    ("dt.json", "dt/card.json"),
+    ("td3-expert.json", "td3-expert/card.json"),
+    ("dt-calibration.png", "research/calibration/dt.png"),
+    ("results/results/dt.json", "results/dt.json"),
+    ("tt-curve/curve.md", "research/tt-curve/curve.md"),
+    ("odt-curve", "research/odt-curve"),
+    ("seeds/dt/1.json", "seeds/dt/1/card.json"),
+])
+def test_paths_of_the_layout_before_name_where_they_are_now(zoo, old, new):
+    from seqpolicy.zoo import moved_path, raise_if_moved
+
+    for path in ("dt/card.json", "research/calibration/dt.png", "results/dt.json", "research/tt-curve/curve.md",
+                 "research/odt-curve/README.md", "seeds/dt/1/card.json", "td3-expert/card.json"):
+        (zoo / path).parent.mkdir(parents=True, exist_ok=True)
+        (zoo / path).write_text("{}")
+    assert moved_path(zoo / old) == zoo / new
+    with pytest.raises(ZooError, match=rf"{re.escape(str(zoo / old))} does not exist: the zoo's env folders were "
+                                       rf"reorganised .*; it is now {re.escape(str(zoo / new))}\."):
+        raise_if_moved(zoo / old)
+    raise_if_moved(zoo / new)  # there: nothing to say
+    assert moved_path(zoo / new) is None and moved_path(zoo / "nothing.json") is None
+
+
+def test_old_paths_fail_with_the_new_one(zoo):
+    """A research file named by a hash before is named by what it holds now: the folder is named; a shard of
+    make_agents.py evaluate is not in the zoo's folders any more; get_agent names an SB3 zip's new place."""
+    from seqpolicy.zoo import moved_path, raise_if_moved
+
+    (zoo / "research" / "tt-curve" / "results").mkdir(parents=True)
+    hashed = zoo / "tt-curve" / "results" / "0246f267584d1547.json"
+    assert moved_path(hashed) == zoo / "research" / "tt-curve" / "results"
+    with pytest.raises(ZooError, match=r"it is now in .*research/tt-curve/results/, renamed after what it holds"):
+        raise_if_moved(hashed)
+    with pytest.raises(ZooError, match=r"keeps its shards out of the zoo's folders now .*results/<agent>\.json"):
+        raise_if_moved(zoo / "results" / "shards" / "dt-0-49.json")
+    with pytest.raises(ZooError, match=r"td3-expert\.zip does not exist: .*it is now .*td3-expert/td3-expert\.zip"):
+        get_agent("Hopper-v4", str(zoo / "td3-expert.zip"))

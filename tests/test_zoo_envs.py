@@ -79,7 +79,8 @@ def test_no_two_recipes_share_a_run_folder():
 
 
 def test_setup_cfg_ships_every_zoo_file():
-    """Every preset, card and shipped agent file of every env is in a wheel's data files, in its own folder."""
+    """Every preset, card and shipped agent file of every env is in a wheel's data files, in its own folder; the
+    env folder's top holds nothing else (the cards are in the agents' folders, research/ holds the rest)."""
     cfg = configparser.ConfigParser()
     cfg.optionxform = str  # keep the case of the target folders (setuptools does)
     cfg.read(REPO / "setup.cfg")
@@ -92,10 +93,15 @@ def test_setup_cfg_ships_every_zoo_file():
     needed = set()
     for env_id in ENV_IDS:
         folder = ENVS / env_id
-        needed |= {*folder.glob("*.json"), *folder.glob("*.md"), *folder.glob("*.zip"), *folder.glob("datasets/*")}
+        needed |= {*folder.glob("*.json"), *folder.glob("*.md"), *folder.glob("datasets/*")}
         for rel in load_preset(env_id).agents.values():
             path = folder / rel
-            needed |= set(path.iterdir()) if path.is_dir() else {path} if path.exists() else set()
+            artifact = path if path.is_dir() else path.parent  # an SB3 zip: its folder, with its card
+            needed |= set(artifact.iterdir()) if path.exists() else set()
+            assert (artifact / "card.json").is_file() or not path.exists(), f"{path} has no card.json"
+        agents = {(folder / rel).parts[len(folder.parts)] for rel in load_preset(env_id).agents.values()}
+        layout = {"preset.json", "AGENTS.md", "DATASETS.md", "datasets", "results", "research", "seeds", *agents}
+        assert {p.name for p in folder.iterdir()} <= layout, sorted({p.name for p in folder.iterdir()} - layout)
     assert not needed - shipped, f"not in setup.cfg [options.data_files]: {sorted(map(str, needed - shipped))}"
 
 
@@ -169,9 +175,10 @@ def test_make_datasets_end_to_end_on_pointreach(tmp_path, monkeypatch, capsys):
 
     cards = {n: json.loads((folder / "datasets" / f"{n}.json").read_text()) for n in make_datasets.NAMES}
     for role, step in (("expert", 300), ("medium", 100)):
-        card = json.loads((folder / f"td3-{role}.json").read_text())
+        card = json.loads((folder / f"td3-{role}" / "card.json").read_text())
         assert card["checkpoint"]["step"] == step and card["sha256"] and "pickle-based" in card["warning"]
-        assert (folder / f"td3-{role}.zip").read_bytes() == (run / card["checkpoint"]["zip"]).read_bytes()
+        policy = folder / f"td3-{role}" / f"td3-{role}.zip"
+        assert policy.read_bytes() == (run / card["checkpoint"]["zip"]).read_bytes()
     assert cards["medium-replay"]["transitions"] == 100
     assert cards["medium"]["transitions"] == cards["expert"]["transitions"] == 120
     assert cards["medium-expert"]["transitions"] == 240
@@ -213,7 +220,8 @@ def test_make_agents_reads_recipes_from_the_env_preset(tmp_path):
     shutil.copy(ENVS / "HalfCheetah-v4" / "preset.json", tmp_path / "HalfCheetah-v4")
     bare = make_agents.EnvZoo(tmp_path / "HalfCheetah-v4")
     assert bare.built() == []
-    (tmp_path / "HalfCheetah-v4" / "td3-expert.zip").write_bytes(b"PK")
+    (tmp_path / "HalfCheetah-v4" / "td3-expert").mkdir()
+    (tmp_path / "HalfCheetah-v4" / "td3-expert" / "td3-expert.zip").write_bytes(b"PK")
     assert bare.built() == ["td3"]
     with pytest.raises(SystemExit, match="must be one of .*HalfCheetah-v4.*Walker2d-v4"):
         make_agents.main(["--env", "Ant-v4", "cards"])
@@ -292,7 +300,7 @@ def test_summary_leaves_out_a_result_of_other_files_than_the_shipped_ones(tmp_pa
 
     summary = load_script("make_summary")
     folder = tmp_path / "envs" / "Hopper-v4"
-    (folder / "results" / "results").mkdir(parents=True)
+    (folder / "results").mkdir(parents=True)
     shutil.copy(ENVS / "Hopper-v4" / "preset.json", folder / "preset.json")
     preset = json.loads((folder / "preset.json").read_text())
     (folder / preset["agents"]["bc"]).mkdir()
@@ -302,7 +310,7 @@ def test_summary_leaves_out_a_result_of_other_files_than_the_shipped_ones(tmp_pa
     Comparison("Hopper-v4", results).save(folder / "results")
     shipped = artifact_sha256("Hopper-v4", str(folder / preset["agents"]["bc"]))
     for made_with, kept in ((shipped, True), ("0" * 64, False)):
-        (folder / "results" / "results" / "bc.json").write_text(json.dumps(
+        (folder / "results" / "bc.json").write_text(json.dumps(
             {"compare_settings": {"artifact_sha256": made_with}}))
         (comp,) = summary.comparisons(tmp_path / "envs")
         assert ("bc" in comp.results) == kept and "dt" in comp.results  # dt: no artifact here, nothing to check
@@ -360,17 +368,21 @@ def test_sharded_evaluation_runs_at_most_jobs_shards_at_once_and_keeps_finished_
     monkeypatch.setattr(make_agents.subprocess, "Popen", FakeEval)
     monkeypatch.setattr(make_agents.time, "sleep", lambda s: None)
     settings = {"agent": "tt", "made_with": "test"}
-    saved = zoo.results / "results" / "tt.json"
+    saved = zoo.results / "tt.json"
+    cache = tmp_path / "shards"
+    assert zoo.shards() == REPO / "runs" / "eval-shards" / "Walker2d-v4"  # git ignores runs/
     FakeEval.fail_seed = 40
-    with pytest.raises(SystemExit, match="tt: an evaluation shard failed"):
-        make_agents.evaluate_sharded(zoo, "tt", 100, 10, 10, saved, settings, jobs=2)
+    with pytest.raises(SystemExit, match=f"tt: an evaluation shard failed .*kept in {cache / 'Walker2d-v4'}"):
+        make_agents.evaluate_sharded(zoo, "tt", 100, 10, 10, saved, settings, jobs=2, shard_dir=cache)
     assert most[0] == 2 and sorted(started) == list(range(0, 100, 10)) and not saved.exists()
     started.clear()
     FakeEval.fail_seed = None
-    make_agents.evaluate_sharded(zoo, "tt", 100, 10, 10, saved, settings, jobs=3)
+    make_agents.evaluate_sharded(zoo, "tt", 100, 10, 10, saved, settings, jobs=3, shard_dir=cache)
     assert started == [40] and most[0] == 2
     merged = json.loads(saved.read_text())
     assert merged["returns"] == [float(s) for s in range(100)] and merged["compare_settings"] == settings
+    assert sorted(p.name for p in zoo.results.iterdir()) == ["tt.json"]  # the shards are elsewhere
+    assert len(list((cache / "Walker2d-v4").glob("tt-*.json"))) == 10
 
 
 def test_evaluating_some_agents_keeps_the_others_current_results_in_the_table(tmp_path, monkeypatch):
@@ -378,14 +390,14 @@ def test_evaluating_some_agents_keeps_the_others_current_results_in_the_table(tm
     is current (reused by --resume), not those made with other files, so comparison.* keeps the env's table."""
     make_agents = load_script("make_agents")
     folder = tmp_path / "Walker2d-v4"
-    (folder / "results" / "results").mkdir(parents=True)
+    (folder / "results").mkdir(parents=True)
     shutil.copy(ENVS / "Walker2d-v4" / "preset.json", folder)
     zoo = make_agents.EnvZoo(folder)
     for name in ("dt", "bc", "tt"):
         (folder / zoo.preset["agents"][name]).mkdir()
     monkeypatch.setattr(make_agents, "compare_settings", lambda env, name, *a: {"agent": name, "files": "now"})
     for name, files in (("bc", "now"), ("dt", "before")):
-        (folder / "results" / "results" / f"{name}.json").write_text(
+        (folder / "results" / f"{name}.json").write_text(
             json.dumps({"compare_settings": {"agent": name, "files": files}}))
     ran = []
     monkeypatch.setattr(make_agents.subprocess, "run", lambda command, **kw: ran.append(command))
@@ -401,7 +413,9 @@ def test_every_result_is_the_evaluation_of_the_shipped_files(env_id):
     from seqpolicy.zoo import artifact_sha256
 
     preset = load_preset(env_id)
-    for result_file in sorted((ENVS / env_id / "results" / "results").glob("*.json")):
+    results = sorted((ENVS / env_id / "results").glob("*.json"))
+    assert {p.stem for p in results} == {"comparison", *preset.agents, "random"}  # flat: no results/results/
+    for result_file in results:
         name = result_file.stem
         if name == "random" or name not in preset.agents:
             continue

@@ -47,13 +47,14 @@ def zoo(tmp_path, monkeypatch, one_thread):
         agent = make_dt_agent(env, seed=seed)
         agent.info = {"train_config": {"seed": seed}}
         agent.save(folder / "dt-toy" if seed == 1 else folder / "seeds" / "dt-toy" / str(seed))
-    (folder / "dt-toy.json").write_text(json.dumps({"artifact": "dt-toy", "seed": 1}))
-    (folder / "seeds" / "dt-toy" / "2.json").write_text(json.dumps({"artifact": "dt-toy", "seed": 2}))
+    (folder / "dt-toy" / "card.json").write_text(json.dumps({"artifact": "dt-toy", "seed": 1}))
+    (folder / "seeds" / "dt-toy" / "2" / "card.json").write_text(json.dumps({"artifact": "dt-toy", "seed": 2}))
     make_bc_agent(env, seed=3).save(folder / "bc-toy")
     env.close()
-    (folder / "td3-expert.zip").write_bytes(b"PK")
+    (folder / "td3-expert").mkdir()
+    (folder / "td3-expert" / "td3-expert.zip").write_bytes(b"PK")
     (folder / "preset.json").write_text(json.dumps({"env_id": TOY_ID, "default_agent": "dt", "agents": {
-        "dt": "dt-toy", "bc": "bc-toy", "td3": "td3-expert.zip"}, "eval": {"episodes": 3, "seed": 0}}))
+        "dt": "dt-toy", "bc": "bc-toy", "td3": "td3-expert/td3-expert.zip"}, "eval": {"episodes": 3, "seed": 0}}))
     return folder
 
 
@@ -86,8 +87,8 @@ def test_a_selected_designated_agent_is_the_default_but_not_a_training_seed(zoo)
 
     env = gym.make(TOY_ID)
     designated = first_action(make_dt_agent(env, seed=1))
-    (zoo / "dt-toy.json").write_text(json.dumps({"artifact": "dt-toy", "seed": 1,
-                                                 "selected": "kept-best checkpoint on seeds 10000-10019"}))
+    (zoo / "dt-toy" / "card.json").write_text(json.dumps({"artifact": "dt-toy", "seed": 1,
+                                                        "selected": "kept-best checkpoint on seeds 10000-10019"}))
     assert selected_by(TOY_ID, "dt") == "kept-best checkpoint on seeds 10000-10019"
     assert selected_by(TOY_ID, "bc") is None
     assert training_seeds(TOY_ID, "dt") == [0, 2]
@@ -142,19 +143,23 @@ def test_malformed_seed_folders_are_explained(zoo):
                                        r"designated seed\) and .*seeds/dt-toy/1\. Remove"):
         training_seeds(TOY_ID, "dt")
     shutil.rmtree(seeds / "1")
-    (seeds / "2.json").write_text(json.dumps({"seed": 5}))
-    with pytest.raises(ZooError, match=r"The training seed of .*seeds/dt-toy/2 is unclear: .*2\.json says 5 but "
-                                       r".*agent\.json says 2"):
+    (seeds / "2" / "card.json").write_text(json.dumps({"seed": 5}))
+    with pytest.raises(ZooError, match=r"The training seed of .*seeds/dt-toy/2 is unclear: .*2/card\.json says 5 "
+                                       r"but .*agent\.json says 2"):
+        training_seeds(TOY_ID, "dt")
+    (seeds / "2" / "card.json").unlink()
+    (seeds / "2.json").write_text(json.dumps({"seed": 5}))  # a seed card of the layout before: still read
+    with pytest.raises(ZooError, match=r"The training seed of .*seeds/dt-toy/2 is unclear: .*dt-toy/2\.json says 5"):
         training_seeds(TOY_ID, "dt")
     (seeds / "2.json").unlink()
     (seeds / "2" / "agent.json").unlink()
     with pytest.raises(ZooError, match="seeds/dt-toy/2 holds no agent.json: copy the whole agent folder"):
         training_seeds(TOY_ID, "dt")
-    (zoo / "dt-toy.json").unlink()
+    (zoo / "dt-toy" / "card.json").unlink()
     (zoo / "bc-toy" / "agent.json").write_text(
         json.dumps({**json.loads((zoo / "bc-toy" / "agent.json").read_text()), "info": {}}))
     with pytest.raises(ZooError, match=r"The training seed of the zoo's 'bc' agent .* is not recorded: neither "
-                                       r".*bc-toy\.json has \"seed\" nor .*agent\.json info\.train_config\.seed"):
+                                       r".*bc-toy/card\.json has \"seed\" nor .*agent\.json info\.train_config\.seed"):
         training_seeds(TOY_ID, "bc")
 
 
@@ -217,7 +222,8 @@ def test_eval_cli_rejects_a_seed_that_is_not_a_number(capsys):
 
 
 def test_a_wheel_ships_the_designated_seed_only():
-    """setup.cfg's data files take envs/<EnvId>/<artifact>/* and top-level cards; nothing under seeds/ matches."""
+    """setup.cfg's data files take envs/<EnvId>/<artifact>/* (the card inside); nothing under seeds/ or research/
+    matches, nor results/."""
     repo = Path(__file__).resolve().parent.parent
     cfg = configparser.ConfigParser()
     cfg.read(repo / "setup.cfg")
@@ -227,7 +233,10 @@ def test_a_wheel_ships_the_designated_seed_only():
         parts = path.split("/")
         return any(len(p.split("/")) == len(parts) and all(map(fnmatchcase, parts, p.split("/"))) for p in patterns)
 
-    assert shipped("envs/Hopper-v4/dt-medium/agent.json") and shipped("envs/Hopper-v4/dt-medium.json")
+    assert shipped("envs/Hopper-v4/dt-medium/agent.json") and shipped("envs/Hopper-v4/dt-medium/card.json")
+    assert shipped("envs/Hopper-v4/td3-expert/td3-expert.zip") and shipped("envs/Hopper-v4/td3-expert/card.json")
     for env_id in ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"):
-        for path in ("seeds/dt-medium/1/agent.json", "seeds/dt-medium/1/model.safetensors", "seeds/dt-medium/1.json"):
+        for path in ("seeds/dt-medium/1/agent.json", "seeds/dt-medium/1/model.safetensors",
+                     "seeds/dt-medium/1/card.json", "research/calibration/dt-medium.png",
+                     "research/tt-curve/curve.json", "results/dt.json", "results/comparison.md"):
             assert not shipped(f"envs/{env_id}/{path}"), path

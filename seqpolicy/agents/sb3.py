@@ -7,13 +7,13 @@ agent alike.
 .. warning::
     SB3 ``.zip`` files contain pickled Python objects: loading one can run arbitrary code. Load only zips
     you made yourself (``seqpolicy-baseline``) or ones from a source you trust, such as the zoo's TD3 policies
-    committed in each env folder (``envs/<EnvId>/td3-expert.zip`` and ``td3-medium.zip`` for Hopper-v4,
-    HalfCheetah-v4 and Walker2d-v4).
+    committed in each env folder (``envs/<EnvId>/td3-expert/td3-expert.zip`` and ``td3-medium/td3-medium.zip`` for
+    Hopper-v4, HalfCheetah-v4 and Walker2d-v4).
 
 Example:
     >>> import gymnasium as gym
     >>> from seqpolicy.agents.sb3 import SB3Agent
-    >>> agent = SB3Agent.load("envs/Hopper-v4/td3-expert.zip")  # doctest: +SKIP
+    >>> agent = SB3Agent.load("envs/Hopper-v4/td3-expert/td3-expert.zip")  # doctest: +SKIP
     >>> env = gym.make("Hopper-v4"); obs, _ = env.reset(seed=0)  # doctest: +SKIP
     >>> agent.reset(); action = agent.act(obs)  # doctest: +SKIP
 """

@@ -66,9 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         from seqpolicy.agents.loading import load_agent, resolve_agent_path
         from seqpolicy.common.artifact import atomic_write_json
         from seqpolicy.evaluation.calibrate import CALIBRATION_SEED, calibrate_target
+        from seqpolicy.zoo import raise_if_moved
 
         check_output(args.plot, "--plot")
         check_output(args.json, "--json")
+        raise_if_moved(args.agent)
         path = resolve_agent_path(args.agent)
         if args.save:
             check_output(path, "--agent (with --save)", folder=True)

@@ -23,7 +23,7 @@ EPILOG = """\
 policies:
   random                     uniform random actions
   pointreach-expert          PointReach's scripted expert (pointreach-noisy: with N(0, 1.5) noise)
-  PATH.zip                   a Stable-Baselines3 model (e.g. envs/Hopper-v4/td3-medium.zip)
+  PATH.zip                   a Stable-Baselines3 model (e.g. the zoo's td3-medium/td3-medium.zip)
   PATH/                      a seqpolicy agent folder (with agent.json)
 
 examples:
@@ -32,8 +32,8 @@ examples:
       --dataset-id pointreach/expert-v0
 
   # 200k transitions of the committed Hopper medium policy with N(0, 0.1) action noise
-  seqpolicy-collect --env Hopper-v4 --policy envs/Hopper-v4/td3-medium.zip --steps 200000 \\
-      --action-noise 0.1 --seed 1 --dataset-id seqpolicy/hopper-v4/medium-v0
+  seqpolicy-collect --env Hopper-v4 --policy envs/Hopper-v4/td3-medium/td3-medium.zip \\
+      --steps 200000 --action-noise 0.1 --seed 1 --dataset-id seqpolicy/hopper-v4/medium-v0
 
 The dataset goes to the local Minari store ($MINARI_DATASETS_PATH or ~/.minari/datasets), with the
 policy, seeds, env id and return statistics in its metadata; read it with
@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _collect(args: argparse.Namespace, argv: list[str]) -> int:
     from seqpolicy.collect import collect, write_collected
+    from seqpolicy.zoo import raise_if_moved
+
+    raise_if_moved(args.policy)  # e.g. envs/Hopper-v4/td3-medium.zip, now td3-medium/td3-medium.zip
 
     # the output is checked before collecting, which can take hours
     if args.dataset_id:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from seqpolicy.evaluation.evaluate import EvalResult
 
 PROG = "seqpolicy-compare"
+COMPARISON = "comparison"
+"""The stem of the table, JSON and chart in --out (each agent's results are beside them, named by its label)."""
 
 EXAMPLES = """\
 examples:
@@ -43,7 +45,7 @@ examples:
       --n-envs 8 --video
 
 Writes comparison.md, comparison.json and comparison.png (mean and 95% bootstrap CI per agent) into
---out, and each agent's full results to --out/results/<agent>.json as soon as it is evaluated.
+--out, and each agent's full results beside them, --out/<agent>.json, as soon as it is evaluated.
 """
 
 
@@ -62,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default: comparisons/<env>_<time>, which a source checkout's .gitignore "
                         "covers)")
     p.add_argument("--resume", action="store_true",
-                   help="reuse --out/results/<agent>.json of agents already evaluated with the same env, "
-                        "episodes, seed and step limit (evaluate the rest)")
+                   help="reuse --out/<agent>.json of agents already evaluated with the same env, episodes, seed, "
+                        "step limit and agent files (evaluate the rest; an older run's --out/results/<agent>.json "
+                        "is read too)")
     p.add_argument("--video", action=argparse.BooleanOptionalAction, default=False,
                    help="also record one video with the agents side by side on seed SEED (default: off)")
     p.add_argument("--video-dir", default="videos", metavar="FOLDER", help="folder for the video (default: videos/)")
@@ -87,10 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _stopped(out: Path) -> str:
     """What a stopped run leaves: each agent's results, written (atomically) as soon as it was evaluated."""
-    saved = sorted((out / "results").glob("*.json"))
+    saved = sorted(p for p in out.glob("*.json") if p.name != f"{COMPARISON}.json")
     if not saved:
         return "no agent was evaluated to the end, nothing was saved"
-    return (f"the results of {len(saved)} agent(s) evaluated to the end are saved in {out / 'results'}; add "
+    return (f"the results of {len(saved)} agent(s) evaluated to the end are saved in {out}; add "
             f"--out {out} --resume to evaluate the rest")
 
 
@@ -115,14 +118,21 @@ def _run(args: argparse.Namespace, out: Path) -> int:
         setup_headless()
         check_output(args.video_dir, "--video-dir", folder=True)
     labels = _labels(args.env, specs)
+    if COMPARISON in labels.values():
+        raise ValueError(f"An agent labelled {COMPARISON!r} would overwrite {COMPARISON}.json in --out: rename its "
+                         "folder.")
     agents, results = {}, {}
     for i, spec in enumerate(specs, 1):
         label = labels[spec]
-        saved = out / "results" / f"{label.replace('/', '__')}.json"
+        saved = out / f"{label.replace('/', '__')}.json"
         settings = compare_settings(args.env, spec, args.episodes, args.seed, args.max_episode_steps)
-        reused = _reusable(saved, settings) if args.resume else None
+        reused, source = None, saved
+        for source in (saved, out / "results" / saved.name) if args.resume else ():  # results/: an older run's
+            reused = _reusable(source, settings)
+            if reused is not None:
+                break
         if reused is not None:
-            print(f"[{i}/{len(specs)}] {label}: reusing {saved}", file=sys.stderr, flush=True)
+            print(f"[{i}/{len(specs)}] {label}: reusing {source}", file=sys.stderr, flush=True)
             results[label] = reused
             continue
         print(f"[{i}/{len(specs)}] {label}: evaluating {args.episodes} episodes ...", file=sys.stderr, flush=True)
@@ -133,7 +143,7 @@ def _run(args: argparse.Namespace, out: Path) -> int:
         atomic_write_json(saved, {**result.to_dict(), "compare_settings": settings})
         results[label] = result
     comparison = Comparison(env_id=next(iter(results.values())).env_id, results=results)
-    paths = comparison.save(out)
+    paths = comparison.save(out, stem=COMPARISON)
     print(comparison.markdown())
     for kind, path in paths.items():
         print(f"{kind}: {path}")

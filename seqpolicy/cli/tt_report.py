@@ -83,10 +83,11 @@ def _run(args: argparse.Namespace) -> int:
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.common.threads import acting_threads, intra_op_threads
     from seqpolicy.prediction import prediction_report
-    from seqpolicy.zoo import get_agent, is_agent_path
+    from seqpolicy.zoo import get_agent, is_agent_path, raise_if_moved
 
     check_output(args.json, "--json")  # fail before loading data
     if is_agent_path(args.agent):
+        raise_if_moved(args.agent)
         agent = load_agent(resolve_agent_path(args.agent), device=args.device)
     elif args.env is None:
         raise ValueError(f"--agent {args.agent} is not a folder: pass a saved agent's path, or --env with a zoo name.")

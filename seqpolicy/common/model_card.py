@@ -36,7 +36,7 @@ def model_card(card: dict, env_id: str) -> str:
     """The README.md (YAML metadata + Markdown) of a zoo agent folder, from its JSON card.
 
     Args:
-        card: the agent's card (``envs/<EnvId>/<artifact>.json``): ``name``, ``artifact``, ``kind``,
+        card: the agent's card (``envs/<EnvId>/<artifact>/card.json``): ``name``, ``artifact``, ``kind``,
             ``dataset``, ``evaluation`` (``mean``, ``std``, ``episodes``, ``seeds``, ``ci95``, optionally
             ``d4rl_normalized``), and optionally ``command``, ``then``, ``train_steps``, ``train_wall_time_s``,
             ``trained_on``, ``target_return``, ``hyperparameters``, ``notes``, ``prediction_report`` (a TT's

@@ -136,7 +136,7 @@ PRESETS: dict[str, ODTTrainConfig] = {
     # after a 1k-step warm-up, as the DT's cpu preset; 10k pretraining steps (10-15 min). Online, updates are tied
     # to env steps, not episodes: a first run with the paper's 300 updates per episode met short exploration
     # episodes (15-212 steps), i.e. 1.4-20 updates per env step, and 200k env steps would have taken 8-10 h
-    # (envs/Hopper-v4/odt-curve/). 0.25 updates per env step (the paper's 300 per ~1000-step episode is 0.3, at
+    # (envs/Hopper-v4/research/odt-curve/). 0.25 updates per env step (the paper's 300 per ~1000-step episode is 0.3, at
     # twice our batch) is 50k updates for 200k env steps, ~75 min at 11 updates/s; four exploration episodes per
     # iteration, side by side, spread the sampler's rebuild over more steps. beta-NLL 0.5 as for PointReach: the
     # zoo's data are TD3 actions, many clipped.
