@@ -1,9 +1,11 @@
 """Train, calibrate, evaluate and ship a zoo env's agents; write their cards and AGENTS.md.
 
-Every agent is made by the command recorded under ``training`` in ``envs/<EnvId>/preset.json`` (this script only
-runs it, copies the result into the env folder and describes it). The steps, in order, e.g. for Hopper-v4:
+Every agent is made by the command recorded under ``training`` in ``envs/<EnvId>/manifest.json`` (this script only
+runs it, copies the result into the env folder and describes it); what is said about it in words (its goal, notes,
+why its planner) is written by hand in the env's AGENTS.md, from where ``cards`` copies it into the card. The
+steps, in order, e.g. for Hopper-v4:
 
-    python envs/make_agents.py --env Hopper-v4 train dt      # the preset's command (the card has its wall time)
+    python envs/make_agents.py --env Hopper-v4 train dt      # the manifest's command (the card has its wall time)
     python envs/make_agents.py --env Hopper-v4 ship dt       # copy the run's agent (or best/) -> dt-medium/
     python envs/make_agents.py --env Hopper-v4 calibrate dt  # target sweep on seeds 1000+ -> research/calibration/
     python envs/make_agents.py --env Hopper-v4 evaluate      # seqpolicy-compare, 100 episodes, seeds 0-99 -> results/
@@ -11,7 +13,7 @@ runs it, copies the result into the env folder and describes it). The steps, in 
     python envs/make_agents.py --env Hopper-v4 cards         # <artifact>/card.json, README.md model cards, AGENTS.md
     python envs/make_agents.py --env Hopper-v4 videos        # videos/Hopper-v4/<name>.mp4, one episode (seed 0) each
 
-Names are the preset's agent names (dt, dt-medium-expert, tt, bc; td3 and td3-medium come from
+Names are the manifest's agent names (dt, dt-medium-expert, tt, bc; td3 and td3-medium come from
 make_datasets.py and are only evaluated here); ``evaluate``, ``cards`` and ``videos`` skip agents not built yet.
 What goes where in ``envs/<EnvId>/`` is in :mod:`seqpolicy.zoo`'s docstring: each agent's folder holds its card
 (``card.json``), ``results/`` the evaluation (``comparison.*`` and ``<agent>.json``), ``research/`` the sweeps;
@@ -38,27 +40,27 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo_common import REPO, env_folder, evaluated_other_files, machine, read_preset, sha256, zoo_envs
+from zoo_common import REPO, env_folder, evaluated_other_files, machine, read_manifest, sha256, zoo_envs
 
 from seqpolicy.common.artifact import atomic_write_json
 from seqpolicy.evaluation.calibrate import CALIBRATION_SEED  # sweeps use episodes evaluations (0-99) do not
-from seqpolicy.zoo import CARD_FILE, RESEARCH_FOLDER, RESULTS_FOLDER, compare_settings, read_card
+from seqpolicy.zoo import CARD_FILE, RESEARCH_FOLDER, RESULTS_FOLDER, compare_settings, manifest_file, read_card
 from seqpolicy.zoo import card_path as artifact_card_path
 
 
 @dataclass(frozen=True)
 class EnvZoo:
-    """One env's zoo folder (``envs/<EnvId>/``) and its preset, which every step reads."""
+    """One env's zoo folder (``envs/<EnvId>/``) and its manifest, which every step reads."""
 
     folder: Path
 
     @property
-    def preset(self) -> dict:
-        return read_preset(self.folder)  # read at each use: a step may run for hours while the preset is edited
+    def manifest(self) -> dict:
+        return read_manifest(self.folder)  # read at each use: a step may run for hours while it is edited
 
     @property
     def env_id(self) -> str:
-        return self.preset["env_id"]
+        return self.manifest["env_id"]
 
     @property
     def results(self) -> Path:
@@ -76,9 +78,9 @@ class EnvZoo:
         return (root or REPO / "runs" / "eval-shards") / self.folder.name
 
     def recipe(self, name: str) -> dict:
-        recipes = self.preset.get("training", {})
+        recipes = self.manifest.get("training", {})
         if name not in recipes:
-            sys.exit(f"{self.env_id} has no training recipe {name!r} in {self.folder / 'preset.json'} "
+            sys.exit(f"{self.env_id} has no training recipe {name!r} in {manifest_file(self.folder)} "
                      f"(recipes: {', '.join(recipes) or 'none'}).")
         return recipes[name]
 
@@ -87,8 +89,8 @@ class EnvZoo:
         return REPO / command[command.index("--out") + 1]
 
     def built(self) -> list[str]:
-        """The preset's agents whose artifact exists, in the preset's order."""
-        return [n for n, rel in self.preset["agents"].items() if (self.folder / rel).exists()]
+        """The manifest's agents whose artifact exists, in the manifest's order."""
+        return [n for n, rel in self.manifest["agents"].items() if (self.folder / rel).exists()]
 
 
 def files_of(zoo: EnvZoo, path: Path) -> dict[str, dict]:
@@ -128,12 +130,12 @@ def ship(zoo: EnvZoo, name: str) -> None:
     if not (source / "agent.json").is_file():
         sys.exit(f"{source} has no agent.json: train it first "
                  f"(python envs/make_agents.py --env {zoo.env_id} train {name}).")
-    target = zoo.folder / zoo.preset["agents"][name]
+    target = zoo.folder / zoo.manifest["agents"][name]
     card = read_card(target) or {}  # the card stays: the new files' part is written by `cards`
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
-    planner = zoo.preset.get("planner", {}).get(name)
+    planner = zoo.manifest.get("planner", {}).get(name)
     if planner:  # the zoo's planner settings for this TT, stored in the artifact
         from seqpolicy.agents.tt.agent import TrajectoryTransformerAgent
 
@@ -141,7 +143,7 @@ def ship(zoo: EnvZoo, name: str) -> None:
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
-    atomic_write_json(card_path(zoo, zoo.preset["agents"][name]), {**card, "trained_on": machine()})
+    atomic_write_json(card_path(zoo, zoo.manifest["agents"][name]), {**card, "trained_on": machine()})
     print(f"{name}: {source} -> {target} ({sum(f.stat().st_size for f in target.iterdir()) / 1e6:.1f} MB)")
 
 
@@ -153,9 +155,9 @@ def resave(zoo: EnvZoo, names: list[str]) -> None:
 
     from seqpolicy.agents.loading import load_agent
 
-    preset = zoo.preset
-    for name in names or [n for n, rel in preset["agents"].items() if (zoo.folder / rel / "agent.json").is_file()]:
-        folder = zoo.folder / preset["agents"][name]
+    manifest = zoo.manifest
+    for name in names or [n for n, rel in manifest["agents"].items() if (zoo.folder / rel / "agent.json").is_file()]:
+        folder = zoo.folder / manifest["agents"][name]
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         old = load_agent(folder, device="cpu")
@@ -179,7 +181,7 @@ def resave(zoo: EnvZoo, names: list[str]) -> None:
 def calibrate(zoo: EnvZoo, name: str, targets: list[float], episodes: int) -> None:
     """seqpolicy-calibrate on seeds CALIBRATION_SEED.., the sweep and its PNG in research/calibration/, the best
     target saved in the agent."""
-    folder = zoo.folder / zoo.preset["agents"][name]
+    folder = zoo.folder / zoo.manifest["agents"][name]
     zoo.calibration.mkdir(parents=True, exist_ok=True)
     command = ["seqpolicy-calibrate", "--agent", str(folder), "--env", zoo.env_id, "--episodes", str(episodes),
                "--seed", str(CALIBRATION_SEED), "--n-envs", str(episodes), "--plot",
@@ -196,7 +198,7 @@ def evaluate(zoo: EnvZoo, episodes: int, n_envs: int, shards: int, agents: list[
     """100 episodes per agent, seeds 0-99; with --shards N each agent's seeds are split over N processes, at
     most ``jobs`` at a time (merged into the file seqpolicy-compare would write); then seqpolicy-compare reuses
     them for the table. A finished shard is kept, so an interrupted evaluation loses only its running shards."""
-    every = [*zoo.built(), "random"]  # in the preset's order
+    every = [*zoo.built(), "random"]  # in the manifest's order
     names = agents or every
     settings = {n: compare_settings(zoo.env_id, n, episodes, 0, None) for n in dict.fromkeys([*every, *names])}
 
@@ -265,7 +267,7 @@ def _wait_any(procs: list[subprocess.Popen]) -> int:
 
 
 def videos(zoo: EnvZoo, agents: list[str]) -> None:
-    """One seed-0 episode per agent with seqpolicy-eval (the preset's size and fast rendering), renamed to
+    """One seed-0 episode per agent with seqpolicy-eval (the manifest's size and fast rendering), renamed to
     videos/<EnvId>/<name>.mp4."""
     import tempfile
 
@@ -289,7 +291,7 @@ def report(zoo: EnvZoo, name: str, windows: int) -> None:
     from seqpolicy.data.minari_io import minari_root
     from seqpolicy.prediction import prediction_report
 
-    rel = zoo.preset["agents"][name]
+    rel = zoo.manifest["agents"][name]
     agent = load_agent(zoo.folder / rel)
     if getattr(agent, "kind", None) != "tt":
         raise SystemExit(f"{name} is not a Trajectory Transformer: the report reads a TT's token predictions.")
@@ -331,9 +333,10 @@ def cards(zoo: EnvZoo) -> None:
     model card (README.md) in every agent folder made from it, AGENTS.md."""
     from seqpolicy.common.model_card import model_card
 
-    preset = zoo.preset
+    manifest = zoo.manifest
+    prose = agent_prose(zoo.folder, manifest)
     rows = []
-    for name, rel in preset["agents"].items():
+    for name, rel in manifest["agents"].items():
         path = zoo.folder / rel
         result_file = zoo.results / f"{name}.json"
         if not path.exists() or not result_file.is_file():
@@ -346,7 +349,7 @@ def cards(zoo: EnvZoo) -> None:
         path_of_card = card_path(zoo, rel)
         card = read_card(path) or {}  # also a card of the layout before, beside the folder
         card.update({"name": name, "artifact": rel, "files": {}})  # files: once README.md is written
-        recipe = preset.get("training", {}).get(name)
+        recipe = manifest.get("training", {}).get(name)
         if recipe:
             meta = json.loads((path / "agent.json").read_text())
             info = meta.get("info", {})
@@ -356,7 +359,8 @@ def cards(zoo: EnvZoo) -> None:
                          "train_wall_time_s": info.get("train_wall_time_s"), "train_device": info.get("device"),
                          "hyperparameters": info.get("train_config"), "target_return": meta.get("target_return")})
             if meta.get("planner"):
-                card["planner"] = {"settings": meta["planner"], **preset.get("planner", {}).get(name, {})}
+                why = {"why": prose[name]["why"]} if "why" in prose.get(name, {}) else {}
+                card["planner"] = {"settings": meta["planner"], **manifest.get("planner", {}).get(name, {}), **why}
             calibration = zoo.calibration / f"{path.name}.png"
             if calibration.is_file():  # paths in the env folder, as the files' are
                 card["calibration"] = {"plot": calibration.relative_to(zoo.folder).as_posix(),
@@ -373,9 +377,11 @@ def cards(zoo: EnvZoo) -> None:
             "mean_length": sum(result["lengths"]) / len(result["lengths"]), "wall_s": result["wall_time_s"],
             "n_envs": result["n_envs"], "versions": result["versions"],
         }
-        for key in ("goal", "notes"):
-            if key in (recipe or {}):
-                card[key] = recipe[key]
+        for key in ("goal", "notes"):  # written by hand in AGENTS.md; a card keeps no prose AGENTS.md lost
+            if key in prose.get(name, {}):
+                card[key] = prose[name][key]
+            else:
+                card.pop(key, None)
         if path.is_dir():  # the folder can go to the Hugging Face Hub as it is
             (path / "README.md").write_text(model_card(card, zoo.env_id))
         card["files"] = files_of(zoo, path)
@@ -388,17 +394,58 @@ def cards(zoo: EnvZoo) -> None:
         print(f"AGENTS.md not written: no agent of {zoo.env_id} is built and evaluated yet")
 
 
-NOTES_HEADING = "## Notes and history"  # AGENTS.md from this heading on is written by hand and kept as it is
+# AGENTS.md: the title and everything outside the generated block are written by hand and kept as they are;
+# `cards` rewrites only the block between these markers (the table and the commands, from the cards).
+BEGIN, END = "<!-- generated: begin -->", "<!-- generated: end -->"
+PROSE_HEADING = "## Goals and notes per agent"
+"""The hand-written section of AGENTS.md that holds what is said about each agent: ``### <name>``, then a
+paragraph per field, ``Goal: ...``, ``Notes: ...`` (into the card's "goal" and "notes" and its model card) and
+``Why: ...`` (why the agent's planner, into the card's ``planner.why``); a paragraph's lines are joined with
+single spaces. The one place of this prose: the manifest holds only what code reads."""
+PROSE_FIELDS = {"Goal": "goal", "Notes": "notes", "Why": "why"}
+NOTES_HEADING = "## Notes and history"  # the AGENTS.md layout before the markers: from this heading on, by hand
+
+
+def agent_prose(folder: Path, manifest: dict) -> dict[str, dict[str, str]]:
+    """Each agent's goal, notes and planner reason, by agent name, from the env's AGENTS.md
+    (:data:`PROSE_HEADING`; none without it). SystemExit for a section or field it cannot place, and for prose
+    still in the manifest (the layout before: it moves to AGENTS.md)."""
+    left = [f"training.{n}.{k}" for n, r in manifest.get("training", {}).items() for k in ("goal", "notes") if k in r]
+    left += [f"planner.{n}.why" for n, r in manifest.get("planner", {}).items() if "why" in r]
+    if left:
+        sys.exit(f"{manifest_file(folder)} holds prose ({', '.join(left)}): move it to {folder / 'AGENTS.md'}, "
+                 f"under {PROSE_HEADING!r}, a '### <name>' section per agent with 'Goal: ', 'Notes: ' and 'Why: ' "
+                 "paragraphs; the manifest keeps only what code reads.")
+    path = folder / "AGENTS.md"
+    text = path.read_text() if path.is_file() else ""
+    if PROSE_HEADING not in text:
+        return {}
+    section = text.split(PROSE_HEADING, 1)[1]
+    section = section.split("\n## ", 1)[0]  # up to the next second-level heading
+    prose: dict[str, dict[str, str]] = {}
+    for block in section.split("\n### ")[1:]:
+        name, _, body = block.partition("\n")
+        name = name.strip().strip("`")
+        if name not in manifest.get("agents", {}):
+            sys.exit(f"{path}: '### {name}' names no agent of {manifest_file(folder)} "
+                     f"({', '.join(manifest.get('agents', {}))}).")
+        for paragraph in body.strip().split("\n\n"):
+            label, sep, rest = paragraph.partition(": ")
+            if not sep or label not in PROSE_FIELDS:
+                starts = ", ".join(f"'{k}: '" for k in PROSE_FIELDS)
+                sys.exit(f"{path}, '### {name}': a paragraph must start with one of {starts} (got {paragraph[:40]!r}).")
+            prose.setdefault(name, {})[PROSE_FIELDS[label]] = " ".join(rest.split("\n"))
+    return prose
 
 
 def write_markdown(folder: Path, env_id: str, rows: list[tuple[str, dict]]) -> None:
+    """Rewrite the generated block of AGENTS.md (the table and the commands) and keep the rest as it is; a new
+    AGENTS.md gets a title, the block and an empty :data:`PROSE_HEADING` section to fill in."""
     path = folder / "AGENTS.md"
     old = path.read_text() if path.is_file() else ""
-    notes = old[old.index(NOTES_HEADING):] if NOTES_HEADING in old else ""
-    lines = [f"# {env_id} zoo agents", "",
-             f"Written by `python envs/make_agents.py --env {env_id} cards` from the cards (`<artifact>/card.json`) "
-             "and the 100-episode evaluation in `results/` (seeds 0-99, `seqpolicy-compare`); the notes at the end "
-             "are written by hand.", "",
+    lines = [f"Written by `python envs/make_agents.py --env {env_id} cards` from the cards (`<artifact>/card.json`) "
+             "and the 100-episode evaluation in `results/` (seeds 0-99, `seqpolicy-compare`); everything outside this "
+             "block (the `generated` markers) is written by hand.", "",
              "| agent | dataset | return mean +- std | 95% CI | D4RL score | train steps | train wall time |",
              "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
     for name, card in rows:
@@ -413,16 +460,23 @@ def write_markdown(folder: Path, env_id: str, rows: list[tuple[str, dict]]) -> N
         if "command" in card:
             then = "".join(f", then `{c}`" for c in card.get("then") or [])
             lines.append(f"- `{name}`: `{card['command']}`{then}")
-    path.write_text("\n".join(lines) + "\n" + (f"\n{notes}" if notes else ""))
+    block = "\n".join([BEGIN, *lines, END])
+    if BEGIN in old and END in old:
+        before, rest = old.split(BEGIN, 1)
+        text = before + block + rest.split(END, 1)[1]
+    else:  # a new AGENTS.md, or one of the layout before (generated above NOTES_HEADING)
+        kept = old[old.index(NOTES_HEADING):] if NOTES_HEADING in old else ""
+        text = f"# {env_id} zoo agents\n\n{block}\n\n{PROSE_HEADING}\n\n" + (f"{kept}" if kept else "")
+    path.write_text(text)
     print("AGENTS.md written")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", required=True, help=f"a zoo env with a preset.json: {', '.join(zoo_envs())}")
+    p.add_argument("--env", required=True, help=f"a zoo env with a manifest.json: {', '.join(zoo_envs())}")
     sub = p.add_subparsers(dest="step", required=True)
     for step in ("train", "ship"):
-        sub.add_parser(step).add_argument("name", help="an agent with a 'training' entry in preset.json")
+        sub.add_parser(step).add_argument("name", help="an agent with a 'training' entry in manifest.json")
     c = sub.add_parser("calibrate")
     c.add_argument("name")
     c.add_argument("--targets", type=float, nargs="*", default=[])
@@ -441,14 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--jobs", type=int, default=None, help="shard processes at once (default: all of them)")
     e.add_argument("--shard-dir", type=Path, default=None, help="where finished shards are kept, in a folder per env "
                    "(default: runs/eval-shards/, which git ignores; the merged result goes to results/<agent>.json)")
-    e.add_argument("--agents", nargs="*", default=[], help="default: every preset agent built so far, then random")
+    e.add_argument("--agents", nargs="*", default=[], help="default: every manifest agent built so far, then random")
     r = sub.add_parser("report", help="a TT's next-token prediction report into its card (then run cards)")
     r.add_argument("name")
     r.add_argument("--windows", type=int, default=10000)
     sub.add_parser("cards")
-    sub.add_parser("resave").add_argument("names", nargs="*", help="default: every preset agent with a folder")
+    sub.add_parser("resave").add_argument("names", nargs="*", help="default: every manifest agent with a folder")
     sub.add_parser("videos").add_argument("agents", nargs="*",
-                                          help="default: every preset agent built so far, then random")
+                                          help="default: every manifest agent built so far, then random")
     return p
 
 

@@ -4,9 +4,9 @@ One command per env (it trains the SB3 baseline first when --run holds no finish
 
     python envs/make_datasets.py --env Hopper-v4 --from-zips    # rebuild from the committed policies (~3 min)
     python envs/make_datasets.py --env HalfCheetah-v4 --run ~/runs/halfcheetah-v4-td3
-    python envs/make_datasets.py --env Walker2d-v4              # trains TD3 into the preset's run folder (~2 h)
+    python envs/make_datasets.py --env Walker2d-v4              # trains TD3 into the manifest's run folder (~2 h)
 
-What differs between envs is in ``envs/<EnvId>/preset.json`` under ``datasets`` (Minari namespace, transitions per
+What differs between envs is in ``envs/<EnvId>/manifest.json`` under ``datasets`` (Minari namespace, transitions per
 dataset, action noise, and the baseline's algorithm, run folder and time budget); the D4RL reference returns come
 from ``seqpolicy.evaluation.scores``. The steps:
 
@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from zoo_common import env_folder, machine, read_preset, sha256, zoo_envs
+from zoo_common import env_folder, machine, read_manifest, sha256, zoo_envs
 
 from seqpolicy.zoo import card_path
 
@@ -50,7 +50,7 @@ NAMES = ("medium", "expert", "medium-replay", "medium-expert")
 
 @dataclass(frozen=True)
 class DatasetRecipe:
-    """How an env's datasets are made: the preset's ``datasets`` section, with command-line overrides."""
+    """How an env's datasets are made: the manifest's ``datasets`` section, with command-line overrides."""
 
     env_id: str
     """Gymnasium id of the env."""
@@ -78,26 +78,26 @@ class DatasetRecipe:
             raise ValueError(f"steps, train_steps and train_minutes must be > 0 and action_noise >= 0: {self}.")
 
     @classmethod
-    def from_preset(cls, preset: dict, **overrides) -> DatasetRecipe:
-        """Read ``preset["datasets"]``; ``overrides`` that are not None replace its values.
+    def from_manifest(cls, manifest: dict, **overrides) -> DatasetRecipe:
+        """Read ``manifest["datasets"]``; ``overrides`` that are not None replace its values.
 
         Raises:
-            ValueError: the preset has no ``datasets`` section or lacks one of its keys (names it).
+            ValueError: the manifest has no ``datasets`` section or lacks one of its keys (names it).
         """
-        section = preset.get("datasets")
+        section = manifest.get("datasets")
         if not isinstance(section, dict):
-            raise ValueError(f"{preset.get('env_id')}: preset.json has no 'datasets' section; add one like "
-                             "envs/Hopper-v4/preset.json's (namespace, steps, action_noise, baseline).")
+            raise ValueError(f"{manifest.get('env_id')}: manifest.json has no 'datasets' section; add one like "
+                             "envs/Hopper-v4/manifest.json's (namespace, steps, action_noise, baseline).")
         baseline = section.get("baseline", {})
-        values = {"env_id": preset.get("env_id"), "namespace": section.get("namespace"),
+        values = {"env_id": manifest.get("env_id"), "namespace": section.get("namespace"),
                   "algo": baseline.get("algo"), "run": baseline.get("run"),
                   "train_minutes": baseline.get("max_minutes"), "train_steps": baseline.get("steps"),
                   "steps": section.get("steps"), "action_noise": section.get("action_noise")}
         values.update({k: v for k, v in overrides.items() if v is not None})
         missing = [k for k, v in values.items() if v is None]
         if missing:
-            raise ValueError(f"{preset.get('env_id')}: preset.json's 'datasets' section lacks {', '.join(missing)} "
-                             "(see envs/Hopper-v4/preset.json).")
+            raise ValueError(f"{manifest.get('env_id')}: manifest.json's 'datasets' section lacks {', '.join(missing)} "
+                             "(see envs/Hopper-v4/manifest.json).")
         return cls(**values)
 
     def dataset_id(self, name: str) -> str:
@@ -142,15 +142,15 @@ def normalized(value: float, reference: tuple[float, float] | None) -> float | N
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", required=True, help=f"a zoo env with a preset.json: {', '.join(zoo_envs())}")
+    p.add_argument("--env", required=True, help=f"a zoo env with a manifest.json: {', '.join(zoo_envs())}")
     p.add_argument("--run", help="baseline run folder, trained when it holds no finished run (default: the "
-                                 "preset's datasets.baseline.run)")
-    p.add_argument("--train-minutes", type=float, help="wall-clock budget if training is needed (default: preset)")
-    p.add_argument("--train-steps", type=int, help="env-step budget if training is needed (default: preset)")
+                                 "manifest's datasets.baseline.run)")
+    p.add_argument("--train-minutes", type=float, help="wall-clock budget if training is needed (default: manifest)")
+    p.add_argument("--train-steps", type=int, help="env-step budget if training is needed (default: manifest)")
     p.add_argument("--from-zips", action="store_true",
                    help="skip training: use the env folder's <algo>-expert/ and <algo>-medium/ zips (no medium-replay)")
-    p.add_argument("--steps", type=int, help="transitions per collected dataset (default: preset; D4RL: 1M)")
-    p.add_argument("--action-noise", type=float, help="collection action noise (default: preset)")
+    p.add_argument("--steps", type=int, help="transitions per collected dataset (default: manifest; D4RL: 1M)")
+    p.add_argument("--action-noise", type=float, help="collection action noise (default: manifest)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--cards", help="where the cards and policy zips go (default: envs/<EnvId>/; with --from-zips a "
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown_only:
         write_markdown(cards)
         return 0
-    recipe = DatasetRecipe.from_preset(read_preset(folder), run=args.run, train_minutes=args.train_minutes,
+    recipe = DatasetRecipe.from_manifest(read_manifest(folder), run=args.run, train_minutes=args.train_minutes,
                                        train_steps=args.train_steps, steps=args.steps, action_noise=args.action_noise)
     command = "python envs/make_datasets.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.from_zips and not args.cards:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from make_table import dataset_name
-from zoo_common import ENVS, REPO, env_folder, evaluated_other_files, read_preset, zoo_envs
+from zoo_common import ENVS, REPO, env_folder, evaluated_other_files, read_manifest, zoo_envs
 
 from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.compare import Comparison, plot_envs
@@ -65,11 +65,11 @@ def cell(r: EvalResult | None) -> str:
 
 
 def agent_order(comps: list[Comparison], envs: Path = ENVS) -> list[str]:
-    """The agents in the presets' order (dt first), then any others as found, random last."""
-    preset = [a for c in comps for a in read_preset(env_folder(c.env_id, envs)).get("agents", {})]
+    """The agents in the manifests' order (dt first), then any others as found, random last."""
+    listed = [a for c in comps for a in read_manifest(env_folder(c.env_id, envs)).get("agents", {})]
     found = [a for c in comps for a in c.results]
-    return sorted(dict.fromkeys(preset + found).keys() & set(found),
-                  key=lambda a: (a == "random", (preset + found).index(a)))
+    return sorted(dict.fromkeys(listed + found).keys() & set(found),
+                  key=lambda a: (a == "random", (listed + found).index(a)))
 
 
 def table(comps: list[Comparison], agents: list[str]) -> str:

@@ -33,7 +33,7 @@ from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.aggregate import AggregateScores, SeedSummary, across_seeds, aggregate
 from seqpolicy.evaluation.evaluate import EvalResult
 from seqpolicy.evaluation.figures import new_figure, save_png
-from seqpolicy.zoo import MANIFEST_FILE, ZooError, read_card
+from seqpolicy.zoo import ZooError, manifest_file, read_card
 
 ENVS = Path(__file__).resolve().parent
 
@@ -160,10 +160,10 @@ def data_level(env_id: str, dataset: str, envs: Path = ENVS) -> str:
 def selected_score(env_id: str, dataset: str, agent: str, envs: Path = ENVS) -> str:
     """The zoo's designated ``agent`` of ``env_id`` when it was selected by acting in the env (its card's
     "selected") and trained on ``dataset``: its 100-episode normalised score and CI on the test seeds; else ""."""
-    preset = envs / env_id / MANIFEST_FILE
-    if not preset.is_file():
+    manifest = manifest_file(envs / env_id)
+    if not manifest.is_file():
         return ""
-    artifact = json.loads(preset.read_text()).get("agents", {}).get(agent)
+    artifact = json.loads(manifest.read_text()).get("agents", {}).get(agent)
     try:
         doc = read_card(envs / env_id / artifact) if artifact else None  # <artifact>/card.json
     except ZooError as e:

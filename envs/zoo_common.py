@@ -1,4 +1,4 @@
-"""What envs/make_datasets.py and envs/make_agents.py share: an env's folder and preset, checksums, the machine.
+"""What envs/make_datasets.py and envs/make_agents.py share: an env's folder and manifest, checksums, the machine.
 
 Both scripts write into the env folders next to this file (``envs/<EnvId>/``, the source checkout's zoo), never
 into ``$SEQPOLICY_ENVS`` or an installed wheel's copy, which ``seqpolicy.zoo`` also searches.
@@ -13,29 +13,29 @@ from pathlib import Path
 
 from seqpolicy.common.artifact import file_sha256
 from seqpolicy.common.threads import cpu_model
-from seqpolicy.zoo import PRESET_FILE, RESULTS_FOLDER, folder_name
+from seqpolicy.zoo import MANIFEST_FILE, RESULTS_FOLDER, folder_name, manifest_file
 
 ENVS = Path(__file__).resolve().parent
 REPO = ENVS.parent
 
 
 def zoo_envs(envs: Path = ENVS) -> list[str]:
-    """The env ids with a preset.json under ``envs``, sorted."""
-    return sorted(p.parent.name.replace("__", "/") for p in envs.glob(f"*/{PRESET_FILE}"))
+    """The env ids with a manifest (manifest.json, or preset.json before) under ``envs``, sorted."""
+    return sorted(p.name.replace("__", "/") for p in envs.iterdir() if manifest_file(p).is_file())
 
 
 def env_folder(env_id: str, envs: Path = ENVS) -> Path:
-    """``envs/<EnvId>/``, which must hold a preset.json (SystemExit naming the envs there are otherwise)."""
+    """``envs/<EnvId>/``, which must hold a manifest.json (SystemExit naming the envs there are otherwise)."""
     folder = envs / folder_name(env_id)
-    if not (folder / PRESET_FILE).is_file():
-        raise SystemExit(f"{folder / PRESET_FILE} does not exist: --env must be one of {', '.join(zoo_envs(envs))} "
-                         f"(or make envs/{folder_name(env_id)}/ with a preset.json like theirs).")
+    if not manifest_file(folder).is_file():
+        raise SystemExit(f"{folder / MANIFEST_FILE} does not exist: --env must be one of {', '.join(zoo_envs(envs))} "
+                         f"(or make envs/{folder_name(env_id)}/ with a {MANIFEST_FILE} like theirs).")
     return folder
 
 
-def read_preset(folder: Path) -> dict:
-    """The whole preset.json of an env folder (the recipes included, which ``seqpolicy.zoo`` does not need)."""
-    return json.loads((folder / PRESET_FILE).read_text())
+def read_manifest(folder: Path) -> dict:
+    """The whole manifest of an env folder (the recipes included, which ``seqpolicy.zoo`` does not need)."""
+    return json.loads(manifest_file(folder).read_text())
 
 
 def sha256(path: Path) -> str:
@@ -55,7 +55,7 @@ def evaluated_other_files(folder: Path, env_id: str, name: str) -> bool:
     result."""
     from seqpolicy.zoo import artifact_sha256
 
-    rel = read_preset(folder).get("agents", {}).get(name)
+    rel = read_manifest(folder).get("agents", {}).get(name)
     artifact, saved = folder / (rel or name), folder / RESULTS_FOLDER / f"{name}.json"
     if rel is None or not artifact.exists() or not saved.is_file():
         return False

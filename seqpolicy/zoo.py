@@ -1,7 +1,8 @@
 """The agent zoo: per-env manifests and shipped agents under ``envs/<EnvId>/``.
 
-An env folder holds its manifest (:class:`EnvManifest`, read by :func:`load_manifest`): the file ``preset.json``
-(to be renamed ``manifest.json``; the zoo has Hopper-v4, HalfCheetah-v4 and Walker2d-v4), e.g. Hopper-v4's::
+An env folder holds its manifest (:class:`EnvManifest`, read by :func:`load_manifest`): the file ``manifest.json``
+(:data:`MANIFEST_FILE`; a folder of the layout before with only a ``preset.json`` is read from that; the zoo has
+Hopper-v4, HalfCheetah-v4 and Walker2d-v4), e.g. Hopper-v4's::
 
     {
       "env_id": "Hopper-v4",
@@ -12,7 +13,8 @@ An env folder holds its manifest (:class:`EnvManifest`, read by :func:`load_mani
       "training": {...}, "datasets": {...}, ...
     }
 
-(``training`` holds the recipes envs/make_agents.py runs, ``datasets`` what envs/make_datasets.py builds.)
+(``training`` holds the recipes envs/make_agents.py runs, ``datasets`` what envs/make_datasets.py builds; the
+manifest holds only what code reads: the prose about each agent, its goal and notes, is in the env's AGENTS.md.)
 Agent paths are relative to the env folder (an agent folder with ``agent.json``, or an SB3 ``.zip``). An
 agent named ``NAME`` that the manifest does not list is looked up as ``envs/<EnvId>/NAME/`` (a folder), then
 ``NAME/NAME.zip`` and ``NAME-expert/NAME-expert.zip`` (SB3 policies such as ``td3-expert/td3-expert.zip``).
@@ -20,7 +22,7 @@ agent named ``NAME`` that the manifest does not list is looked up as ``envs/<Env
 The layout of an env folder (:data:`CARD_FILE`, :data:`RESULTS_FOLDER`, :data:`RESEARCH_FOLDER`,
 :data:`SEEDS_FOLDER`)::
 
-    envs/<EnvId>/preset.json                 the manifest
+    envs/<EnvId>/manifest.json               the manifest
     envs/<EnvId>/<artifact>/                 an agent (the designated seed), its card inside: card.json
     envs/<EnvId>/td3-expert/                 an SB3 policy: td3-expert.zip and its card.json
     envs/<EnvId>/datasets/                   the datasets' cards (the data is rebuilt, not committed)
@@ -64,8 +66,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANIFEST_FILE = "preset.json"
-"""The file name of an env's manifest in its folder (to become ``manifest.json``)."""
+MANIFEST_FILE = "manifest.json"
+"""The file name of an env's manifest in its folder."""
+OLD_MANIFEST_FILE = "preset.json"
+"""The manifest's name before (issue 31): read where a folder has no :data:`MANIFEST_FILE`."""
 CARD_FILE = "card.json"
 """An agent's card (command, seed, data, checksums, scores, what was selected), in the agent's folder."""
 RESULTS_FOLDER = "results"
@@ -90,6 +94,14 @@ class EnvManifest:
     eval: dict = field(default_factory=dict)
     training: dict[str, dict] = field(default_factory=dict)
     """The recipe (``command``, ...) that makes each agent, by agent name; envs/make_agents.py runs them."""
+
+
+def manifest_file(folder: Path) -> Path:
+    """An env folder's manifest: ``manifest.json``, or ``preset.json`` where only that exists (a zoo folder of the
+    layout before issue 31, e.g. one of a user's own under ``$SEQPOLICY_ENVS``)."""
+    path = folder / MANIFEST_FILE
+    old = folder / OLD_MANIFEST_FILE
+    return old if not path.is_file() and old.is_file() else path
 
 
 def search_paths() -> list[Path]:
@@ -120,7 +132,7 @@ def zoo_env_ids() -> list[str]:
     for root in search_paths():
         if root.is_dir():
             ids.update(folder.name.replace("__", "/") for folder in root.iterdir()
-                       if (folder / MANIFEST_FILE).is_file())
+                       if manifest_file(folder).is_file())
     return sorted(ids)
 
 
@@ -134,7 +146,7 @@ def load_manifest(env_id: str) -> EnvManifest:
     if folder is None:
         searched = ", ".join(str(p) for p in search_paths())
         raise ZooError(f"No zoo folder for {env_id}: {folder_name(env_id)}/ is in none of {searched}.")
-    path = folder / MANIFEST_FILE
+    path = manifest_file(folder)
     if not path.is_file():
         return EnvManifest(env_id=env_id, folder=folder)
     try:
@@ -175,7 +187,7 @@ def _not_built(manifest: EnvManifest, name: str, path: Path, built: list[str]) -
     else:
         return None
     so_far = ", ".join(built) if built else "none"
-    return (f"The zoo's {name!r} agent for {env_id} is not built yet: {manifest.folder / MANIFEST_FILE} lists it "
+    return (f"The zoo's {name!r} agent for {env_id} is not built yet: {manifest_file(manifest.folder)} lists it "
             f"as {manifest.agents[name]}, which does not exist (built so far: {so_far}). Build it in a source "
             f"checkout: {how}. Meanwhile try --agent random, or --agent PATH for an agent of your own.")
 
@@ -194,8 +206,8 @@ def agent_path(env_id: str, name: str | None = None) -> Path:
         raise ZooError(f"No {what} for {env_id} in the zoo: {e} {_train_hint(env_id, name)}") from e
     if name is None:
         if not manifest.default_agent:
-            manifest_file = manifest.folder / MANIFEST_FILE
-            why = (f"{manifest_file} names none" if manifest_file.is_file()
+            path = manifest_file(manifest.folder)
+            why = (f"{path} names none" if path.is_file()
                    else f"{manifest.folder} has no {MANIFEST_FILE} naming one")
             raise ZooError(f"No default agent for {env_id} in the zoo: {why}. " + _train_hint(env_id))
         name = manifest.default_agent
@@ -375,7 +387,7 @@ def agent_card(env_id: str, name: str | None = None) -> dict | None:
 
 def _env_folder_above(path: Path) -> Path | None:
     """The nearest folder at or above ``path`` that holds a manifest (an env folder of the zoo), or None."""
-    return next((p for p in (path, *path.parents) if (p / MANIFEST_FILE).is_file()), None)
+    return next((p for p in (path, *path.parents) if manifest_file(p).is_file()), None)
 
 
 def moved_path(path: str | os.PathLike) -> Path | None:
@@ -385,7 +397,8 @@ def moved_path(path: str | os.PathLike) -> Path | None:
     policies loose (``td3-expert.zip``), the calibration sweeps at the top (``dt-medium-calibration.png``), the
     merged results one level down (``results/results/dt.json``), research at the top (``tt-curve/``,
     ``odt-curve/``; the files its sweeps named by a hash are named by agent, planner and seeds now) and seed cards
-    beside the seed folders (``seeds/dt-medium/1.json``). For a renamed file the folder that holds it is returned.
+    beside the seed folders (``seeds/dt-medium/1.json``), the manifest was ``preset.json``. For a renamed file the
+    folder that holds it is returned.
 
     Example:
         >>> moved_path("envs/Hopper-v4/results/results/dt.json").as_posix()  # doctest: +SKIP
@@ -403,6 +416,8 @@ def moved_path(path: str | os.PathLike) -> Path | None:
         new = folder / RESEARCH_FOLDER / "calibration" / f"{stem}.{ext}"
     elif len(parts) == 1 and name.endswith(".zip"):
         new = folder / name.removesuffix(".zip") / name
+    elif len(parts) == 1 and name == OLD_MANIFEST_FILE:
+        new = manifest_file(folder)
     elif len(parts) == 1 and name.endswith(".json") and name != MANIFEST_FILE:
         new = card_path(folder / name.removesuffix(".json"))
         if not new.parent.is_dir():

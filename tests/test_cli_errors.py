@@ -276,7 +276,7 @@ def test_eval_help_states_the_presets_episode_count(capsys):
     episodes = ", ".join(f"{env_id}: {load_preset(env_id).eval['episodes']}" for env_id in zoo_env_ids())
     code, out, _ = run("eval", ["--help"], capsys)
     assert code == 0 and "Hopper-v4: 5" in episodes
-    assert f"episodes to score (default: the env preset's value ({episodes}), else 10)" in " ".join(out.split())
+    assert f"episodes to score (default: the env manifest's value ({episodes}), else 10)" in " ".join(out.split())
 
 
 @pytest.mark.parametrize("file, damage", [("trainer.json", b"{not json"), ("trainer.safetensors", b"xx")])

@@ -65,7 +65,7 @@ def test_random_agent_on_hopper_end_to_end(tmp_path, capsys):
 
 def test_trained_dt_from_the_zoo_by_default(dt_folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SEQPOLICY_ENVS", str(dt_folder.parent.parent))
-    (dt_folder.parent / "preset.json").write_text(json.dumps({"env_id": TOY, "default_agent": "dt",
+    (dt_folder.parent / "manifest.json").write_text(json.dumps({"env_id": TOY, "default_agent": "dt",
                                                                "eval": {"episodes": 4, "seed": 7}}))
     code, out, err = run(eval_cli, capsys, "--env", TOY, "--record", "best", "--video-dir", str(tmp_path),
                          "--json", str(tmp_path / "e.json"))
@@ -108,7 +108,7 @@ def test_compare_defaults_to_the_zoo_and_resumes(dt_folder, tmp_path, capsys, mo
     zoo = tmp_path / "zoo" / dt_folder.parent.name
     shutil.copytree(dt_folder, zoo / "dt")
     monkeypatch.setenv("SEQPOLICY_ENVS", str(zoo.parent))
-    (zoo / "preset.json").write_text(json.dumps({"default_agent": "dt", "agents": {"dt": "dt"}}))
+    (zoo / "manifest.json").write_text(json.dumps({"default_agent": "dt", "agents": {"dt": "dt"}}))
     out_dir = tmp_path / "cmp"
     argv = ["--env", TOY, "--episodes", "2", "--out", str(out_dir), "--resume"]
     code, _, err = run(compare_cli, capsys, *argv)

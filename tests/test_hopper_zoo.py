@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from seqpolicy.evaluation.evaluate import evaluate
-from seqpolicy.zoo import card_path, get_agent, load_preset
+from seqpolicy.zoo import card_path, get_agent, load_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 HOPPER = REPO / "envs" / "Hopper-v4"
-PRESET = json.loads((HOPPER / "preset.json").read_text())
+PRESET = json.loads((HOPPER / "manifest.json").read_text())
 SHIPPED = {name: HOPPER / rel for name, rel in PRESET["agents"].items()}
 
 # The default DT scored 1558.8 and 1526.9 on seeds 0 and 1 (its 100-episode evaluation, envs/Hopper-v4/
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def test_preset_lists_shipped_agents_with_cards():
-    preset = load_preset("Hopper-v4")
+    preset = load_manifest("Hopper-v4")
     assert preset.folder == HOPPER and preset.default_agent == "dt"
     for name, path in SHIPPED.items():
         assert path.exists(), f"{name}: {path} is missing"
@@ -139,8 +139,8 @@ def test_wheel_carries_the_zoo(tmp_path):
             assert any(inside in n for n in names), f"{name}: {inside} is not in {wheel.name}"
     for kept in ("research/", "results/", "seeds/"):  # in a source checkout only
         assert not any(f"share/seqpolicy/envs/Hopper-v4/{kept}" in n for n in names), kept
-    for preset in sorted((REPO / "envs").glob("*/preset.json")):  # every env's, built or not
-        assert any(n.endswith(f"share/seqpolicy/envs/{preset.parent.name}/preset.json") for n in names), preset
+    for preset in sorted((REPO / "envs").glob("*/manifest.json")):  # every env's, built or not
+        assert any(n.endswith(f"share/seqpolicy/envs/{preset.parent.name}/manifest.json") for n in names), preset
 
 
 FOLDERS = {name: path for name, path in SHIPPED.items() if path.is_dir()}

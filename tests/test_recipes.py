@@ -36,7 +36,7 @@ def test_the_zoo_manifest_keeps_its_old_names():
     from seqpolicy import zoo
 
     assert zoo.EnvPreset is zoo.EnvManifest and zoo.load_preset is zoo.load_manifest
-    assert zoo.PRESET_FILE == zoo.MANIFEST_FILE == "preset.json"  # the file keeps its name for now
+    assert zoo.PRESET_FILE == zoo.MANIFEST_FILE == "manifest.json" and zoo.OLD_MANIFEST_FILE == "preset.json"
     assert zoo.load_manifest("Hopper-v4").default_agent
 
 

@@ -228,7 +228,7 @@ def test_zoo_tt_cards_report_on_the_shipped_weights():
     from pathlib import Path
 
     shipped = []
-    for preset in sorted((Path(__file__).resolve().parents[1] / "envs").glob("*/preset.json")):
+    for preset in sorted((Path(__file__).resolve().parents[1] / "envs").glob("*/manifest.json")):
         rel = json.loads(preset.read_text())["agents"].get("tt")
         folder = preset.parent / rel if rel else None
         if folder is None or not folder.is_dir():

@@ -11,7 +11,7 @@ import pytest
 
 from seqpolicy.agents.loading import agent_kind, load_agent
 from seqpolicy.common.artifact import ArtifactError
-from seqpolicy.zoo import ZooError, agent_path, get_agent, load_preset, search_paths
+from seqpolicy.zoo import ZooError, agent_path, get_agent, load_manifest, moved_path, search_paths, zoo_env_ids
 
 ENVS = Path(__file__).resolve().parent.parent / "envs"
 
@@ -24,14 +24,14 @@ def zoo(tmp_path, monkeypatch):
     (folder / "dt" / "agent.json").write_text(json.dumps({"format": "seqpolicy-agent", "kind": "dt"}))
     (folder / "td3-expert").mkdir()
     (folder / "td3-expert" / "td3-expert.zip").write_bytes(b"PK")
-    (folder / "preset.json").write_text(json.dumps({"env_id": "Hopper-v4", "default_agent": "dt",
+    (folder / "manifest.json").write_text(json.dumps({"env_id": "Hopper-v4", "default_agent": "dt",
                                                     "agents": {"sac": "sb3/sac.zip"}, "eval": {"episodes": 5}}))
     return folder
 
 
 def test_preset_and_agent_paths(zoo):
     assert search_paths()[0] == zoo.parent
-    preset = load_preset("Hopper-v4")
+    preset = load_manifest("Hopper-v4")
     assert preset.folder == zoo and preset.default_agent == "dt" and preset.eval == {"episodes": 5}
     assert agent_path("Hopper-v4") == zoo / "dt"
     assert agent_path("Hopper-v4", "td3") == zoo / "td3-expert" / "td3-expert.zip"  # convention for SB3 policies
@@ -45,10 +45,26 @@ def test_preset_and_agent_paths(zoo):
 def test_unknown_names_and_broken_presets(zoo):
     with pytest.raises(ZooError, match="Unknown agent 'dqn'"):
         get_agent("Hopper-v4", "dqn")
-    (zoo / "preset.json").write_text("{not json")
+    (zoo / "manifest.json").write_text("{not json")
     with pytest.raises(ZooError, match="not valid JSON"):
-        load_preset("Hopper-v4")
+        load_manifest("Hopper-v4")
 
+
+
+def test_a_zoo_folder_with_the_old_preset_json_still_reads(zoo):
+    """A user's own zoo folder of the layout before issue 31 has preset.json, no manifest.json: read from that;
+    where both exist, manifest.json is the one read."""
+    (zoo / "manifest.json").rename(zoo / "preset.json")
+    assert "Hopper-v4" in zoo_env_ids()
+    manifest = load_manifest("Hopper-v4")
+    assert manifest.default_agent == "dt" and manifest.eval == {"episodes": 5}
+    assert agent_path("Hopper-v4") == zoo / "dt"
+    with pytest.raises(ZooError, match=r"preset\.json lists it as sb3/sac\.zip|sb3/sac.zip does not exist"):
+        agent_path("Hopper-v4", "sac")
+    (zoo / "manifest.json").write_text(json.dumps({"env_id": "Hopper-v4", "default_agent": "td3"}))
+    assert load_manifest("Hopper-v4").default_agent == "td3"
+    (zoo / "preset.json").unlink()
+    assert moved_path(zoo / "preset.json") == zoo / "manifest.json"  # the old name points to the new file
 
 def test_load_agent_dispatches_by_kind(tmp_path):
     (tmp_path / "x.zip").write_bytes(b"PK")
@@ -77,8 +93,8 @@ def test_an_env_whose_agents_are_not_built_says_what_is_missing_and_how_to_build
     monkeypatch.setenv("SEQPOLICY_ENVS", str(tmp_path))
     monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT (a deprecation note on HalfCheetah's XML) here
     (tmp_path / env_id).mkdir()
-    shutil.copy(ENVS / env_id / "preset.json", tmp_path / env_id)
-    assert load_preset(env_id).training["dt"]["command"].startswith("seqpolicy-train dt --dataset ")
+    shutil.copy(ENVS / env_id / "manifest.json", tmp_path / env_id)
+    assert load_manifest(env_id).training["dt"]["command"].startswith("seqpolicy-train dt --dataset ")
     with pytest.raises(ZooError, match=rf"The zoo's 'dt' agent for {env_id} is not built yet: .* lists it as "
                                        rf"dt-medium, which does not exist \(built so far: none\)\. .*"
                                        rf"{re.escape(f'python envs/make_datasets.py --env {env_id}')}.*"

@@ -1,5 +1,5 @@
 """The zoo's env folders (envs/<EnvId>/) and the scripts that build them, envs/make_datasets.py and
-envs/make_agents.py: every env's preset reads and holds recipes that fit it, a wheel ships every file, and the
+envs/make_agents.py: every env's manifest reads and holds recipes that fit it, a wheel ships every file, and the
 scripts' parts work (one end-to-end dataset build on PointReach, rebuilt from its zips to the same checksums)."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import gymnasium as gym
 import pytest
 
 from seqpolicy.evaluation.scores import d4rl_reference
-from seqpolicy.zoo import load_preset
+from seqpolicy.zoo import load_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 ENVS = REPO / "envs"
-ENV_IDS = sorted(p.parent.name for p in ENVS.glob("*/preset.json"))
+ENV_IDS = sorted(p.parent.name for p in ENVS.glob("*/manifest.json"))
 
 
 def load_script(name: str):
@@ -49,11 +49,11 @@ def test_preset_reads_and_its_recipes_fit_the_env(env_id):
     from seqpolicy.cli.train import build_parser
 
     make_datasets = load_script("make_datasets")
-    preset = load_preset(env_id)
-    doc = json.loads((ENVS / env_id / "preset.json").read_text())
+    preset = load_manifest(env_id)
+    doc = json.loads((ENVS / env_id / "manifest.json").read_text())
     assert preset.folder == ENVS / env_id and doc["env_id"] == env_id
     assert preset.default_agent in preset.agents and set(preset.training) <= set(preset.agents)
-    recipe = make_datasets.DatasetRecipe.from_preset(doc)
+    recipe = make_datasets.DatasetRecipe.from_manifest(doc)
     assert recipe.env_id == env_id and recipe.namespace == f"seqpolicy/{env_id.lower()}"
     assert d4rl_reference(env_id) is not None
     # `seqpolicy-eval --env ENV` stays near a minute: HalfCheetah's 5 x 1000 steps with a DT and a 1000-frame
@@ -72,7 +72,7 @@ def test_preset_reads_and_its_recipes_fit_the_env(env_id):
 def test_no_two_recipes_share_a_run_folder():
     outs = []
     for env_id in ENV_IDS:
-        for training in load_preset(env_id).training.values():
+        for training in load_manifest(env_id).training.values():
             argv = shlex.split(training["command"])
             outs.append(argv[argv.index("--out") + 1])
     assert len(outs) == len(set(outs)), sorted(outs)
@@ -94,30 +94,30 @@ def test_setup_cfg_ships_every_zoo_file():
     for env_id in ENV_IDS:
         folder = ENVS / env_id
         needed |= {*folder.glob("*.json"), *folder.glob("*.md"), *folder.glob("datasets/*")}
-        for rel in load_preset(env_id).agents.values():
+        for rel in load_manifest(env_id).agents.values():
             path = folder / rel
             artifact = path if path.is_dir() else path.parent  # an SB3 zip: its folder, with its card
             needed |= set(artifact.iterdir()) if path.exists() else set()
             assert (artifact / "card.json").is_file() or not path.exists(), f"{path} has no card.json"
-        agents = {(folder / rel).parts[len(folder.parts)] for rel in load_preset(env_id).agents.values()}
-        layout = {"preset.json", "AGENTS.md", "DATASETS.md", "datasets", "results", "research", "seeds", *agents}
+        agents = {(folder / rel).parts[len(folder.parts)] for rel in load_manifest(env_id).agents.values()}
+        layout = {"manifest.json", "AGENTS.md", "DATASETS.md", "datasets", "results", "research", "seeds", *agents}
         assert {p.name for p in folder.iterdir()} <= layout, sorted({p.name for p in folder.iterdir()} - layout)
     assert not needed - shipped, f"not in setup.cfg [options.data_files]: {sorted(map(str, needed - shipped))}"
 
 
 def test_dataset_recipe_takes_overrides_and_names_what_is_missing():
     make_datasets = load_script("make_datasets")
-    doc = json.loads((ENVS / "Hopper-v4" / "preset.json").read_text())
-    recipe = make_datasets.DatasetRecipe.from_preset(doc, steps=1000, run=None)
+    doc = json.loads((ENVS / "Hopper-v4" / "manifest.json").read_text())
+    recipe = make_datasets.DatasetRecipe.from_manifest(doc, steps=1000, run=None)
     assert (recipe.steps, recipe.run, recipe.train_minutes) == (1000, "runs/hopper-v4-td3", 108)
     assert recipe.dataset_id("medium-replay") == "seqpolicy/hopper-v4/medium-replay-v0"
-    with pytest.raises(ValueError, match="Hopper-v4: preset.json has no 'datasets' section"):
-        make_datasets.DatasetRecipe.from_preset({"env_id": "Hopper-v4"})
+    with pytest.raises(ValueError, match="Hopper-v4: manifest.json has no 'datasets' section"):
+        make_datasets.DatasetRecipe.from_manifest({"env_id": "Hopper-v4"})
     del doc["datasets"]["baseline"]["max_minutes"], doc["datasets"]["namespace"]
     with pytest.raises(ValueError, match="'datasets' section lacks namespace, train_minutes"):
-        make_datasets.DatasetRecipe.from_preset(doc)
+        make_datasets.DatasetRecipe.from_manifest(doc)
     with pytest.raises(ValueError, match="action_noise >= 0"):
-        make_datasets.DatasetRecipe.from_preset(json.loads((ENVS / "Hopper-v4" / "preset.json").read_text()),
+        make_datasets.DatasetRecipe.from_manifest(json.loads((ENVS / "Hopper-v4" / "manifest.json").read_text()),
                                                 action_noise=-0.1)
 
 
@@ -169,7 +169,7 @@ def test_make_datasets_end_to_end_on_pointreach(tmp_path, monkeypatch, capsys):
     preset = {"env_id": env_id, "datasets": {"namespace": "test/pointreach", "steps": 120, "action_noise": 0.1,
                                              "baseline": {"algo": "td3", "run": str(run), "steps": 300,
                                                           "max_minutes": 1}}}
-    recipe = make_datasets.DatasetRecipe.from_preset(preset)
+    recipe = make_datasets.DatasetRecipe.from_manifest(preset)
     args = make_datasets.build_parser().parse_args(["--env", env_id, "--eval-episodes", "2"])
     make_datasets.build(recipe, folder, folder, "python envs/make_datasets.py ...", args)
 
@@ -197,7 +197,7 @@ def test_make_datasets_end_to_end_on_pointreach(tmp_path, monkeypatch, capsys):
 
     # The command as the README gives it (no --cards) checks the committed cards and leaves them as they are:
     # the reference returns it measures differ in the last bits between CPUs.
-    (folder / "preset.json").write_text(json.dumps(preset))
+    (folder / "manifest.json").write_text(json.dumps(preset))
     committed = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     monkeypatch.setattr(make_datasets, "env_folder", lambda env: folder)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari-readme"))
@@ -213,11 +213,11 @@ def test_make_agents_reads_recipes_from_the_env_preset(tmp_path):
     zoo = make_agents.EnvZoo(ENVS / "HalfCheetah-v4")
     assert zoo.env_id == "HalfCheetah-v4" and zoo.results == ENVS / "HalfCheetah-v4" / "results"
     assert zoo.run_dir("dt") == REPO / "runs" / "zoo" / "halfcheetah-v4" / "dt-medium"
-    assert make_agents.commands(zoo, "tt") == [zoo.preset["training"]["tt"]["command"]]
+    assert make_agents.commands(zoo, "tt") == [zoo.manifest["training"]["tt"]["command"]]
     with pytest.raises(SystemExit, match="HalfCheetah-v4 has no training recipe 'td3'"):
         zoo.recipe("td3")
     (tmp_path / "HalfCheetah-v4").mkdir()
-    shutil.copy(ENVS / "HalfCheetah-v4" / "preset.json", tmp_path / "HalfCheetah-v4")
+    shutil.copy(ENVS / "HalfCheetah-v4" / "manifest.json", tmp_path / "HalfCheetah-v4")
     bare = make_agents.EnvZoo(tmp_path / "HalfCheetah-v4")
     assert bare.built() == []
     (tmp_path / "HalfCheetah-v4" / "td3-expert").mkdir()
@@ -228,22 +228,63 @@ def test_make_agents_reads_recipes_from_the_env_preset(tmp_path):
 
 
 def test_hopper_agents_md_keeps_its_hand_written_notes_and_is_current(tmp_path):
-    """make_agents.py cards rewrites AGENTS.md's table and commands from the cards and keeps the hand-written
-    "Notes and history" section; the committed AGENTS.md is what it writes."""
+    """make_agents.py cards rewrites AGENTS.md's generated block (table and commands) from the cards and keeps
+    everything outside it, written by hand; the committed AGENTS.md is what it writes."""
     make_agents = load_script("make_agents")
     hopper = ENVS / "Hopper-v4"
     committed = (hopper / "AGENTS.md").read_text()
     assert make_agents.NOTES_HEADING in committed
     zoo = make_agents.EnvZoo(hopper)
     rows = [(name, json.loads(make_agents.card_path(zoo, rel).read_text()))
-            for name, rel in zoo.preset["agents"].items()]
+            for name, rel in zoo.manifest["agents"].items()]
     (tmp_path / "AGENTS.md").write_text(committed)
     make_agents.write_markdown(tmp_path, "Hopper-v4", rows)
     assert (tmp_path / "AGENTS.md").read_text() == committed
     (tmp_path / "AGENTS.md").write_text("# an old one without notes\n")
     make_agents.write_markdown(tmp_path, "Hopper-v4", rows)
-    assert make_agents.NOTES_HEADING not in (tmp_path / "AGENTS.md").read_text()
+    new = (tmp_path / "AGENTS.md").read_text()
+    assert make_agents.NOTES_HEADING not in new and make_agents.PROSE_HEADING in new and make_agents.BEGIN in new
+    (tmp_path / "AGENTS.md").write_text(new.replace(make_agents.END, make_agents.END + "\n\nby hand"))
+    make_agents.write_markdown(tmp_path, "Hopper-v4", rows[:1])  # only the block changes
+    assert "by hand" in (tmp_path / "AGENTS.md").read_text() and "| bc |" not in (tmp_path / "AGENTS.md").read_text()
 
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"])
+def test_agent_prose_lives_in_agents_md_and_is_what_the_cards_hold(env_id):
+    """The manifest holds no prose; each agent's goal, notes and planner reason are written by hand in AGENTS.md,
+    and every committed card holds exactly what make_agents.py cards copies from there."""
+    make_agents = load_script("make_agents")
+    zoo = make_agents.EnvZoo(ENVS / env_id)
+    manifest = zoo.manifest
+    assert not [k for r in manifest["training"].values() for k in ("goal", "notes") if k in r]
+    assert not [r for r in manifest.get("planner", {}).values() if "why" in r]
+    prose = make_agents.agent_prose(zoo.folder, manifest)
+    assert {"goal", "notes", "why"} <= set(prose["tt"]) and "goal" in prose["dt"]
+    for name, rel in manifest["agents"].items():
+        card, said = json.loads(make_agents.card_path(zoo, rel).read_text()), prose.get(name, {})
+        assert (card.get("goal"), card.get("notes")) == (said.get("goal"), said.get("notes"))
+        if "planner" in card:
+            assert card["planner"].get("why") == said.get("why")
+
+
+def test_agent_prose_takes_a_new_agent_and_refuses_what_it_cannot_place(tmp_path):
+    """A new agent: its manifest entry and a '### name' section in AGENTS.md; a section for no agent, a paragraph
+    without a known label, and prose left in the manifest stop with what to do."""
+    make_agents = load_script("make_agents")
+    manifest = {"agents": {"dt": "dt-medium", "dt-new": "dt-new"}, "training": {"dt-new": {"command": "x"}}}
+    (tmp_path / "AGENTS.md").write_text(f"# t\n\n{make_agents.PROSE_HEADING}\n\nBy hand.\n\n### dt-new\n\n"
+                                        "Goal: beat\nthe dt\n\nNotes: n\n\n## Notes and history\n\n### dt\n\nx\n")
+    assert make_agents.agent_prose(tmp_path, manifest) == {"dt-new": {"goal": "beat the dt", "notes": "n"}}
+    (tmp_path / "AGENTS.md").write_text(f"{make_agents.PROSE_HEADING}\n\n### dt-old\n\nGoal: g\n")
+    with pytest.raises(SystemExit, match="'### dt-old' names no agent"):
+        make_agents.agent_prose(tmp_path, manifest)
+    (tmp_path / "AGENTS.md").write_text(f"{make_agents.PROSE_HEADING}\n\n### dt\n\nGoals: g\n")
+    with pytest.raises(SystemExit, match="must start with one of 'Goal: '"):
+        make_agents.agent_prose(tmp_path, manifest)
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"holds prose \(training.dt-new.notes\): move it to .*AGENTS.md"):
+        make_agents.agent_prose(tmp_path, {**manifest, "training": {"dt-new": {"command": "x", "notes": "n"}}})
 
 def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, monkeypatch):
     """make_summary.py: the zoo table has a row per agent and a column per env whose results exist, its cells
@@ -258,12 +299,12 @@ def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, mo
     envs = tmp_path / "envs"
     for env_id, agents in {"Hopper-v4": {"dt": 1500.0, "random": 20.0}, "Walker2d-v4": {"bc": 3000.0}}.items():
         (envs / env_id).mkdir(parents=True)
-        shutil.copy(ENVS / env_id / "preset.json", envs / env_id / "preset.json")
+        shutil.copy(ENVS / env_id / "manifest.json", envs / env_id / "manifest.json")
         results = {a: _result(env_id, a, f"seqpolicy/{env_id.lower()}/medium-v0", 0, [m - 10.0, m, m + 10.0] * 3,
                               [1000] * 9, 1, "sync", 1.0, {}) for a, m in agents.items()}
         Comparison(env_id, results).save(envs / env_id / "results")
     (envs / "HalfCheetah-v4").mkdir()  # an env without results yet gets no column
-    shutil.copy(ENVS / "HalfCheetah-v4" / "preset.json", envs / "HalfCheetah-v4" / "preset.json")
+    shutil.copy(ENVS / "HalfCheetah-v4" / "manifest.json", envs / "HalfCheetah-v4" / "manifest.json")
     monkeypatch.setattr(summary, "ENVS", envs)
     comps = summary.comparisons(envs)
     assert [c.env_id for c in comps] == ["Hopper-v4", "Walker2d-v4"]
@@ -301,8 +342,8 @@ def test_summary_leaves_out_a_result_of_other_files_than_the_shipped_ones(tmp_pa
     summary = load_script("make_summary")
     folder = tmp_path / "envs" / "Hopper-v4"
     (folder / "results").mkdir(parents=True)
-    shutil.copy(ENVS / "Hopper-v4" / "preset.json", folder / "preset.json")
-    preset = json.loads((folder / "preset.json").read_text())
+    shutil.copy(ENVS / "Hopper-v4" / "manifest.json", folder / "manifest.json")
+    preset = json.loads((folder / "manifest.json").read_text())
     (folder / preset["agents"]["bc"]).mkdir()
     (folder / preset["agents"]["bc"] / "model.safetensors").write_bytes(b"weights")
     results = {a: _result("Hopper-v4", a, "seqpolicy/hopper-v4/medium-v0", 0, [1000.0, 1100.0], [500] * 2, 1,
@@ -336,7 +377,7 @@ def test_sharded_evaluation_runs_at_most_jobs_shards_at_once_and_keeps_finished_
 
     make_agents = load_script("make_agents")
     (tmp_path / "Walker2d-v4").mkdir()
-    shutil.copy(ENVS / "Walker2d-v4" / "preset.json", tmp_path / "Walker2d-v4")
+    shutil.copy(ENVS / "Walker2d-v4" / "manifest.json", tmp_path / "Walker2d-v4")
     zoo = make_agents.EnvZoo(tmp_path / "Walker2d-v4")
     started, live, most = [], set(), [0]
 
@@ -391,10 +432,10 @@ def test_evaluating_some_agents_keeps_the_others_current_results_in_the_table(tm
     make_agents = load_script("make_agents")
     folder = tmp_path / "Walker2d-v4"
     (folder / "results").mkdir(parents=True)
-    shutil.copy(ENVS / "Walker2d-v4" / "preset.json", folder)
+    shutil.copy(ENVS / "Walker2d-v4" / "manifest.json", folder)
     zoo = make_agents.EnvZoo(folder)
     for name in ("dt", "bc", "tt"):
-        (folder / zoo.preset["agents"][name]).mkdir()
+        (folder / zoo.manifest["agents"][name]).mkdir()
     monkeypatch.setattr(make_agents, "compare_settings", lambda env, name, *a: {"agent": name, "files": "now"})
     for name, files in (("bc", "now"), ("dt", "before")):
         (folder / "results" / f"{name}.json").write_text(
@@ -412,7 +453,7 @@ def test_every_result_is_the_evaluation_of_the_shipped_files(env_id):
     made with (seqpolicy-compare), and make_agents.py cards skips a result whose files changed."""
     from seqpolicy.zoo import artifact_sha256
 
-    preset = load_preset(env_id)
+    preset = load_manifest(env_id)
     results = sorted((ENVS / env_id / "results").glob("*.json"))
     assert {p.stem for p in results} == {"comparison", *preset.agents, "random"}  # flat: no results/results/
     for result_file in results:

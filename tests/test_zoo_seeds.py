@@ -53,7 +53,7 @@ def zoo(tmp_path, monkeypatch, one_thread):
     env.close()
     (folder / "td3-expert").mkdir()
     (folder / "td3-expert" / "td3-expert.zip").write_bytes(b"PK")
-    (folder / "preset.json").write_text(json.dumps({"env_id": TOY_ID, "default_agent": "dt", "agents": {
+    (folder / "manifest.json").write_text(json.dumps({"env_id": TOY_ID, "default_agent": "dt", "agents": {
         "dt": "dt-toy", "bc": "bc-toy", "td3": "td3-expert/td3-expert.zip"}, "eval": {"episodes": 3, "seed": 0}}))
     return folder
 

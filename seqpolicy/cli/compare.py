@@ -33,7 +33,7 @@ COMPARISON = "comparison"
 
 EXAMPLES = """\
 examples:
-  # every agent of the env's zoo (envs/Hopper-v4/preset.json) and random, 20 episodes, seeds 0-19
+  # every agent of the env's zoo (envs/Hopper-v4/manifest.json) and random, 20 episodes, seeds 0-19
   seqpolicy-compare --env Hopper-v4 --episodes 20
 
   # some of them, 100 episodes over 10 envs; --resume reuses agents finished before a crash
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, out: Path) -> int:
 
     specs = args.agents or zoo_agent_names(args.env) + ["random"]
     if args.agents is None and len(specs) == 1:
-        raise ValueError(f"{args.env} has no zoo agents (no envs/{args.env}/preset.json listing any): name the "
+        raise ValueError(f"{args.env} has no zoo agents (no envs/{args.env}/manifest.json listing any): name the "
                          "agents to compare with --agents.")
     if len(set(specs)) != len(specs):
         raise ValueError(f"--agents lists an agent twice: {' '.join(specs)}")

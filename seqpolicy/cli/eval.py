@@ -109,7 +109,7 @@ def training_seed_arg(text: str) -> str | int:
 
 
 def _manifest_default(key: str, fallback: object) -> str:
-    """``the env preset's value (Hopper-v4: 5), else 10``: what each zoo env's manifest sets ``eval.KEY`` to (the
+    """``the env manifest's value (Hopper-v4: 5), else 10``: what each zoo env's manifest sets ``eval.KEY`` to (the
     help keeps saying "env preset" for now: tests/test_cli_errors.py holds that wording)."""
     from seqpolicy.zoo import ZooError, load_manifest, zoo_env_ids
 
@@ -121,7 +121,7 @@ def _manifest_default(key: str, fallback: object) -> str:
             continue
         if value is not None:
             values.append(f"{env_id}: {str(value).lower() if isinstance(value, bool) else value}")
-    return f"the env preset's value ({', '.join(values)}), else {fallback}" if values else str(fallback)
+    return f"the env manifest's value ({', '.join(values)}), else {fallback}" if values else str(fallback)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,8 +16,8 @@ Names. "Preset" used to name four things; since 0.2 each has its own:
 - a training recipe: here (``RECIPES``, :func:`recipe`; ``seqpolicy-train --recipe NAME``);
 - a planner search: the TT planner's named settings (``seqpolicy.agents.tt.planner.SEARCHES``,
   ``PlannerConfig.search(name)``; ``seqpolicy-eval --planner NAME``, ``seqpolicy-train tt --planner NAME``);
-- an env's zoo manifest: what ``envs/<EnvId>/preset.json`` lists (``seqpolicy.zoo.EnvManifest``,
-  ``load_manifest(env_id)``; the file is to be renamed ``manifest.json``).
+- an env's zoo manifest: what ``envs/<EnvId>/manifest.json`` lists (``seqpolicy.zoo.EnvManifest``,
+  ``load_manifest(env_id)``; the file was ``preset.json``, still read where it is the only one).
 
 The old names stay for one release (removed in 0.3): ``seqpolicy-train --preset NAME``, each trainer module's
 ``PRESETS`` (where the recipes are still defined: ``RECIPES[trainer]`` is that very dict),
