@@ -70,6 +70,7 @@ def signal_at_step(monkeypatch, signum: int, step: int) -> None:
 @pytest.mark.parametrize("trainer", ["dt", "tt", "bc"])
 def test_a_signal_checkpoints_the_step_reached_and_resume_is_exact(trainer, signum, toy_data, tmp_path, monkeypatch,
                                                                   sigterm_raises):
+    handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest runs in a background job (nohup ... &)
     straight = weights(train(trainer, toy_data, tmp_path / "straight", max_steps=10))
 
     signal_at_step(monkeypatch, signum, 6)
@@ -82,7 +83,7 @@ def test_a_signal_checkpoints_the_step_reached_and_resume_is_exact(trainer, sign
     assert (e.signum, e.step, e.checkpoint, e.exit_code) == (signum, 6, run / "checkpoint", 128 + signum)
     assert f"at step 6 and saved a checkpoint of it to {run / 'checkpoint'}" in str(e)
     assert json.loads((run / "checkpoint" / "trainer.json").read_text())["step"] == 6  # step 6 finished
-    assert not (run / "agent").exists() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (run / "agent").exists() and signal.getsignal(signal.SIGINT) is handler_before  # restored
 
     resumed = weights(train(trainer, toy_data, run, max_steps=10, resume=True))
     assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
