@@ -392,7 +392,7 @@ class ODTTrainer(DTTrainer):
             super().learn()
             if self.run.path is not None and self.run.dist.is_main:  # the offline starting point, kept beside
                 model.eval()                                          # the fine-tuned agent for comparison
-                agent.info["train_steps"] = self.run.step
+                agent.info.update({"train_steps": self.run.step, "train_wall_time_s": round(self.run.wall_time, 3)})
                 self.run._save_agent(PRETRAINED_FOLDER)
 
         # -- online fine-tuning --------------------------------------------------------------------------

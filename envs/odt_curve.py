@@ -1,0 +1,120 @@
+"""The Online DT's learning curve beside SB3 TD3 learning the same env from scratch, over the same env steps.
+
+    python envs/odt_curve.py --odt-run runs/zoo/odt-medium --td3-run runs/hopper-v4-td3 \
+        --out envs/Hopper-v4/research/odt-curve        # from the two run folders: curve.json and curve.png
+    python envs/odt_curve.py --out envs/Hopper-v4/research/odt-curve  # redraw curve.png from the committed curve.json
+
+Both curves are held-out returns: the ODT run's periodic evaluations (``eval/return`` in its ``log.csv``: mean
+actions at the declared target, seeds 10000 on, ``--eval-episodes`` each) against its online env steps (the
+end of pretraining is at 0), and the TD3 run's checkpoint evaluations (``checkpoints/step_*.json``: the
+deterministic policy, seeds 10000 on) against its env steps (counting the 10k uniform-random warm-up), up to the
+ODT run's online budget. Nothing is evaluated here; curve.json keeps the points so the chart can be redrawn
+without the run folders, which are not committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+
+def odt_points(run: Path) -> tuple[list[dict], dict]:
+    """Held-out evaluations of an ODT run against online env steps (pretraining's last one at 0)."""
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    points, env_steps, online, pretrain_eval = [], 0, False, None
+    for row in rows:  # an evaluation is its own row, after the iteration's row of the same step
+        if row.get("online/env_steps"):
+            env_steps, online = int(float(row["online/env_steps"])), True
+        if not row.get("eval/return"):
+            continue
+        point = {"step": int(row["step"]), "env_steps": env_steps, "return": float(row["eval/return"]),
+                 "std": float(row["eval/return_std"])}
+        if online:
+            points.append(point)
+        else:
+            pretrain_eval = point  # the latest pretraining evaluation: the online phase's start
+    if pretrain_eval is not None:
+        points.insert(0, pretrain_eval)
+    config = json.loads((run / "agent" / "agent.json").read_text())["info"]["train_config"] \
+        if (run / "agent" / "agent.json").is_file() else {}
+    return points, config
+
+
+def td3_points(run: Path, max_env_steps: int | None) -> list[dict]:
+    """Checkpoint evaluations of a seqpolicy-baseline run, up to ``max_env_steps``."""
+    points = []
+    for path in sorted((run / "checkpoints").glob("step_*.json")):
+        doc = json.loads(path.read_text())
+        if max_env_steps is None or doc["step"] <= max_env_steps:
+            points.append({"env_steps": doc["step"], "return": doc["eval_return_mean"],
+                           "std": doc["eval_return_std"], "wall_s": doc["wall_s"]})
+    return points
+
+
+def plot(curve: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label, colour in (("odt", "Online DT (pretrained on medium, then online)", "tab:blue"),
+                               ("td3", "SB3 TD3 from scratch", "tab:orange")):
+        pts = curve[key]["points"]
+        xs = [p["env_steps"] / 1000 for p in pts]
+        ys = [p["return"] for p in pts]
+        ax.plot(xs, ys, marker="o", ms=3, label=label, color=colour)
+    if curve.get("data_mean_return") is not None:
+        ax.axhline(curve["data_mean_return"], ls=":", color="grey", label="medium data's mean return")
+    ax.set_xlabel("online env steps (thousands)")
+    ax.set_ylabel(f"return, {curve['eval_episodes']} held-out episodes")
+    ax.set_title(f"{curve['env_id']}: Online DT from an offline start against TD3 from scratch")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--odt-run", type=Path, help="the seqpolicy-train odt run folder (log.csv, agent/)")
+    p.add_argument("--td3-run", type=Path, help="the seqpolicy-baseline train run folder (checkpoints/)")
+    p.add_argument("--env", default="Hopper-v4")
+    p.add_argument("--data-mean-return", type=float, default=None,
+                   help="draw the dataset's mean episode return as a line (default: from the env's medium card)")
+    p.add_argument("--out", type=Path, required=True, help="folder for curve.json and curve.png")
+    args = p.parse_args(argv)
+    if (args.odt_run is None) != (args.td3_run is None):
+        p.error("give both --odt-run and --td3-run (or neither, to redraw from OUT/curve.json)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.odt_run is None:
+        if not (args.out / "curve.json").is_file():
+            p.error(f"{args.out / 'curve.json'} does not exist: pass --odt-run and --td3-run to make it")
+        curve = json.loads((args.out / "curve.json").read_text())
+    else:
+        odt, config = odt_points(args.odt_run)
+        if len(odt) < 2:
+            p.error(f"{args.odt_run / 'log.csv'} has fewer than 2 evaluations: is the run online yet?")
+        budget = config.get("online_steps") or max(pt["env_steps"] for pt in odt)
+        data_mean = args.data_mean_return
+        card = Path(__file__).parent / args.env / "datasets" / "medium.json"
+        if data_mean is None and card.is_file():
+            data_mean = json.loads(card.read_text())["return"]["mean"]
+        curve = {"env_id": args.env, "eval_episodes": config.get("eval_episodes", 10), "eval_seed": 10000,
+                 "online_budget": budget, "data_mean_return": data_mean,
+                 "odt": {"run": str(args.odt_run), "points": odt},
+                 "td3": {"run": str(args.td3_run), "points": td3_points(args.td3_run, budget)}}
+        (args.out / "curve.json").write_text(json.dumps(curve, indent=1) + "\n")
+    plot(curve, args.out / "curve.png")
+    print(f"wrote {args.out / 'curve.png'} ({len(curve['odt']['points'])} ODT and {len(curve['td3']['points'])} "
+          "TD3 points)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
