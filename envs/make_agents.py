@@ -289,7 +289,7 @@ def report(zoo: EnvZoo, name: str, windows: int) -> None:
     ``prediction_report`` (kept by ``cards``, which renders it in the folder's README.md: run cards after)."""
     from seqpolicy.agents.loading import load_agent
     from seqpolicy.data.minari_io import minari_root
-    from seqpolicy.prediction import prediction_report
+    from seqpolicy.evaluation.prediction import prediction_report
 
     rel = zoo.manifest["agents"][name]
     agent = load_agent(zoo.folder / rel)

@@ -65,6 +65,11 @@ def dataset_name(dataset_id: str) -> str:
     return re.sub(r"-v\d+$", "", dataset_id.rsplit("/", 1)[-1])
 
 
+def algorithm(label: str, dataset: str) -> str:
+    """The agent a zoo name stands for across tasks: ``dt-medium-expert`` on ``medium-expert`` is ``dt``."""
+    return label.removesuffix(f"-{dataset}") if label.endswith(f"-{dataset}") else label
+
+
 def load_seed_runs(paths: Iterable[str | Path]) -> list[SeedRun]:
     """Every training seed's result in ``seqpolicy-eval --training-seeds ... --json`` files.
 
@@ -95,7 +100,8 @@ def load_seed_runs(paths: Iterable[str | Path]) -> list[SeedRun]:
             if not result.dataset:
                 raise ValueError(f"{path}: training seed {seed}'s agent names no dataset, so its task is unknown: "
                                  "save agents with their dataset_id (seqpolicy-train does).")
-            run = SeedRun(env_id=result.env_id, dataset=dataset_name(result.dataset), agent=str(doc.get("label")),
+            dataset = dataset_name(result.dataset)
+            run = SeedRun(env_id=result.env_id, dataset=dataset, agent=algorithm(str(doc.get("label")), dataset),
                           training_seed=int(seed), scores=list(result.normalized["per_episode"]),
                           episode_seeds=list(result.seeds), source=str(path))
             key = (run.agent, *run.task, run.training_seed)
@@ -163,7 +169,8 @@ def selected_score(env_id: str, dataset: str, agent: str, envs: Path = ENVS) -> 
     manifest = manifest_file(envs / env_id)
     if not manifest.is_file():
         return ""
-    artifact = json.loads(manifest.read_text()).get("agents", {}).get(agent)
+    agents = json.loads(manifest.read_text()).get("agents", {})
+    artifact = agents.get(f"{agent}-{dataset}") or agents.get(agent)  # dt-medium-expert, else dt (on medium)
     try:
         doc = read_card(envs / env_id / artifact) if artifact else None  # <artifact>/card.json
     except ZooError as e:

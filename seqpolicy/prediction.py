@@ -1,5 +1,5 @@
-"""The TT's prediction report moved to :mod:`seqpolicy.evaluation.prediction`; this old path re-exports it for
-``envs/make_agents.py`` and ``seqpolicy-tt-report`` until they import the new place."""
+"""The TT's prediction report moved to :mod:`seqpolicy.evaluation.prediction` (seqpolicy 0.1); this old import
+path re-exports it for code written against it and goes in 0.3."""
 
 from seqpolicy.evaluation.prediction import (
     TOKEN_KINDS,

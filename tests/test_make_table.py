@@ -117,3 +117,14 @@ def test_agents_on_different_tasks_or_episodes_are_warned_about(make_table, resu
     shifted.write_text(json.dumps(doc))
     with pytest.warns(UserWarning, match="dt on Hopper-v4 medium: the training seeds were scored on different episode"):
         make_table.task_summaries(make_table.load_seed_runs([shifted]), n_resamples=10)
+
+
+def test_zoo_names_per_dataset_count_as_one_agent_across_tasks(make_table, tmp_path):
+    """dt-medium-expert on medium-expert and dt on medium are one agent (dt) over two tasks in the aggregate."""
+    files = [write(tmp_path / "dt.json", "dt", "Hopper-v4", "seqpolicy/hopper-v4/medium-v0", {0: [10.0, 10.0]}),
+             write(tmp_path / "dt-me.json", "dt-medium-expert", "Hopper-v4", "seqpolicy/hopper-v4/medium-expert-v0",
+                   {0: [90.0, 90.0]})]
+    runs = make_table.load_seed_runs(files)
+    assert {r.agent for r in runs} == {"dt"} and {r.dataset for r in runs} == {"medium", "medium-expert"}
+    assert make_table.algorithm("bc-medium-replay", "medium-replay") == "bc"
+    assert make_table.algorithm("dt-medium-expert", "medium") == "dt-medium-expert"  # not its task: kept

@@ -25,7 +25,7 @@ examples:
   seqpolicy-tt-report --env Hopper-v4 --agent tt --windows 1000
 
   # your TT on data it never saw: another dataset, or the held-out 10% of a seeded episode split
-  # (held out only if it was trained on the rest: seqpolicy.prediction.split_episodes)
+  # (held out only if it was trained on the rest: seqpolicy.evaluation.prediction.split_episodes)
   seqpolicy-tt-report --agent runs/hopper-tt/agent --dataset seqpolicy/hopper-v4/expert-v0 \\
       --json report.json
   seqpolicy-tt-report --agent runs/hopper-tt/agent --holdout-fraction 0.1 --seed 0
@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     from seqpolicy.agents.loading import load_agent, resolve_agent_path
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.common.threads import acting_threads, intra_op_threads
-    from seqpolicy.prediction import prediction_report
+    from seqpolicy.evaluation.prediction import prediction_report
     from seqpolicy.zoo import get_agent, is_agent_path, raise_if_moved
 
     check_output(args.json, "--json")  # fail before loading data
