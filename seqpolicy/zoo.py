@@ -521,11 +521,12 @@ def training_seed_paths(env_id: str, name: str | None = None) -> dict[int, Path]
                        "zoo keeps no training seeds of it: training seeds are for the dt, tt, bc and odt agents.")
     card = _card_file(path)
     seeds_folder = path.parent / SEEDS_FOLDER / path.name
-    if selected_by(env_id, name) is not None:  # not a final-weights seed: only the folders beside it count
+    selected = selected_by(env_id, name)
+    if selected is not None:  # not a final-weights seed: only the folders beside it count
         paths: dict[int, Path] = {}
         if not seeds_folder.is_dir():
             raise ZooError(f"The zoo's {owner} ({path.name}) was selected by acting in the env "
-                           f"({selected_by(env_id, name)}) and has no final-weights training seeds yet "
+                           f"({selected}) and has no final-weights training seeds yet "
                            f"({seeds_folder} does not exist): envs/README.md says how to train them.")
     else:
         designated = _recorded_seed(path, card)
