@@ -81,9 +81,11 @@ def test_inference_kernel_after_a_cache_prefix_equals_training_kernel(mask, pref
         cache.length = stop
         outputs.append(y)
     torch.testing.assert_close(torch.cat(outputs, dim=1), y_train, rtol=0, atol=1e-6)
-    # The cache holds what one pass over the whole sequence computes.
+    # The cache holds what one pass over the whole sequence computes (to rounding: a GEMM's last bits may depend
+    # on its row count, as MKL's do on AMD EPYC).
     _, (k_full, v_full) = gpt.attention_infer(x, w, allow, causal=True)
-    assert torch.equal(cache.k[0], k_full) and torch.equal(cache.v[0], v_full)
+    torch.testing.assert_close(cache.k[0], k_full, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(cache.v[0], v_full, rtol=1e-6, atol=1e-6)
 
 
 @torch.no_grad()

@@ -51,7 +51,8 @@ TINY_CLI = ["--context-length", "4", "--acting-context-length", "none", "--hidde
             "--device", "cpu", "--precision", "fp32", "--seed", "3", "--likelihood-beta", "0.5"]
 
 
-def make_odt_agent(env: gym.Env, seed: int = 0, sample: bool = False, env_id: str | None = TOY_ID) -> OnlineDTAgent:
+def make_odt_agent(env: gym.Env, seed: int = 0, sample: bool = False, env_id: str | None = TOY_ID,
+                   noise_scale: float = 1.0) -> OnlineDTAgent:
     """An untrained stochastic DT agent with random (non-trivial) weights for env's spaces."""
     torch.manual_seed(seed)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
@@ -60,7 +61,7 @@ def make_odt_agent(env: gym.Env, seed: int = 0, sample: bool = False, env_id: st
     rng = np.random.default_rng(seed)
     return OnlineDTAgent(model, env.observation_space, env.action_space, state_mean=rng.normal(size=obs_dim),
                          state_std=rng.uniform(0.5, 2, obs_dim), target_return=30.0, return_scale=10.0,
-                         context_length=5, env_id=env_id, sample=sample)
+                         context_length=5, env_id=env_id, sample=sample, noise_scale=noise_scale)
 
 
 def episode(rewards: list[float], obs_dim: int = 6, act_dim: int = 2, value: float = 0.0) -> seqpolicy.Episode:
@@ -153,6 +154,20 @@ def test_acts_with_the_mean_unless_asked_to_sample_and_samples_repeat_with_the_s
     actions, _ = sampler.predict(np.stack([toy_env.observation_space.sample()] * 3),
                                  episode_start=np.ones(3, dtype=bool))
     assert actions.shape == (3, 2) and len({tuple(a) for a in actions}) == 3
+
+
+def test_noise_scale_explores_between_the_mean_and_the_policys_own_samples(toy_env):
+    mean_actions = rollout(make_odt_agent(toy_env), toy_env, seed=0)
+    spread = {}
+    for scale in (0.0, 0.3, 1.0):
+        sampler = make_odt_agent(toy_env, sample=True, noise_scale=scale)
+        sampler.reset(seed=5)
+        spread[scale] = float(np.abs(rollout(sampler, toy_env, seed=0) - mean_actions).mean())
+    assert spread[0.0] < 1e-6 < spread[0.3] < spread[1.0]  # 0 acts with the mean; 1 samples the policy itself
+    with pytest.raises(ValueError, match="noise_scale must be >= 0"):
+        make_odt_agent(toy_env, sample=True, noise_scale=-1.0)
+    with pytest.raises(ValueError, match="exploration_noise_scale must be > 0"):
+        odt.ODTTrainConfig(exploration_noise_scale=0.0)
 
 
 def test_saved_folder_loads_as_a_stochastic_agent_and_as_a_transformers_dt_with_the_mean_action(toy_env, tmp_path):

@@ -27,6 +27,8 @@ class OnlineDTAgent(DecisionTransformerAgent):
     Args:
         sample: draw actions from the policy instead of taking its mean (exploration). Not saved with the agent:
             like SB3's ``deterministic``, it is how the agent is driven; pass it to :meth:`load` or set it.
+        noise_scale: with ``sample``, the policy's std is multiplied by this (1: the policy itself; below 1,
+            closer to the mean). Not saved either.
 
     Example:
         >>> import seqpolicy
@@ -38,12 +40,16 @@ class OnlineDTAgent(DecisionTransformerAgent):
     network_class = StochasticDecisionTransformer
     model: StochasticDecisionTransformer
 
-    def __init__(self, model: StochasticDecisionTransformer, *args: Any, sample: bool = False, **kwargs: Any):
+    def __init__(self, model: StochasticDecisionTransformer, *args: Any, sample: bool = False,
+                 noise_scale: float = 1.0, **kwargs: Any):
         if not isinstance(model, StochasticDecisionTransformer):
             raise TypeError(f"OnlineDTAgent needs a StochasticDecisionTransformer, got {type(model).__name__}: a "
                             "deterministic DT has no action distribution to sample; use DecisionTransformerAgent.")
         super().__init__(model, *args, **kwargs)
+        if not noise_scale >= 0:
+            raise ValueError(f"noise_scale must be >= 0, got {noise_scale}.")
         self.sample = bool(sample)
+        self.noise_scale = float(noise_scale)
         self._generator = torch.Generator(self.device).manual_seed(0)
 
     def _seed(self, seed: int) -> None:
@@ -56,16 +62,16 @@ class OnlineDTAgent(DecisionTransformerAgent):
             raise RuntimeError("This agent samples its actions (sample=True), which only the PyTorch model does: an "
                                "exported runtime computes the mean action. Set agent.sample = False, or load it "
                                "with runtime='torch'.")
-        return partial(self.model.sample_last_action, generator=self._generator)
+        return partial(self.model.sample_last_action, generator=self._generator, noise_scale=self.noise_scale)
 
-    def explorer(self, target_return: float) -> OnlineDTAgent:
-        """A sampling agent on this agent's network (shared, not copied) that asks for ``target_return``: how
-        online fine-tuning explores. It has its own context and generator (seed it with ``reset(seed=...)``);
-        like any agent it puts the network in eval mode."""
+    def explorer(self, target_return: float, noise_scale: float = 1.0) -> OnlineDTAgent:
+        """A sampling agent on this agent's network (shared, not copied) that asks for ``target_return``, its
+        std scaled by ``noise_scale``: how online fine-tuning explores. It has its own context and generator
+        (seed it with ``reset(seed=...)``); like any agent it puts the network in eval mode."""
         return OnlineDTAgent(self.model, self.observation_space, self.action_space, state_mean=self.state_mean,
                              state_std=self.state_std, target_return=target_return, return_scale=self.return_scale,
                              context_length=self.context_length, env_id=self.env_id, dataset_id=self.dataset_id,
-                             device=self.device, sample=True)
+                             device=self.device, sample=True, noise_scale=noise_scale)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu",

@@ -76,12 +76,14 @@ class StochasticDecisionTransformer(DecisionTransformer):
 
     def sample_last_action(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
                            timesteps: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
-                           generator: torch.Generator | None = None) -> torch.Tensor:
-        """Like :meth:`last_action`, but a sample ``tanh(mean + std * noise)`` instead of the mean, (B, act_dim);
-        ``generator`` (on the model's device) draws the noise."""
+                           generator: torch.Generator | None = None, noise_scale: float = 1.0) -> torch.Tensor:
+        """Like :meth:`last_action`, but a sample ``tanh(mean + noise_scale * std * noise)`` instead of the mean,
+        (B, act_dim); ``generator`` (on the model's device) draws the noise. ``noise_scale`` 1 samples the policy
+        itself; below 1 it explores closer to the mean (0 is the mean action)."""
         mean, log_std = self._gaussian(self.last_hidden(states, actions, returns_to_go, timesteps, attention_mask))
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return torch.tanh(mean + log_std.exp() * noise)
+        std = log_std.exp() if noise_scale == 1.0 else noise_scale * log_std.exp()
+        return torch.tanh(mean + std * noise)
 
 
 def squashed_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor,

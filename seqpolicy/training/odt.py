@@ -88,6 +88,10 @@ class ODTTrainConfig(DTTrainConfig):
     """The online budget: env steps of online episodes (the paper's 200k for the MuJoCo tasks)."""
     online_target: float | None = None
     """Return-to-go the exploration episodes ask for; None means twice the evaluation target (7200 for Hopper)."""
+    exploration_noise_scale: float = 1.0
+    """The exploration episodes sample tanh(mean + this x std x noise): 1 samples the policy itself (the paper);
+    below 1 explores closer to the mean action. A policy fitted to data with many actions at the bounds (clipped
+    TD3 actions) can have a pre-squash std so wide that its samples fall within a few dozen steps."""
     buffer_size: int = 1000
     """Trajectories the replay buffer holds (the dataset's best first, then first in, first out)."""
     episodes_per_iteration: int = 1
@@ -117,6 +121,9 @@ class ODTTrainConfig(DTTrainConfig):
         for field in ("buffer_size", "episodes_per_iteration", "updates_per_iteration"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{name}.{field} must be >= 1, got {getattr(self, field)}.")
+        if not self.exploration_noise_scale > 0:
+            raise ValueError(f"{name}.exploration_noise_scale must be > 0, got {self.exploration_noise_scale} (1 "
+                             "samples the policy as the paper does; 0 would not explore at all).")
         if self.updates_per_env_step is not None and not self.updates_per_env_step > 0:
             raise ValueError(f"{name}.updates_per_env_step must be > 0 (or unset), got {self.updates_per_env_step}.")
         for field in ("online_eval_every", "online_checkpoint_every"):
@@ -399,7 +406,7 @@ class ODTTrainer(DTTrainer):
         if online.buffer is None:
             online.buffer = TrajectoryBuffer.from_dataset(self.data, cfg.buffer_size)
         online_target = cfg.online_target if cfg.online_target is not None else 2 * agent.target_return
-        explorer = agent.explorer(online_target)  # samples, on the same network
+        explorer = agent.explorer(online_target, cfg.exploration_noise_scale)  # samples, on the same network
         venv = make_rollout_envs(self.env_id, cfg.episodes_per_iteration)
 
         def iteration() -> tuple[int, dict[str, float]]:
