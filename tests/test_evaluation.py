@@ -95,6 +95,25 @@ def test_vector_equals_single_env_on_hopper_with_early_terminations():
     assert vec.returns == single.returns and vec.lengths == single.lengths
 
 
+def test_envs_left_without_episodes_are_paused_so_agents_spend_nothing_on_them():
+    from seqpolicy.agents.base import ContextAgent
+
+    class Spy(ContextAgent):
+        def __init__(self):
+            super().__init__(SeedLengthEnv.observation_space, SeedLengthEnv.action_space)
+            self.paused_at_act: list[list[bool]] = []
+
+        def _act_batch(self, obs, rewards, fresh):
+            self.paused_at_act.append(self._paused.tolist())
+            return np.zeros((len(obs), 1), dtype=np.float32)
+
+    spy = Spy()
+    # episodes 0, 1, 2 (lengths 1, 2, 3): env 0 plays 0 then 2; env 1 plays 1 and then has nothing left to play
+    result = evaluate(spy, UnseededOkEnv, n_episodes=3, seed=0, n_envs=2)
+    assert result.lengths == [1, 2, 3]
+    assert spy.paused_at_act == [[False, False], [False, False], [False, True], [False, True]]
+
+
 def test_seeding_repeats_and_differs():
     env = gym.make("Hopper-v4")
     agent = seqpolicy.RandomAgent(env.observation_space, env.action_space)

@@ -62,6 +62,26 @@ def test_reset_seed_changes_sampled_plans(toy_env, toy_thresholds):
     assert not np.array_equal(first, rollout(agent, toy_env, seed=1, steps=20))
 
 
+def test_a_paused_env_is_not_planned_for_until_it_is_reset(toy_env, toy_thresholds):
+    agent = make_tt_agent(toy_env, toy_thresholds)
+    venv = gym.vector.SyncVectorEnv([lambda: gym.make(TOY_ID)] * 2)
+    obs, _ = venv.reset(seed=[3, 4])
+    agent.reset(seed=0)
+    actions = agent.act(obs)
+    both = agent.stats["tokens"]
+    obs, rewards, *_ = venv.step(actions)
+    agent.pause(envs=[1])
+    actions = agent.act(obs, rewards)
+    alone = agent.stats["tokens"] - both
+    assert 0 < alone < 0.75 * both  # env 0 alone (its context now one transition longer); nothing for env 1
+    np.testing.assert_array_equal(actions[1], np.zeros(2))  # the middle of PointReach's [-2, 2] Box
+    agent.reset(envs=[1])  # a reset env acts again
+    obs, rewards, *_ = venv.step(actions)
+    assert not np.array_equal(agent.act(obs, rewards)[1], np.zeros(2))
+    with pytest.raises(RuntimeError, match="pause\\(\\) needs a running batch"):
+        make_tt_agent(toy_env, toy_thresholds).pause(envs=[0])
+
+
 def test_save_load_keeps_planner_settings(toy_env, toy_thresholds, tmp_path):
     agent = make_tt_agent(toy_env, toy_thresholds, plan_freq=2)
     agent.save(tmp_path / "agent")

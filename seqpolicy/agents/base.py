@@ -82,6 +82,7 @@ class ContextAgent(ABC):
         self._n: int | None = None  # batch size of the running episode(s); None until the first act()
         self._batched = False
         self._steps = np.zeros(0, dtype=np.int64)  # per env: actions taken since its last reset
+        self._paused = np.zeros(0, dtype=bool)  # per env: pause()d, acting skipped until its next reset
         # What a RewardFeed handed over since the last predict(): (rewards, dones) of one step, or a full reset.
         self._fed: tuple[np.ndarray, np.ndarray] | None = None
         self._fed_reset = False
@@ -99,12 +100,30 @@ class ContextAgent(ABC):
         if envs is None:
             self._n = None
             self._steps = np.zeros(0, dtype=np.int64)
+            self._paused = np.zeros(0, dtype=bool)
             return
         if self._n is None:
             return  # nothing is running yet: every env starts fresh anyway
         idx = self._select(envs)
         self._steps[idx] = 0
+        self._paused[idx] = False
         self._clear(idx)
+
+    def pause(self, envs: EnvSelector) -> None:
+        """Stop computing actions for the selected envs of a running batch until they are reset
+        (``reset(envs=...)`` or a full ``reset()``): :meth:`act` returns the middle of the action Box for them.
+
+        For vector loops that keep stepping envs whose episodes are no longer wanted: the evaluation harness
+        pauses an env once it has played its share of episodes, so a planner (the TT's beam search) spends
+        nothing on it. The other envs then share their batch with fewer rows, which may change their numbers
+        in the last bits, as any change of batch does. Agents that act cheaply may ignore it.
+
+        Args:
+            envs: an index, a sequence of indices or a bool mask of shape (n,) of the running batch.
+        """
+        if self._n is None:
+            raise RuntimeError("pause() needs a running batch: call act() first (every env starts fresh anyway).")
+        self._paused[self._select(envs)] = True
 
     def act(self, obs: np.ndarray, reward: float | np.ndarray | None = None) -> np.ndarray:
         """Action(s) for ``obs`` given the reward(s) returned by ``env.step`` for the previous action(s).
@@ -130,6 +149,7 @@ class ContextAgent(ABC):
         if starting:
             self._n, self._batched = n, batched
             self._steps = np.zeros(n, dtype=np.int64)
+            self._paused = np.zeros(n, dtype=bool)
             self._start_batch(n)
         with intra_op_threads(acting_threads(self.threads)):  # one thread by default: see common/threads.py
             actions = self._act_batch(obs2d, rewards, fresh)

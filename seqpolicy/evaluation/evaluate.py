@@ -608,6 +608,9 @@ def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: _Progress | N
             break
         obs, _ = venv.reset(seed=seeds, options={"reset_mask": ended})
         agent.reset(envs=ended)  # the agent ignores these envs' entries of `rewards` at its next act()
+        idle = ended & (episode < 0)
+        if idle.any() and isinstance(agent, ContextAgent):
+            agent.pause(envs=idle)  # an idle env is stepped with the Box's middle; a planner spends nothing on it
     return returns, lengths
 
 

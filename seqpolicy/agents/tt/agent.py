@@ -101,6 +101,8 @@ class TrajectoryTransformerAgent(ContextAgent):
         n = obs.shape[0]
         replan = []
         for i in range(n):
+            if self._paused[i]:  # its episode is no longer wanted (pause()): no context, no planning
+                continue
             if not fresh[i]:  # the previous step is complete now that its reward has arrived
                 row = np.concatenate([self._prev_obs[i], self._prev_act[i], [rewards[i], VALUE_PLACEHOLDER]])
                 self._context[i] = (self._context[i] + [disc.encode(row)])[-p.max_context_transitions:]
@@ -120,7 +122,9 @@ class TrajectoryTransformerAgent(ContextAgent):
                 plans, _ = beam_plan(self.model, disc, x, p, gens, self.stats)
             for i, plan in zip(group, plans.cpu().numpy(), strict=True):
                 self._plans[i] = plan
-        actions = np.stack([disc.decode(self._plans[i][0, o:o + a], slice(o, o + a)) for i in range(n)])
+        idle = self._scaler.from_unit(np.zeros((1, a), dtype=np.float32))[0]  # the Box's middle, for paused envs
+        actions = np.stack([idle if self._paused[i] else disc.decode(self._plans[i][0, o:o + a], slice(o, o + a))
+                            for i in range(n)])
         self._prev_obs[:] = obs
         self._prev_act[:] = actions
         return self._scaler.to_unit(actions)  # act() maps back to env units (identity for [-1, 1] boxes)
