@@ -63,7 +63,8 @@ def load_agent(path: str | os.PathLike, device: str = "auto", runtime: str = "to
         device: torch device for agents that run a network (``"auto"``, ``"cpu"``, ``"cuda"``...).
         runtime: what computes the network: ``"torch"``, or ``"onnxruntime"`` for a DT or BC folder exported with
             ``seqpolicy-export onnx`` (on the CPU; the agent's own logic stays the same, see
-            :mod:`seqpolicy.agents.onnx_network`).
+            :mod:`seqpolicy.agents.onnx_network`), or for a TT its planner's one-token steps (opt-in: they round
+            differently, so sampled plans can differ; :mod:`seqpolicy.agents.tt.onnx_step`).
         **kwargs: passed to the agent class's ``load``.
 
     Example:
@@ -77,12 +78,14 @@ def load_agent(path: str | os.PathLike, device: str = "auto", runtime: str = "to
     if runtime == "onnxruntime":
         from seqpolicy.agents.onnx_network import NOT_EXPORTED, use_onnxruntime
 
-        if kind in NOT_EXPORTED:
+        if kind in NOT_EXPORTED and kind != "tt":
             raise ValueError(f"runtime='onnxruntime' cannot run {path}: {NOT_EXPORTED[kind]}")
         if device not in ("auto", "cpu"):
             raise ValueError(f"runtime='onnxruntime' computes on the CPU, but device={device!r} was asked for: pass "
                              "device='cpu' (or use runtime='torch' on that device).")
         agent = load_agent(path, device="cpu", **kwargs)
+        if kind == "tt":  # its one-token steps, traced from the model now (nothing to export beforehand)
+            return agent.use_onnxruntime()
         return use_onnxruntime(agent, path)
     module, name = AGENT_KINDS[kind]
     try:

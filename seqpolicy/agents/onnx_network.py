@@ -17,7 +17,8 @@ The network call of each agent kind (batch dimension dynamic, everything else fi
   Gaussian's mean has the same call and reuses this export (its model's ``last_action`` returns the mean).
 - BC: ``policy(obs)`` on normalised observations; out comes the action in [-1, 1].
 - TT: not exported (see :data:`NOT_EXPORTED`): its beam search is Python around hundreds of one-token model
-  calls per step through a key/value cache.
+  calls per step through a key/value cache; ``runtime="onnxruntime"`` runs those calls on onnxruntime
+  (:mod:`seqpolicy.agents.tt.onnx_step`, traced when loaded).
 
 A folder whose ``model.onnx`` is missing, was made from other weights, is not recorded in agent.json (the
 agent was saved again after the export), or does not match its recorded SHA-256 is refused with what to run.
@@ -48,9 +49,10 @@ INSTALL_HINT = "pip install 'seqpolicy[onnx]'"
 
 NOT_EXPORTED = {
     "tt": "A TT agent is not exported to ONNX: its planner is a beam search in Python that calls the model "
-          "hundreds of times per step, one token at a time, through an exact key/value cache. An export of the "
-          "model's forward alone would have to recompute every window (the no-cache path, 10-17x slower: "
-          "benchmarks/README.md), so PyTorch stays the TT's runtime.",
+          "hundreds of times per step, one token at a time, through an exact key/value cache. "
+          "Its runtime 'onnxruntime' (seqpolicy-eval --runtime onnxruntime, load_agent(dir, runtime='onnxruntime')) "
+          "runs those steps on onnxruntime, traced when the agent is loaded: nothing to export "
+          "(seqpolicy.agents.tt.onnx_step).",
     "sb3": "An SB3 agent is not exported by seqpolicy: use Stable-Baselines3's own ONNX export "
            "(https://stable-baselines3.readthedocs.io, 'Exporting models').",
 }

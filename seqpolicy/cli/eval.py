@@ -85,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default: {_manifest_default('fast_render', 'on')})")
     p.add_argument("--device", default="auto", help="torch device for network agents (default: auto)")
     p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
-                   help="what computes a DT or BC agent's network: torch (default) or onnxruntime, for a folder "
-                        "exported with seqpolicy-export onnx (CPU; 2x faster act() at batch 1 here)")
+                   help="what computes the agent's network: torch (default) or onnxruntime (CPU): for a DT or BC "
+                        "folder exported with seqpolicy-export onnx (2x faster act() at batch 1 here); for a TT its "
+                        "planner's model calls, traced when loaded (opt-in: they round differently, so sampled "
+                        "plans can differ from torch's). The result's conditions record it")
     p.add_argument("--planner", nargs="+", default=None, metavar="SEARCH|KEY=VALUE",
                    help="TT agents: a named planner search (paper, cpu, greedy, pointreach; called planner presets "
                         "in 0.1) and/or settings on top of the agent's own, e.g. --planner beam_width=32 plan_freq=1, "

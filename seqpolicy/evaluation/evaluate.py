@@ -626,8 +626,12 @@ def _raw_rewards(info: dict, rewards: np.ndarray) -> np.ndarray:
 def _summarise(agent: Any, env_id: str, seed: int, returns: np.ndarray, lengths: np.ndarray, n_envs: int,
                vectorization: str, wall: float, actions: list | None = None) -> EvalResult:
     threads = acting_threads(agent.threads) if isinstance(agent, ContextAgent) else None
+    conditions = run_conditions(threads, n_envs)
+    runtime = getattr(agent, "runtime", None)
+    if runtime is not None:  # what computed the network, when not torch (its rounding is part of the result)
+        conditions["runtime"] = getattr(runtime, "name", type(runtime).__name__)
     return _result(env_id, describe_agent(agent), getattr(agent, "dataset_id", None), seed, returns, lengths,
-                   n_envs, vectorization, wall, package_versions(), run_conditions(threads, n_envs), actions=actions)
+                   n_envs, vectorization, wall, package_versions(), conditions, actions=actions)
 
 
 def _result(env_id: str, agent: str, dataset: str | None, seed: int, returns: Sequence[float],

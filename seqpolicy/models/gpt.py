@@ -159,7 +159,10 @@ class KVCache:
 
     def _buffer(self, rows: int) -> torch.Tensor:
         free = self.pool.get(rows)
-        return free.pop() if free else torch.empty((rows, *self.shape), dtype=self.dtype, device=self.device)
+        # Zeros, not empty: a position past ``length`` is never read by torch's kernels, but the onnxruntime step
+        # (seqpolicy.agents.tt.onnx_step) reads whole buffers and masks those positions, which needs finite values
+        # (pooled buffers hold earlier keys and values, which are).
+        return free.pop() if free else torch.zeros((rows, *self.shape), dtype=self.dtype, device=self.device)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write ``layer``'s new keys/values (rows, heads, L, head_dim) after the ``length`` filled positions;

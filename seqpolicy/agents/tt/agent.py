@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -70,6 +71,10 @@ class TrajectoryTransformerAgent(ContextAgent):
         self.planner = PlannerConfig.from_dict({**planner.to_dict(), **planner_settings})
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
+        self.runtime: Any = None
+        """What runs the planner's one-token steps when not the model itself: an
+        :class:`~seqpolicy.agents.tt.onnx_step.OnnxStepModel` (``load_agent(dir, runtime="onnxruntime")`` or
+        :meth:`use_onnxruntime`); None: PyTorch."""
         self.discretizer = discretizer
         self.env_id, self.dataset_id = env_id, dataset_id
         self.info = dict(info or {})
@@ -116,10 +121,11 @@ class TrajectoryTransformerAgent(ContextAgent):
             prefixes = np.stack([np.concatenate(self._context[i] + [disc.encode(obs[i], slice(0, o))])
                                  for i in group])
             x, gens = torch.as_tensor(prefixes, device=self.device), [self._gens[i] for i in group]
+            model = self.model if self.runtime is None else self.runtime
             if p.greedy_shortcut and p.action_is_fixed:
-                plans = greedy_first_actions(self.model, x, p, gens, self.stats)
+                plans = greedy_first_actions(model, x, p, gens, self.stats)
             else:
-                plans, _ = beam_plan(self.model, disc, x, p, gens, self.stats)
+                plans, _ = beam_plan(model, disc, x, p, gens, self.stats)
             for i, plan in zip(group, plans.cpu().numpy(), strict=True):
                 self._plans[i] = plan
         idle = self._scaler.from_unit(np.zeros((1, a), dtype=np.float32))[0]  # the Box's middle, for paused envs
@@ -130,6 +136,23 @@ class TrajectoryTransformerAgent(ContextAgent):
         return self._scaler.to_unit(actions)  # act() maps back to env units (identity for [-1, 1] boxes)
 
     # -- artifacts -------------------------------------------------------------------------------------
+    def use_onnxruntime(self) -> TrajectoryTransformerAgent:
+        """Run the planner's one-token steps on onnxruntime (opt-in; returns the agent).
+
+        Faster on a CPU (benchmarks/README.md has the shipped Hopper TT's figures), but the logits round
+        differently (~2e-5), so sampled plans and the episodes they make can differ from PyTorch's: results made
+        with it are not the zoo's (see :mod:`seqpolicy.agents.tt.onnx_step`). Needs the ``onnx`` extra; the agent
+        on the CPU.
+        """
+        from seqpolicy.agents.tt.onnx_step import OnnxStepModel
+        from seqpolicy.common.threads import acting_threads
+
+        if self.device.type != "cpu":
+            raise ValueError(f"The onnxruntime runtime computes on the CPU, but the agent is on {self.device}: "
+                             "load it with device='cpu'.")
+        self.runtime = OnnxStepModel(self.model, acting_threads(self.threads))
+        return self
+
     def _meta(self) -> dict:
         return {
             "model_config": self.model.config.to_dict(),
