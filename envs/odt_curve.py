@@ -3,6 +3,11 @@
     python envs/odt_curve.py --odt-run runs/zoo/odt-medium --td3-run runs/hopper-v4-td3 \
         --out envs/Hopper-v4/research/odt-curve        # from the two run folders: curve.json and curve.png
     python envs/odt_curve.py --out envs/Hopper-v4/research/odt-curve  # redraw curve.png from the committed curve.json
+    python envs/odt_curve.py --odt-run runs/zoo/odt-noise05 --also "first run=runs/zoo/odt-medium" \
+        --out envs/Hopper-v4/research/odt-curve        # TD3's points kept from the committed curve.json
+
+``--also LABEL=RUN`` (repeatable) draws other ODT runs beside the zoo's; without ``--td3-run`` the TD3 points
+already in OUT/curve.json are kept, and an ``--also`` run missing from this machine keeps its committed points.
 
 Both curves are held-out returns: the ODT run's periodic evaluations (``eval/return`` in its ``log.csv``: mean
 actions at the declared target, seeds 10000 on, ``--eval-episodes`` each) against its online env steps (the
@@ -61,11 +66,14 @@ def plot(curve: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label, colour in (("odt", "Online DT (pretrained on medium, then online)", "tab:blue"),
-                               ("td3", "SB3 TD3 from scratch", "tab:orange")):
-        pts = curve[key]["points"]
-        xs = [p["env_steps"] / 1000 for p in pts]
-        ys = [p["return"] for p in pts]
+    lines = [(curve["odt"], curve["odt"].get("label", "Online DT (pretrained on medium, then online)"), "tab:blue"),
+             (curve["td3"], "SB3 TD3 from scratch", "tab:orange")]
+    colours = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:grey")
+    lines += [(other, f"Online DT: {other['label']}", colours[i % len(colours)])
+              for i, other in enumerate(curve.get("also", []))]
+    for line, label, colour in lines:
+        xs = [p["env_steps"] / 1000 for p in line["points"]]
+        ys = [p["return"] for p in line["points"]]
         ax.plot(xs, ys, marker="o", ms=3, label=label, color=colour)
     if curve.get("data_mean_return") is not None:
         ax.axhline(curve["data_mean_return"], ls=":", color="grey", label="medium data's mean return")
@@ -84,19 +92,26 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--odt-run", type=Path, help="the seqpolicy-train odt run folder (log.csv, agent/)")
     p.add_argument("--td3-run", type=Path, help="the seqpolicy-baseline train run folder (checkpoints/)")
+    p.add_argument("--also", action="append", default=[], metavar="LABEL=RUN",
+                   help="another ODT run folder to draw beside the zoo's, with its label (repeatable)")
+    p.add_argument("--odt-label", default=None, help="the zoo run's label in the legend")
     p.add_argument("--env", default="Hopper-v4")
     p.add_argument("--data-mean-return", type=float, default=None,
                    help="draw the dataset's mean episode return as a line (default: from the env's medium card)")
     p.add_argument("--out", type=Path, required=True, help="folder for curve.json and curve.png")
     args = p.parse_args(argv)
-    if (args.odt_run is None) != (args.td3_run is None):
-        p.error("give both --odt-run and --td3-run (or neither, to redraw from OUT/curve.json)")
     args.out.mkdir(parents=True, exist_ok=True)
+    saved = json.loads((args.out / "curve.json").read_text()) if (args.out / "curve.json").is_file() else None
     if args.odt_run is None:
-        if not (args.out / "curve.json").is_file():
+        if args.td3_run is not None or args.also:
+            p.error("--td3-run and --also go with --odt-run (with none of them the chart is redrawn from "
+                    "OUT/curve.json)")
+        if saved is None:
             p.error(f"{args.out / 'curve.json'} does not exist: pass --odt-run and --td3-run to make it")
-        curve = json.loads((args.out / "curve.json").read_text())
+        curve = saved
     else:
+        if args.td3_run is None and (saved is None or not saved.get("td3", {}).get("points")):
+            p.error(f"no --td3-run and no TD3 points in {args.out / 'curve.json'} to keep")
         odt, config = odt_points(args.odt_run)
         if len(odt) < 2:
             p.error(f"{args.odt_run / 'log.csv'} has fewer than 2 evaluations: is the run online yet?")
@@ -105,10 +120,27 @@ def main(argv: list[str] | None = None) -> int:
         card = Path(__file__).parent / args.env / "datasets" / "medium.json"
         if data_mean is None and card.is_file():
             data_mean = json.loads(card.read_text())["return"]["mean"]
+        also = []
+        for spec in args.also:
+            label, sep, run = spec.partition("=")
+            if not sep or not label.strip():
+                p.error(f"--also {spec!r}: expected LABEL=RUN")
+            run_path = Path(run)
+            if (run_path / "log.csv").is_file():
+                also.append({"label": label.strip(), "run": run, "points": odt_points(run_path)[0]})
+                continue
+            kept = [line for line in ([saved["odt"]] + saved.get("also", []) if saved else [])
+                    if line.get("run", "").rstrip("/").endswith(run.rstrip("/").split("/")[-1])]
+            if not kept:
+                p.error(f"--also {spec!r}: {run_path / 'log.csv'} does not exist and OUT/curve.json has no such run")
+            also.append({**kept[0], "label": label.strip()})
+        td3 = ({"run": str(args.td3_run), "points": td3_points(args.td3_run, budget)} if args.td3_run is not None
+               else saved["td3"])
+        odt_line = {"run": str(args.odt_run), "points": odt}
+        if args.odt_label:
+            odt_line["label"] = args.odt_label
         curve = {"env_id": args.env, "eval_episodes": config.get("eval_episodes", 10), "eval_seed": 10000,
-                 "online_budget": budget, "data_mean_return": data_mean,
-                 "odt": {"run": str(args.odt_run), "points": odt},
-                 "td3": {"run": str(args.td3_run), "points": td3_points(args.td3_run, budget)}}
+                 "online_budget": budget, "data_mean_return": data_mean, "odt": odt_line, "td3": td3, "also": also}
         (args.out / "curve.json").write_text(json.dumps(curve, indent=1) + "\n")
     plot(curve, args.out / "curve.png")
     print(f"wrote {args.out / 'curve.png'} ({len(curve['odt']['points'])} ODT and {len(curve['td3']['points'])} "

@@ -1,0 +1,192 @@
+"""Training seeds of a zoo agent under the protocol of envs/README.md: train, keep, describe, evaluate.
+
+For each seed N, from the agent's command in ``envs/<EnvId>/manifest.json``::
+
+    python envs/make_seeds.py --env Walker2d-v4 --agent bc --seeds 1 2            # train + card + evaluate
+    python envs/make_seeds.py --env Walker2d-v4 --agent dt --seeds 0 1 2 --note "beside an ODT run"
+    python envs/make_seeds.py --env Walker2d-v4 --agent bc --seeds 0 --evaluate-only  # the designated seed
+
+1. **train**: the manifest's command with ``--seed N``, ``--out runs/seeds/<env>-<artifact>-<N>`` and the
+   protocol's changes: no checkpoint kept by evaluation (``--keep-best false``), a held-out learning curve
+   (10 episodes on seeds 10000+ every tenth of the budget; nothing is chosen by it), and for a DT the declared
+   target of :data:`DT_TARGETS`, the DT paper's per-env one. The budget (``--steps``) is the manifest's.
+2. **keep**: the run's final agent -> ``envs/<EnvId>/seeds/<artifact>/<N>/`` with its ``card.json`` (the
+   command, dataset, steps, precision, machine, wall time, the files' sha256 and the held-out curve). Seed 0 of
+   an agent whose designated folder holds final weights already (BC) is that folder: use ``--evaluate-only``.
+3. **evaluate**: 100 episodes on the test seeds 0-99, one thread, 10 envs, as every zoo result::
+
+       seqpolicy-eval --env ENV --agent NAME --training-seeds N --episodes 100 --seed 0 --n-envs 10 \\
+           --threads 1 --no-video --json envs/<EnvId>/results/seeds/<NAME>-<N>.json
+
+Then the tables: ``python envs/make_table.py envs/*/results/seeds/*.json --out envs/seeds.md --chart
+envs/seeds.png``. A seed whose folder and result exist is skipped (``--overwrite`` redoes it); a training
+that was stopped continues with ``--resume`` from its checkpoint when run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from zoo_common import REPO, env_folder, machine, read_manifest, sha256
+
+from seqpolicy.common.artifact import atomic_write_json
+
+DT_TARGETS = {"Hopper-v4": 3600.0, "HalfCheetah-v4": 12000.0, "Walker2d-v4": 5000.0}
+"""The declared DT target returns (the DT paper's per-env targets; envs/README.md)."""
+CURVE_POINTS = 10
+"""Held-out evaluations per training run (every tenth of the budget)."""
+CURVE_EPISODES = 10
+TEST = ["--episodes", "100", "--seed", "0", "--n-envs", "10", "--threads", "1", "--no-video"]
+
+
+def _set(words: list[str], flag: str, value: str | None) -> list[str]:
+    """``words`` with ``flag`` set to ``value`` (replaced where present, appended otherwise); None removes it."""
+    out, i = [], 0
+    while i < len(words):
+        if words[i] == flag:
+            i += 2
+            continue
+        out.append(words[i])
+        i += 1
+    return out if value is None else out + [flag, value]
+
+
+def _get(words: list[str], flag: str) -> str | None:
+    return words[words.index(flag) + 1] if flag in words else None
+
+
+def seed_command(env_id: str, name: str, manifest: dict, seed: int) -> tuple[list[str], Path]:
+    """The protocol's training command of seed ``seed`` of agent ``name`` and its run folder."""
+    entry = manifest.get("training", {}).get(name)
+    if entry is None:
+        raise SystemExit(f"{env_id}'s manifest has no training command for {name!r}; it has "
+                         f"{sorted(manifest.get('training', {}))}.")
+    words = shlex.split(entry["command"])
+    artifact = manifest["agents"][name]
+    run = Path("runs/seeds") / f"{env_id.lower()}-{artifact}-{seed}"
+    words = _set(words, "--out", str(run))
+    words = _set(words, "--seed", str(seed))
+    trainer = words[1]
+    if trainer in ("dt", "odt"):
+        words = _set(words, "--target-return", f"{DT_TARGETS[env_id]:g}")
+    if "--keep-best" in words or trainer == "dt":
+        words = _set(words, "--keep-best", "false")
+    steps = _get(words, "--steps")
+    if steps is not None and trainer != "tt":
+        words = _set(words, "--eval-every", str(max(1, int(steps) // CURVE_POINTS)))
+        words = _set(words, "--eval-episodes", str(CURVE_EPISODES))
+    return words, run
+
+
+def held_out_curve(run: Path) -> list[dict]:
+    """(step, mean return) of the run's periodic evaluations (log.csv's eval/return)."""
+    log = run / "log.csv"
+    if not log.is_file():
+        return []
+    with log.open() as f:
+        return [{"step": int(row["step"]), "return": float(row["eval/return"])}
+                for row in csv.DictReader(f) if row.get("eval/return")]
+
+
+def keep(env_id: str, name: str, manifest: dict, seed: int, words: list[str], run: Path, wall: float | None,
+         note: str | None) -> Path:
+    """Copy the run's final agent into seeds/<artifact>/<seed>/ and write its card."""
+    folder = env_folder(env_id)
+    artifact = manifest["agents"][name]
+    dest = folder / "seeds" / artifact / str(seed)
+    agent = REPO / run / "agent"
+    if not (agent / "agent.json").is_file():
+        raise SystemExit(f"{agent} holds no finished agent: the training did not finish.")
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(agent, dest, ignore=shutil.ignore_patterns("README.md"))
+    trainer = json.loads((REPO / run / "trainer.json").read_text()) if (REPO / run / "trainer.json").is_file() \
+        else {}
+    info = json.loads((dest / "agent.json").read_text()).get("info", {})
+    card = {
+        "artifact": artifact, "seed": seed,
+        "protocol": "final weights (envs/README.md)" + (f"; declared target {DT_TARGETS[env_id]:g}"
+                                                        if words[1] in ("dt", "odt") else "; nothing to declare"),
+        "command": shlex.join(words),
+        "dataset": _get(words, "--dataset"),
+        "train_steps": info.get("train_steps", trainer.get("step")),
+        "precision": info.get("precision", trainer.get("precision")),
+        "trained_on": machine() + ", one thread",
+        "train_wall_time_s": round(wall, 3) if wall is not None else info.get("train_wall_time_s"),
+        "wall_time_note": note,
+        "files": {f.name: {"bytes": f.stat().st_size, "sha256": sha256(f)}
+                  for f in sorted(dest.iterdir()) if f.is_file() and f.name != "card.json"},
+        "held_out_curve": {"seeds": f"10000-{10000 + CURVE_EPISODES - 1} ({CURVE_EPISODES} episodes per point; "
+                                    "nothing kept by it)", "points": held_out_curve(REPO / run)},
+    }
+    atomic_write_json(dest / "card.json", card)
+    return dest
+
+
+def evaluate(env_id: str, name: str, seed: int) -> Path:
+    out = env_folder(env_id) / "results" / "seeds" / f"{name}-{seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["seqpolicy-eval", "--env", env_id, "--agent", name, "--training-seeds", str(seed), *TEST,
+           "--json", str(out)]
+    print("+", shlex.join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("--env", required=True, help="a zoo env, e.g. Walker2d-v4")
+    p.add_argument("--agent", required=True, help="a zoo name with a training command, e.g. dt, bc, "
+                                                  "dt-medium-expert")
+    p.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds, e.g. 0 1 2")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="only the 100-episode test of seeds already kept (or the designated seed 0)")
+    p.add_argument("--dry-run", action="store_true", help="print the training commands and stop")
+    p.add_argument("--overwrite", action="store_true", help="redo seeds whose folder and result exist")
+    p.add_argument("--note", default=None, help="what shared the machine, for the card (wall times are speeds "
+                                                "only on a quiet core)")
+    args = p.parse_args(argv)
+    folder = env_folder(args.env)
+    manifest = read_manifest(folder)
+    if args.agent not in manifest.get("agents", {}):
+        raise SystemExit(f"{args.env} has no zoo agent {args.agent!r}; it has {sorted(manifest['agents'])}.")
+    for seed in args.seeds:
+        if seed < 0:
+            raise SystemExit(f"--seeds must be >= 0, got {seed}.")
+        words, run = seed_command(args.env, args.agent, manifest, seed)
+        if args.dry_run:
+            print(shlex.join(words))
+            continue
+        dest = folder / "seeds" / manifest["agents"][args.agent] / str(seed)
+        result = folder / "results" / "seeds" / f"{args.agent}-{seed}.json"
+        if not args.evaluate_only:
+            if dest.is_dir() and result.is_file() and not args.overwrite:
+                print(f"seed {seed}: {dest.relative_to(REPO)} and its result exist (--overwrite redoes them)")
+                continue
+            resume = (REPO / run / "checkpoint").is_dir() and not (REPO / run / "agent" / "agent.json").is_file()
+            cmd = words + (["--resume"] if resume else ["--overwrite"] if (REPO / run).exists() else [])
+            if not (REPO / run / "agent" / "agent.json").is_file() or args.overwrite:
+                print("+", shlex.join(cmd), flush=True)
+                start = time.perf_counter()
+                subprocess.run(cmd, check=True, cwd=REPO)
+                wall = None if resume else time.perf_counter() - start
+            else:
+                wall = None
+            kept = keep(args.env, args.agent, manifest, seed, words, run, wall, args.note)
+            print(f"seed {seed}: kept {kept.relative_to(REPO)}", flush=True)
+        evaluate(args.env, args.agent, seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

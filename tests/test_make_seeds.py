@@ -1,0 +1,61 @@
+"""envs/make_seeds.py: a training seed's command is the manifest's recipe under the protocol of envs/README.md."""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+ENVS = Path(__file__).resolve().parent.parent / "envs"
+
+
+@pytest.fixture(scope="module")
+def make_seeds():
+    if str(ENVS) not in sys.path:
+        sys.path.insert(0, str(ENVS))
+    spec = importlib.util.spec_from_file_location("envs_make_seeds", ENVS / "make_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+MANIFEST = {"agents": {"dt": "dt-medium", "bc": "bc-medium"}, "training": {
+    "dt": {"command": "seqpolicy-train dt --dataset seqpolicy/walker2d-v4/medium-v0 --env Walker2d-v4 --out "
+                      "runs/zoo/dt --preset cpu --steps 25000 --eval-every 1000 --eval-episodes 20 --keep-best true "
+                      "--threads 1 --seed 0 --quiet"},
+    "bc": {"command": "seqpolicy-train bc --dataset seqpolicy/walker2d-v4/medium-v0 --env Walker2d-v4 --out "
+                      "runs/zoo/bc --preset paper --threads 1 --seed 0 --quiet"}}}
+
+
+def flags(words: list[str]) -> dict[str, str]:
+    return {w: words[i + 1] for i, w in enumerate(words) if w.startswith("--") and i + 1 < len(words)
+            and not words[i + 1].startswith("--")}
+
+
+def test_a_dt_seed_keeps_its_final_weights_at_the_declared_target(make_seeds):
+    words, run = make_seeds.seed_command("Walker2d-v4", "dt", MANIFEST, 2)
+    f = flags(words)
+    assert words[:2] == ["seqpolicy-train", "dt"] and "--quiet" in words
+    assert f["--seed"] == "2" and f["--out"] == str(run) == "runs/seeds/walker2d-v4-dt-medium-2"
+    assert f["--keep-best"] == "false"  # no checkpoint chosen by evaluation
+    assert f["--target-return"] == "5000"  # the DT paper's Walker2d target, declared before training
+    assert f["--steps"] == "25000"  # the recipe's budget, unchanged
+    assert (f["--eval-every"], f["--eval-episodes"]) == ("2500", "10")  # a held-out curve, tenths of the budget
+    assert shlex.join(words).count("--seed") == 1 and shlex.join(words).count("--keep-best") == 1
+
+
+def test_a_bc_seed_changes_only_its_seed_and_folder(make_seeds):
+    words, run = make_seeds.seed_command("Walker2d-v4", "bc", MANIFEST, 1)
+    original = shlex.split(MANIFEST["training"]["bc"]["command"])
+    assert {k: v for k, v in flags(words).items() if k not in ("--seed", "--out")} == \
+        {k: v for k, v in flags(original).items() if k not in ("--seed", "--out")}
+    assert flags(words)["--seed"] == "1" and str(run) == "runs/seeds/walker2d-v4-bc-medium-1"
+
+
+def test_an_agent_without_a_recipe_is_refused(make_seeds):
+    with pytest.raises(SystemExit, match="no training command for 'tt'"):
+        make_seeds.seed_command("Walker2d-v4", "tt", MANIFEST, 0)
