@@ -102,3 +102,19 @@ def rollout(agent, env, seed: int, steps: int = 30) -> np.ndarray:
         if term or trunc:
             break
     return np.array(actions)
+
+
+def load_envs_script(name: str):
+    """Import envs/<name>.py (the zoo's scripts, not a package) as module ``envs_<name>``."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    envs = Path(__file__).resolve().parent.parent / "envs"
+    if str(envs) not in sys.path:
+        sys.path.insert(0, str(envs))  # the scripts import zoo_common
+    spec = importlib.util.spec_from_file_location(f"envs_{name}", envs / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

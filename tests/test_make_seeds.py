@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
-import sys
-from pathlib import Path
 
 import pytest
-
-ENVS = Path(__file__).resolve().parent.parent / "envs"
+from conftest import load_envs_script
 
 
 @pytest.fixture(scope="module")
 def make_seeds():
-    if str(ENVS) not in sys.path:
-        sys.path.insert(0, str(ENVS))
-    spec = importlib.util.spec_from_file_location("envs_make_seeds", ENVS / "make_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_envs_script("make_seeds")
 
 
 MANIFEST = {"agents": {"dt": "dt-medium", "bc": "bc-medium"}, "training": {

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_envs_script
 
 ENVS = Path(__file__).resolve().parent.parent / "envs"
 
 
 @pytest.fixture(scope="module")
 def make_table():
-    if str(ENVS) not in sys.path:
-        sys.path.insert(0, str(ENVS))
-    spec = importlib.util.spec_from_file_location("envs_make_table", ENVS / "make_table.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_envs_script("make_table")
 
 
 def evaluation(env_id: str, dataset: str | None, scores: list[float], seed: int = 0) -> dict:

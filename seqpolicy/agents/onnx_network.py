@@ -186,12 +186,7 @@ class OnnxRuntimeNetwork:
     def session(self, threads: int) -> Any:
         """The session running on ``threads`` intra-op threads (made on first use)."""
         if threads not in self._sessions:
-            options = self._ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL
-            self._sessions[threads] = self._ort.InferenceSession(str(self.path), options,
-                                                                 providers=["CPUExecutionProvider"])
+            self._sessions[threads] = cpu_session(self._ort, str(self.path), threads)
         return self._sessions[threads]
 
     def _all_true(self, index: int, batch: int) -> np.ndarray:
@@ -205,6 +200,17 @@ class OnnxRuntimeNetwork:
         feed = {name: self._all_true(i, batch) if t is None else np.ascontiguousarray(t.numpy())
                 for i, (name, t) in enumerate(zip(self.input_names, inputs, strict=True))}
         return torch.from_numpy(self.session(torch.get_num_threads()).run(None, feed)[0])
+
+
+def cpu_session(ort: Any, model: str | bytes, threads: int) -> Any:
+    """An onnxruntime session on the CPU for ``model`` (a path or the graph's bytes): ``threads`` intra-op
+    threads, sequential execution, every graph optimisation."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def use_onnxruntime(agent: Any, folder: str | os.PathLike) -> Any:

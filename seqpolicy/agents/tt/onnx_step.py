@@ -132,14 +132,10 @@ class OnnxStepModel:
 
     def session(self, threads: int) -> Any:
         """The session running on ``threads`` intra-op threads (made on first use)."""
+        from seqpolicy.agents.onnx_network import cpu_session
+
         if threads not in self._sessions:
-            options = self._ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[threads] = self._ort.InferenceSession(self._graph, options,
-                                                                 providers=["CPUExecutionProvider"])
+            self._sessions[threads] = cpu_session(self._ort, self._graph, threads)
         return self._sessions[threads]
 
     def __getattr__(self, name: str) -> Any:  # config, blocks, parameters(), ...: the model's
