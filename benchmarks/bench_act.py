@@ -13,6 +13,13 @@ divided by the batch). Everything runs side by side in one process, so the ratio
     python benchmarks/bench_act.py                       # dt and tt, torch default vs 1 thread, idle
     python benchmarks/bench_act.py --load --json out.json
     python benchmarks/bench_act.py --agents tt --n-envs 1 10 --threads 1
+    python benchmarks/bench_act.py --agents tt --threads 1 --runtimes torch onnxruntime --sdpa-too
+
+``--runtimes torch onnxruntime`` times a TT's planner on both runtimes (``seqpolicy.agents.tt.onnx_step``; the
+onnxruntime one rounds differently, so its sampled plans drift from torch's after a few steps, and the
+per-step costs compare like for like only on average); ``--sdpa-too`` adds the torch runtime with the planner's
+one-query attention computed by ``scaled_dot_product_attention`` (the kernel before 2026-12-07). The matmul
+peaks at the end include onnxruntime's (MLAS) when it is installed.
 """
 
 from __future__ import annotations
@@ -89,6 +96,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=36, help="env steps per measurement (default 36)")
     p.add_argument("--repeats", type=int, default=2, help="measurements per setting, interleaved (default 2)")
     p.add_argument("--load", action="store_true", help="also measure with a busy process on the machine")
+    p.add_argument("--runtimes", nargs="+", default=["torch"], choices=["torch", "onnxruntime"],
+                   help="TT agents: what runs the planner's model calls (default: torch)")
+    p.add_argument("--sdpa-too", action="store_true",
+                   help="TT agents: also time torch with the one-query attention on SDPA (the earlier kernel)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
 
@@ -111,12 +122,19 @@ def main() -> None:
           f"torch's default threads {default_threads}, {platform.python_version()}, seqpolicy from {seqpolicy_path()}")
     rows = []
     loads = [False, True] if args.load else [False]
+    variants = []  # (label, agent, kernel patch or None)
     for name in args.agents:
-        if is_agent_path(name):
-            from seqpolicy.agents.loading import load_agent
-            agent = load_agent(name, device="cpu")
-        else:
-            agent = get_agent(args.env, name, device="cpu")
+        for runtime in args.runtimes:
+            if is_agent_path(name):
+                from seqpolicy.agents.loading import load_agent
+                agent = load_agent(name, device="cpu", runtime=runtime)
+            else:
+                agent = get_agent(args.env, name, device="cpu", runtime=runtime)
+            label = name if len(args.runtimes) == 1 else f"{name} [{runtime}]"
+            variants.append((label, agent, None))
+            if args.sdpa_too and runtime == "torch" and getattr(agent, "kind", None) == "tt":
+                variants.append((f"{name} [torch, SDPA]", agent, _sdpa_kernel))
+    for name, agent, patch in variants:
         for loaded in loads:
             stop = mp.Event()
             proc = mp.Process(target=_busy, args=(stop,), daemon=True) if loaded else None
@@ -128,7 +146,8 @@ def main() -> None:
                     results = {t: [] for t in settings}
                     for _ in range(args.repeats):
                         for t in settings:
-                            results[t].append(time_act(agent, args.env, n_envs, args.steps, t))
+                            with _patched(patch):
+                                results[t].append(time_act(agent, args.env, n_envs, args.steps, t))
                     for t in settings:
                         mean = min(r["mean_s"] for r in results[t])  # best of the repeats
                         row = {"agent": name, "n_envs": n_envs, "threads": t, "setting": names[t],
@@ -158,8 +177,14 @@ def main() -> None:
     torch.set_num_threads(1)
     from bench_train import matmul_peak  # benchmarks/ is on sys.path when this script runs
 
+    shapes = ((1024, 1024, 1024), (32, 128, 384), (32, 128, 512), (32, 512, 128), (320, 128, 512))
     peaks = {f"{m}x{k}x{n} {dtype}": matmul_peak([(m, k, n)], dtype, seconds=0.3) for dtype in ("fp32", "bf16")
-             for m, k, n in ((1024, 1024, 1024), (32, 128, 384), (32, 128, 512), (32, 512, 128))}
+             for m, k, n in shapes}
+    if "onnxruntime" in args.runtimes:
+        from bench_dt import matmul_peak as fp32_peaks  # torch.mm and onnxruntime's MLAS, fp32
+
+        for m, k, n in shapes:
+            peaks[f"{m}x{k}x{n} fp32 onnxruntime"] = fp32_peaks([(m, k, n)], seconds=0.3).get("onnxruntime", 0.0)
     print("matmul peak, one thread, GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
     if args.json:
         _write(args.json, rows, default_threads, args.steps, peaks)
@@ -170,6 +195,30 @@ def _write(path: str, rows: list, default_threads: int, steps: int, peaks: dict 
         json.dump({"cpu": _machine[0], "matmul_isa": _machine[1], "torch": torch.__version__,
                    "seqpolicy": seqpolicy_path(), "default_threads": default_threads, "steps": steps,
                    "load_average_at_end": os.getloadavg(), "matmul_peak_gflops": peaks, "rows": rows}, f, indent=1)
+
+
+def _sdpa_kernel(q, k, v, allow, scale):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allow, scale=scale)
+
+
+class _patched:
+    """Within the block, the planner's one-query attention kernel is ``kernel`` (None: unchanged)."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __enter__(self):
+        import seqpolicy.models.gpt as gpt
+
+        self.saved = getattr(gpt, "_one_query_attention", None)
+        if self.kernel is not None:
+            gpt._one_query_attention = self.kernel
+
+    def __exit__(self, *exc):
+        import seqpolicy.models.gpt as gpt
+
+        if self.kernel is not None:
+            gpt._one_query_attention = self.saved
 
 
 def seqpolicy_path() -> str:
