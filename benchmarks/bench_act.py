@@ -13,13 +13,12 @@ divided by the batch). Everything runs side by side in one process, so the ratio
     python benchmarks/bench_act.py                       # dt and tt, torch default vs 1 thread, idle
     python benchmarks/bench_act.py --load --json out.json
     python benchmarks/bench_act.py --agents tt --n-envs 1 10 --threads 1
-    python benchmarks/bench_act.py --agents tt --threads 1 --runtimes torch onnxruntime --sdpa-too
+    python benchmarks/bench_act.py --agents tt --threads 1 --runtimes torch onnxruntime
 
 ``--runtimes torch onnxruntime`` times a TT's planner on both runtimes (``seqpolicy.agents.tt.onnx_step``; the
 onnxruntime one rounds differently, so its sampled plans drift from torch's after a few steps, and the
-per-step costs compare like for like only on average); ``--sdpa-too`` adds the torch runtime with the planner's
-one-query attention computed by ``scaled_dot_product_attention`` (the kernel before 2026-12-07). The matmul
-peaks at the end include onnxruntime's (MLAS) when it is installed.
+per-step costs compare like for like only on average). The matmul peaks at the end include onnxruntime's (MLAS)
+when it is installed.
 """
 
 from __future__ import annotations
@@ -98,8 +97,6 @@ def main() -> None:
     p.add_argument("--load", action="store_true", help="also measure with a busy process on the machine")
     p.add_argument("--runtimes", nargs="+", default=["torch"], choices=["torch", "onnxruntime"],
                    help="TT agents: what runs the planner's model calls (default: torch)")
-    p.add_argument("--sdpa-too", action="store_true",
-                   help="TT agents: also time torch with the one-query attention on SDPA (the earlier kernel)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
 
@@ -122,7 +119,7 @@ def main() -> None:
           f"torch's default threads {default_threads}, {platform.python_version()}, seqpolicy from {seqpolicy_path()}")
     rows = []
     loads = [False, True] if args.load else [False]
-    variants = []  # (label, agent, kernel patch or None)
+    variants = []  # (label, agent)
     for name in args.agents:
         for runtime in args.runtimes:
             if is_agent_path(name):
@@ -131,10 +128,8 @@ def main() -> None:
             else:
                 agent = get_agent(args.env, name, device="cpu", runtime=runtime)
             label = name if len(args.runtimes) == 1 else f"{name} [{runtime}]"
-            variants.append((label, agent, None))
-            if args.sdpa_too and runtime == "torch" and getattr(agent, "kind", None) == "tt":
-                variants.append((f"{name} [torch, SDPA]", agent, _sdpa_kernel))
-    for name, agent, patch in variants:
+            variants.append((label, agent))
+    for name, agent in variants:
         for loaded in loads:
             stop = mp.Event()
             proc = mp.Process(target=_busy, args=(stop,), daemon=True) if loaded else None
@@ -146,8 +141,7 @@ def main() -> None:
                     results = {t: [] for t in settings}
                     for _ in range(args.repeats):
                         for t in settings:
-                            with _patched(patch):
-                                results[t].append(time_act(agent, args.env, n_envs, args.steps, t))
+                            results[t].append(time_act(agent, args.env, n_envs, args.steps, t))
                     for t in settings:
                         mean = min(r["mean_s"] for r in results[t])  # best of the repeats
                         row = {"agent": name, "n_envs": n_envs, "threads": t, "setting": names[t],
@@ -195,30 +189,6 @@ def _write(path: str, rows: list, default_threads: int, steps: int, peaks: dict 
         json.dump({"cpu": _machine[0], "matmul_isa": _machine[1], "torch": torch.__version__,
                    "seqpolicy": seqpolicy_path(), "default_threads": default_threads, "steps": steps,
                    "load_average_at_end": os.getloadavg(), "matmul_peak_gflops": peaks, "rows": rows}, f, indent=1)
-
-
-def _sdpa_kernel(q, k, v, allow, scale):
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allow, scale=scale)
-
-
-class _patched:
-    """Within the block, the planner's one-query attention kernel is ``kernel`` (None: unchanged)."""
-
-    def __init__(self, kernel):
-        self.kernel = kernel
-
-    def __enter__(self):
-        import seqpolicy.models.gpt as gpt
-
-        self.saved = getattr(gpt, "_one_query_attention", None)
-        if self.kernel is not None:
-            gpt._one_query_attention = self.kernel
-
-    def __exit__(self, *exc):
-        import seqpolicy.models.gpt as gpt
-
-        if self.kernel is not None:
-            gpt._one_query_attention = self.saved
 
 
 def seqpolicy_path() -> str:

@@ -205,29 +205,9 @@ def attention_infer(x: torch.Tensor, w: AttentionWeights, allow: torch.Tensor | 
     q, k, v = _project(x, w, n_query)  # (B, heads, Lq or L, head_dim)
     if cache is not None:
         k, v = cache.append(layer, k, v)  # (B, heads, length + L, head_dim)
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    if cache is not None and q.shape[2] == 1 and k.device.type == "cpu" and allow is not None and allow.shape[-2] == 1:
-        y = _one_query_attention(q, k, v, allow, scale)
-    else:
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None, scale=scale)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, is_causal=causal and allow is None,
+                                       scale=1.0 / math.sqrt(q.shape[-1]))
     return F.linear(_merge_heads(y), *w.proj), (k, v)
-
-
-def _one_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allow: torch.Tensor,
-                         scale: float) -> torch.Tensor:
-    """softmax(q k^T * scale + mask) v for one query per row (q (B, heads, 1, head_dim); keys and values
-    (B, heads, Lk, head_dim), views of a :class:`KVCache`'s buffers), as two batched GEMMs.
-
-    The TT planner's one-token steps on a CPU: SDPA's flash kernel buys nothing for one query and reads the
-    cache's strided views more slowly (benchmarks/README.md). The same maths in another summation order:
-    outputs agree with SDPA's to float rounding (tests/test_attention.py). Only cached steps use it, so the
-    DT's acting (no cache) keeps SDPA's numbers.
-    """
-    b, nh, _, hd = q.shape
-    lk = k.shape[2]
-    bias = attention_bias(allow, q.dtype).expand(b, nh, 1, lk).reshape(b * nh, 1, lk)
-    scores = torch.baddbmm(bias, q.reshape(b * nh, 1, hd), k.reshape(b * nh, lk, hd).transpose(1, 2), alpha=scale)
-    return torch.bmm(scores.softmax(-1), v.reshape(b * nh, lk, hd)).view(b, nh, 1, hd)
 
 
 def _attention_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, scale: float,
