@@ -489,9 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split each agent's seeds into N shards, one process each; a finished shard is kept in "
                         "--shard-dir (small JSON files: copy them to carry a long evaluation over to another "
                         "machine), so a rerun evaluates only the missing ones. A shard of no more "
-                        "episodes than --n-envs runs as long as its longest episode, the envs whose episode ended "
-                        "still stepped and planned for (their results are dropped): for envs whose episodes end "
-                        "early, prefer a few large shards (e.g. --shards 2 --jobs 2 on two cores)")
+                        "episodes than --n-envs runs as long as its longest episode (envs with nothing left to "
+                        "play are paused: stepped, not planned for), so its batch thins out: for envs whose "
+                        "episodes end early, prefer a few large shards (e.g. --shards 2 --jobs 2 on two cores)")
     e.add_argument("--jobs", type=int, default=None, help="shard processes at once (default: all of them)")
     e.add_argument("--shard-dir", type=Path, default=None, help="where finished shards are kept, in a folder per env "
                    "(default: runs/eval-shards/, which git ignores; the merged result goes to results/<agent>.json)")

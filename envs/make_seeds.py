@@ -11,7 +11,9 @@ For each seed N, from the agent's command in ``envs/<EnvId>/manifest.json``::
    (10 episodes on seeds 10000+ every tenth of the budget; nothing is chosen by it), and for a DT the declared
    target of :data:`DT_TARGETS`, the DT paper's per-env one. The budget (``--steps``) is the manifest's.
 2. **keep**: the run's final agent -> ``envs/<EnvId>/seeds/<artifact>/<N>/`` with its ``card.json`` (the
-   command, dataset, steps, precision, machine, wall time, the files' sha256 and the held-out curve). Seed 0 of
+   command, dataset and its content sha256, steps, precision, machine, wall time, the files' sha256 and the
+   held-out curve). Before training, the local dataset is checked against its committed card: a dataset rebuilt
+   on another CPU kind can differ (envs/README.md), and seeds trained on other data are refused. Seed 0 of
    an agent whose designated folder holds final weights already (BC) is that folder: use ``--evaluate-only``.
 3. **evaluate**: 100 episodes on the test seeds 0-99, one thread, 10 envs, as every zoo result::
 
@@ -86,6 +88,26 @@ def seed_command(env_id: str, name: str, manifest: dict, seed: int) -> tuple[lis
     return words, run
 
 
+def check_dataset(env_id: str, dataset_id: str, allow_other: bool) -> dict:
+    """The local dataset's content sha256 against its committed card (envs/<EnvId>/datasets/<name>.json): seeds
+    are comparable only when trained on the same data, and a dataset rebuilt on another CPU kind can differ
+    (envs/README.md). SystemExit on a mismatch unless ``allow_other``."""
+    from make_datasets import content_sha256
+
+    from seqpolicy.data.sources import load_trajectories
+
+    name = dataset_id.rsplit("/", 1)[-1].rsplit("-v", 1)[0]  # seqpolicy/hopper-v4/medium-v0 -> medium
+    card = env_folder(env_id) / "datasets" / f"{name}.json"
+    want = json.loads(card.read_text()).get("content_sha256") if card.is_file() else None
+    got = content_sha256(load_trajectories(dataset_id, env_id))
+    if want is not None and got != want and not allow_other:
+        raise SystemExit(f"{dataset_id} here (content sha256 {got[:12]}...) is not the data of its card "
+                         f"{card.relative_to(REPO)} ({want[:12]}...): a seed trained on it would not be comparable "
+                         "with the others. Rebuild it where it matches (envs/README.md: datasets differ between CPU "
+                         "kinds), or pass --allow-other-data and say so.")
+    return {"content_sha256": got, "matches_card": want is None or got == want}
+
+
 def held_out_curve(run: Path) -> list[dict]:
     """(step, mean return) of the run's periodic evaluations (log.csv's eval/return)."""
     log = run / "log.csv"
@@ -97,7 +119,7 @@ def held_out_curve(run: Path) -> list[dict]:
 
 
 def keep(env_id: str, name: str, manifest: dict, seed: int, words: list[str], run: Path, wall: float | None,
-         note: str | None) -> Path:
+         note: str | None, data: dict | None = None) -> Path:
     """Copy the run's final agent into seeds/<artifact>/<seed>/ and write its card."""
     folder = env_folder(env_id)
     artifact = manifest["agents"][name]
@@ -117,6 +139,8 @@ def keep(env_id: str, name: str, manifest: dict, seed: int, words: list[str], ru
                                                         if words[1] in ("dt", "odt") else "; nothing to declare"),
         "command": shlex.join(words),
         "dataset": _get(words, "--dataset"),
+        "dataset_content_sha256": (data or {}).get("content_sha256"),
+        "dataset_matches_card": (data or {}).get("matches_card"),
         "train_steps": info.get("train_steps", trainer.get("step")),
         "precision": info.get("precision", trainer.get("precision")),
         "trained_on": machine() + ", one thread",
@@ -153,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="only the 100-episode test of seeds already kept (or the designated seed 0)")
     p.add_argument("--dry-run", action="store_true", help="print the training commands and stop")
     p.add_argument("--overwrite", action="store_true", help="redo seeds whose folder and result exist")
+    p.add_argument("--allow-other-data", action="store_true",
+                   help="train even where the local dataset differs from its committed card (recorded in the card)")
     p.add_argument("--note", default=None, help="what shared the machine, for the card (wall times are speeds "
                                                 "only on a quiet core)")
     args = p.parse_args(argv)
@@ -173,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             if dest.is_dir() and result.is_file() and not args.overwrite:
                 print(f"seed {seed}: {dest.relative_to(REPO)} and its result exist (--overwrite redoes them)")
                 continue
+            data = check_dataset(args.env, _get(words, "--dataset"), args.allow_other_data)
             resume = (REPO / run / "checkpoint").is_dir() and not (REPO / run / "agent" / "agent.json").is_file()
             cmd = words + (["--resume"] if resume else ["--overwrite"] if (REPO / run).exists() else [])
             if not (REPO / run / "agent" / "agent.json").is_file() or args.overwrite:
@@ -182,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 wall = None if resume else time.perf_counter() - start
             else:
                 wall = None
-            kept = keep(args.env, args.agent, manifest, seed, words, run, wall, args.note)
+            kept = keep(args.env, args.agent, manifest, seed, words, run, wall, args.note, data)
             print(f"seed {seed}: kept {kept.relative_to(REPO)}", flush=True)
         evaluate(args.env, args.agent, seed)
     return 0

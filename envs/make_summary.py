@@ -54,9 +54,11 @@ def trained_on(name: str, results: list[EvalResult]) -> str:
     return ", ".join(sorted(names)) or "-"
 
 
-def cell(r: EvalResult | None) -> str:
+def cell(r: EvalResult | None, in_zoo: bool = True) -> str:
+    """A table cell: the normalised score, its CI and the return; for an agent without a result, whether the env's
+    zoo lists it at all (``in_zoo``: its manifest names it) or does not have it."""
     if r is None:
-        return "no 100-episode result yet"
+        return "no 100-episode result yet" if in_zoo else "-"
     if not r.normalized:
         return f"return {r.mean:.1f}"
     n = r.normalized
@@ -72,16 +74,18 @@ def agent_order(comps: list[Comparison], envs: Path = ENVS) -> list[str]:
                   key=lambda a: (a == "random", (listed + found).index(a)))
 
 
-def table(comps: list[Comparison], agents: list[str]) -> str:
+def table(comps: list[Comparison], agents: list[str], envs: Path = ENVS) -> str:
     head = ["agent", "trained on", *(c.env_id for c in comps)]
     rows = [head, ["---"] * 2 + ["---:"] * len(comps)]
+    listed = {c.env_id: set(read_manifest(env_folder(c.env_id, envs)).get("agents", {})) for c in comps}
     for a in agents:
         found = [c.results[a] for c in comps if a in c.results]
-        rows.append([a, trained_on(a, found), *(cell(c.results.get(a)) for c in comps)])
+        rows.append([a, trained_on(a, found), *(cell(c.results.get(a), a in listed[c.env_id]) for c in comps)])
     episodes = sorted({r.n_episodes for c in comps for r in c.results.values()})
     seeds = sorted({f"{r.seeds[0]}-{r.seeds[-1]}" for c in comps for r in c.results.values()})
     note = (f"D4RL-normalised score (**bold**) with its 95% bootstrap CI, and the mean return; "
-            f"{'/'.join(map(str, episodes))} episodes per agent, seeds {', '.join(seeds)}.")
+            f"{'/'.join(map(str, episodes))} episodes per agent, seeds {', '.join(seeds)}; - where an env's zoo "
+            "has no such agent.")
     return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n\n" + note
 
 
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     order = agent_order(comps, ENVS)
     if not comps:
         sys.exit("No envs/<EnvId>/results/comparison.json yet: run python envs/make_agents.py --env ENV evaluate.")
-    block = table(comps, order)
+    block = table(comps, order, ENVS)
     atomic_write_bytes(ENVS / "results.md", ("# The zoo's results\n\n" + block + "\n").encode())
     plot_envs(comps, ENVS / "results.png",
               title="seqpolicy zoo: D4RL-normalised score, mean and 95% bootstrap CI, 100 episodes (seeds 0-99)",

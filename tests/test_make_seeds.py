@@ -49,3 +49,25 @@ def test_a_bc_seed_changes_only_its_seed_and_folder(make_seeds):
 def test_an_agent_without_a_recipe_is_refused(make_seeds):
     with pytest.raises(SystemExit, match="no training command for 'tt'"):
         make_seeds.seed_command("Walker2d-v4", "tt", MANIFEST, 0)
+
+
+def test_a_dataset_that_is_not_its_cards_data_is_refused(make_seeds, tmp_path, monkeypatch, toy_data):
+    import json
+
+    from make_datasets import content_sha256
+
+    import seqpolicy.data.sources as sources
+
+    (tmp_path / "datasets").mkdir()
+    card = tmp_path / "datasets" / "medium.json"
+    monkeypatch.setattr(make_seeds, "env_folder", lambda env_id: tmp_path)
+    monkeypatch.setattr(make_seeds, "REPO", tmp_path)
+    monkeypatch.setattr(sources, "load_trajectories", lambda source, env_id=None: toy_data)
+    card.write_text(json.dumps({"content_sha256": content_sha256(toy_data)}))
+    assert make_seeds.check_dataset("Walker2d-v4", "seqpolicy/walker2d-v4/medium-v0", False) == {
+        "content_sha256": content_sha256(toy_data), "matches_card": True}
+    card.write_text(json.dumps({"content_sha256": "0" * 64}))  # the card was made from other data
+    with pytest.raises(SystemExit, match="is not the data of its card"):
+        make_seeds.check_dataset("Walker2d-v4", "seqpolicy/walker2d-v4/medium-v0", False)
+    allowed = make_seeds.check_dataset("Walker2d-v4", "seqpolicy/walker2d-v4/medium-v0", True)
+    assert allowed["matches_card"] is False  # trained anyway, and the card will say so

@@ -299,7 +299,8 @@ def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, mo
 
     summary = load_script("make_summary")
     envs = tmp_path / "envs"
-    for env_id, agents in {"Hopper-v4": {"dt": 1500.0, "random": 20.0}, "Walker2d-v4": {"bc": 3000.0}}.items():
+    for env_id, agents in {"Hopper-v4": {"dt": 1500.0, "odt": 1400.0, "random": 20.0},
+                           "Walker2d-v4": {"bc": 3000.0}}.items():
         (envs / env_id).mkdir(parents=True)
         shutil.copy(ENVS / env_id / "manifest.json", envs / env_id / "manifest.json")
         results = {a: _result(env_id, a, f"seqpolicy/{env_id.lower()}/medium-v0", 0, [m - 10.0, m, m + 10.0] * 3,
@@ -314,7 +315,8 @@ def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, mo
     assert loaded.returns == [1490.0, 1500.0, 1510.0] * 3 and loaded.normalized is not None
     md = summary.table(comps, summary.agent_order(comps, envs))
     rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ")}
-    assert list(rows)[2:] == ["dt", "bc", "random"]  # the presets' order, random last
+    assert list(rows)[2:] == ["dt", "bc", "odt", "random"]  # the manifests' order, random last
+    assert rows["odt"].split(" | ")[-1] == "- |"  # Walker2d-v4's zoo has no odt: nothing to wait for
     assert f"**{loaded.normalized['mean']:.1f}**" in rows["dt"] and "return 1500.0" in rows["dt"]
     bc = comps[1].results["bc"]
     assert rows["bc"].split(" | ")[2:] == [  # not in Hopper's results; 9 episodes: the CI is shown
@@ -330,7 +332,7 @@ def test_summary_reads_every_env_and_rewrites_only_the_readme_block(tmp_path, mo
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith(f"{summary.END}\nrest\n") and "old table" not in text
     assert md in text and (envs / "results.png").stat().st_size > 0
-    assert bars == [[comps[0].results[a].normalized["mean"] for a in ("dt", "random")],
+    assert bars == [[comps[0].results[a].normalized["mean"] for a in ("dt", "odt", "random")],
                     [comps[1].results["bc"].normalized["mean"]]]
 
 
