@@ -8,7 +8,7 @@ For each seed N, from the agent's command in ``envs/<EnvId>/manifest.json``::
 
 1. **train**: the manifest's command with ``--seed N``, ``--out runs/seeds/<env>-<artifact>-<N>`` and the
    protocol's changes: no checkpoint kept by evaluation (``--keep-best false``), a held-out learning curve
-   (10 episodes on seeds 10000+ every tenth of the budget; nothing is chosen by it), and for a DT the declared
+   (10 episodes on seeds 10000+ every 2500 steps; nothing is chosen by it), and for a DT the declared
    target of :data:`DT_TARGETS`, the DT paper's per-env one. The budget (``--steps``) is the manifest's.
 2. **keep**: the run's final agent -> ``envs/<EnvId>/seeds/<artifact>/<N>/`` with its ``card.json`` (the
    command, dataset and its content sha256, steps, precision, machine, wall time, the files' sha256 and the
@@ -43,8 +43,8 @@ from seqpolicy.common.artifact import atomic_write_json
 
 DT_TARGETS = {"Hopper-v4": 3600.0, "HalfCheetah-v4": 12000.0, "Walker2d-v4": 5000.0}
 """The declared DT target returns (the DT paper's per-env targets; envs/README.md)."""
-CURVE_POINTS = 10
-"""Held-out evaluations per training run (every tenth of the budget)."""
+CURVE_EVERY = 2500
+"""Training steps between held-out evaluations (the Hopper-v4 seeds' cadence since the protocol began)."""
 CURVE_EPISODES = 10
 TEST = ["--episodes", "100", "--seed", "0", "--n-envs", "10", "--threads", "1", "--no-video"]
 
@@ -83,7 +83,7 @@ def seed_command(env_id: str, name: str, manifest: dict, seed: int) -> tuple[lis
         words = _set(words, "--keep-best", "false")
     steps = _get(words, "--steps")
     if steps is not None and trainer != "tt":
-        words = _set(words, "--eval-every", str(max(1, int(steps) // CURVE_POINTS)))
+        words = _set(words, "--eval-every", str(min(CURVE_EVERY, int(steps))))
         words = _set(words, "--eval-episodes", str(CURVE_EPISODES))
     return words, run
 
