@@ -3,11 +3,12 @@
     python envs/odt_curve.py --odt-run runs/zoo/odt-medium --td3-run runs/hopper-v4-td3 \
         --out envs/Hopper-v4/research/odt-curve        # from the two run folders: curve.json and curve.png
     python envs/odt_curve.py --out envs/Hopper-v4/research/odt-curve  # redraw curve.png from the committed curve.json
-    python envs/odt_curve.py --odt-run runs/zoo/odt-noise05 --also "first run=runs/zoo/odt-medium" \
-        --out envs/Hopper-v4/research/odt-curve        # TD3's points kept from the committed curve.json
+    python envs/odt_curve.py --also "exploring at 0.5 x std=runs/zoo/odt-noise05" \
+        --out envs/Hopper-v4/research/odt-curve        # other runs beside the committed zoo and TD3 lines
 
-``--also LABEL=RUN`` (repeatable) draws other ODT runs beside the zoo's; without ``--td3-run`` the TD3 points
-already in OUT/curve.json are kept, and an ``--also`` run missing from this machine keeps its committed points.
+``--also LABEL=RUN`` (repeatable) draws other ODT runs beside the zoo's; without ``--odt-run`` (or without
+``--td3-run``) the committed lines in OUT/curve.json are kept, and an ``--also`` run missing from this machine keeps
+its committed points.
 
 Both curves are held-out returns: the ODT run's periodic evaluations (``eval/return`` in its ``log.csv``: mean
 actions at the declared target, seeds 10000 on, ``--eval-episodes`` each) against its online env steps (the
@@ -59,6 +60,21 @@ def td3_points(run: Path, max_env_steps: int | None) -> list[dict]:
     return points
 
 
+def _also_line(parser: argparse.ArgumentParser, spec: str, saved: dict | None) -> dict:
+    """The line of ``--also LABEL=RUN``: from RUN's log.csv, or the committed curve.json's line of that run."""
+    label, sep, run = spec.partition("=")
+    if not sep or not label.strip():
+        parser.error(f"--also {spec!r}: expected LABEL=RUN")
+    if (Path(run) / "log.csv").is_file():
+        return {"label": label.strip(), "run": run, "points": odt_points(Path(run))[0]}
+    name = run.rstrip("/").split("/")[-1]
+    kept = [line for line in ([saved["odt"]] + saved.get("also", []) if saved else [])
+            if line.get("run", "").rstrip("/").split("/")[-1] == name]
+    if not kept:
+        parser.error(f"--also {spec!r}: {Path(run) / 'log.csv'} does not exist and OUT/curve.json has no such run")
+    return {**kept[0], "label": label.strip()}
+
+
 def plot(curve: dict, path: Path) -> None:
     import matplotlib
 
@@ -103,12 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     saved = json.loads((args.out / "curve.json").read_text()) if (args.out / "curve.json").is_file() else None
     if args.odt_run is None:
-        if args.td3_run is not None or args.also:
-            p.error("--td3-run and --also go with --odt-run (with none of them the chart is redrawn from "
+        if args.td3_run is not None:
+            p.error("--td3-run goes with --odt-run (without --odt-run the zoo's and TD3's lines come from "
                     "OUT/curve.json)")
         if saved is None:
             p.error(f"{args.out / 'curve.json'} does not exist: pass --odt-run and --td3-run to make it")
         curve = saved
+        if args.also:  # other runs beside the committed lines
+            curve["also"] = [_also_line(p, spec, saved) for spec in args.also]
+            (args.out / "curve.json").write_text(json.dumps(curve, indent=1) + "\n")
     else:
         if args.td3_run is None and (saved is None or not saved.get("td3", {}).get("points")):
             p.error(f"no --td3-run and no TD3 points in {args.out / 'curve.json'} to keep")
@@ -120,20 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         card = Path(__file__).parent / args.env / "datasets" / "medium.json"
         if data_mean is None and card.is_file():
             data_mean = json.loads(card.read_text())["return"]["mean"]
-        also = []
-        for spec in args.also:
-            label, sep, run = spec.partition("=")
-            if not sep or not label.strip():
-                p.error(f"--also {spec!r}: expected LABEL=RUN")
-            run_path = Path(run)
-            if (run_path / "log.csv").is_file():
-                also.append({"label": label.strip(), "run": run, "points": odt_points(run_path)[0]})
-                continue
-            kept = [line for line in ([saved["odt"]] + saved.get("also", []) if saved else [])
-                    if line.get("run", "").rstrip("/").endswith(run.rstrip("/").split("/")[-1])]
-            if not kept:
-                p.error(f"--also {spec!r}: {run_path / 'log.csv'} does not exist and OUT/curve.json has no such run")
-            also.append({**kept[0], "label": label.strip()})
+        also = [_also_line(p, spec, saved) for spec in args.also]
         td3 = ({"run": str(args.td3_run), "points": td3_points(args.td3_run, budget)} if args.td3_run is not None
                else saved["td3"])
         odt_line = {"run": str(args.odt_run), "points": odt}
