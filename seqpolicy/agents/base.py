@@ -13,7 +13,9 @@ An agent is driven like this, in a plain Gymnasium loop::
 
 For vector envs, ``obs`` has shape (n, obs_dim) and ``reward`` shape (n,); each env keeps its own context,
 and ``agent.reset(envs=mask_or_indices)`` clears only the envs that ended (Gymnasium's autoreset). The
-reward entry of an env whose context was just cleared is ignored.
+reward entry of an env whose context was just cleared is ignored. ``agent.pause(envs=...)`` stops computing
+actions for envs whose episodes are no longer wanted until they are reset (the evaluation harness pauses envs
+that have played their share, so a planner spends nothing on them).
 
 Stable-Baselines3's loop (``evaluate_policy``, ``model.predict``) passes no rewards. Every
 :class:`ContextAgent` also has SB3's ``predict(observation, state, episode_start, deterministic)``; an agent that
