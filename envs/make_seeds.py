@@ -49,8 +49,8 @@ CURVE_EPISODES = 10
 TEST = ["--episodes", "100", "--seed", "0", "--n-envs", "10", "--threads", "1", "--no-video"]
 
 
-def _set(words: list[str], flag: str, value: str | None) -> list[str]:
-    """``words`` with ``flag`` set to ``value`` (replaced where present, appended otherwise); None removes it."""
+def _set(words: list[str], flag: str, value: str) -> list[str]:
+    """``words`` with ``flag`` set to ``value`` (replaced where present, appended otherwise)."""
     out, i = [], 0
     while i < len(words):
         if words[i] == flag:
@@ -58,7 +58,7 @@ def _set(words: list[str], flag: str, value: str | None) -> list[str]:
             continue
         out.append(words[i])
         i += 1
-    return out if value is None else out + [flag, value]
+    return out + [flag, value]
 
 
 def _get(words: list[str], flag: str) -> str | None:

@@ -128,12 +128,15 @@ class TrajectoryTransformerAgent(ContextAgent):
                 plans, _ = beam_plan(model, disc, x, p, gens, self.stats)
             for i, plan in zip(group, plans.cpu().numpy(), strict=True):
                 self._plans[i] = plan
-        idle = self._scaler.from_unit(np.zeros((1, a), dtype=np.float32))[0]  # the Box's middle, for paused envs
-        actions = np.stack([idle if self._paused[i] else disc.decode(self._plans[i][0, o:o + a], slice(o, o + a))
-                            for i in range(n)])
+        actions = np.stack([self._idle_action() if self._paused[i]
+                            else disc.decode(self._plans[i][0, o:o + a], slice(o, o + a)) for i in range(n)])
         self._prev_obs[:] = obs
         self._prev_act[:] = actions
         return self._scaler.to_unit(actions)  # act() maps back to env units (identity for [-1, 1] boxes)
+
+    def _idle_action(self) -> np.ndarray:
+        """What a paused env is stepped with: the middle of the action Box, in env units."""
+        return self._scaler.from_unit(np.zeros((1, self.act_dim), dtype=np.float32))[0]
 
     # -- artifacts -------------------------------------------------------------------------------------
     def use_onnxruntime(self) -> TrajectoryTransformerAgent:
@@ -147,10 +150,7 @@ class TrajectoryTransformerAgent(ContextAgent):
         from seqpolicy.agents.tt.onnx_step import OnnxStepModel
         from seqpolicy.common.threads import acting_threads
 
-        if self.device.type != "cpu":
-            raise ValueError(f"The onnxruntime runtime computes on the CPU, but the agent is on {self.device}: "
-                             "load it with device='cpu'.")
-        self.runtime = OnnxStepModel(self.model, acting_threads(self.threads))
+        self.runtime = OnnxStepModel(self.model, acting_threads(self.threads))  # refuses a model off the CPU
         return self
 
     def _meta(self) -> dict:

@@ -102,6 +102,7 @@ class OnnxStepModel:
         self._n_layer = c.n_layer
         self._graph = self._export(model)
         self._sessions: dict[int, Any] = {}
+        self._biases: dict[tuple[int, int, int], np.ndarray] = {}  # (start, tokens, capacity) -> the step's mask
         self.session(threads)
         self._outputs = ["logits"] + [f"k{i}" for i in range(c.n_layer)] + [f"v{i}" for i in range(c.n_layer)]
 
@@ -141,6 +142,19 @@ class OnnxStepModel:
     def __getattr__(self, name: str) -> Any:  # config, blocks, parameters(), ...: the model's
         return getattr(self.model, name)
 
+    def _bias(self, start: int, n: int, capacity: int) -> np.ndarray:
+        """The additive mask of ``n`` new tokens after ``start`` cached ones, (n, capacity + n): the model's own
+        (causal, value columns) over the filled positions and the new tokens, -inf on the unfilled ones. It depends
+        only on the positions, so each is made once."""
+        key = (start, n, capacity)
+        if key not in self._biases:
+            allow = self.model.allow[start:start + n, :start + n].numpy()  # (n, start + n)
+            bias = np.full((n, capacity + n), -np.inf, dtype=np.float32)
+            bias[:, :start][allow[:, :start]] = 0.0
+            bias[:, capacity:][allow[:, start:]] = 0.0
+            self._biases[key] = bias
+        return self._biases[key]
+
     def extend(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """``TrajectoryTransformer.extend`` on onnxruntime: feed ``tokens`` (B, n) after the cache's, write their
         keys and values into it, return the last token's logits (B, N+1)."""
@@ -148,12 +162,9 @@ class OnnxStepModel:
         start, n = cache.length, tokens.shape[1]
         if start + n > min(cache.capacity, c.block_size):
             raise ValueError(f"KVCache holds {cache.capacity} tokens; {start} + {n} do not fit.")
-        allow = m.allow[start:start + n, :start + n].numpy()  # (n, start + n)
-        bias = np.full((n, cache.capacity + n), -np.inf, dtype=np.float32)
-        bias[:, :start][allow[:, :start]] = 0.0
-        bias[:, cache.capacity:][allow[:, start:]] = 0.0
         feed = {"rows": m._rows(tokens, start).numpy(), "pos_emb": m.pos_emb[:, start:start + n].detach().numpy(),
-                "bias": bias, "head_w": m.head.weight[(start + n - 1) % c.transition_dim].detach().numpy()}
+                "bias": self._bias(start, n, cache.capacity),
+                "head_w": m.head.weight[(start + n - 1) % c.transition_dim].detach().numpy()}
         for i in range(self._n_layer):  # the whole buffers, shared with torch (no copy)
             feed[f"K{i}"] = cache.k[i].numpy()
             feed[f"V{i}"] = cache.v[i].numpy()
