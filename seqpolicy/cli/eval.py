@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from seqpolicy.cli._common import (
     OneLineParser,
@@ -41,6 +42,9 @@ examples:
 
   # the zoo's TT with a wider, every-step search
   seqpolicy-eval --env Hopper-v4 --agent tt --planner beam_width=32 plan_freq=1 --no-video
+
+  # the zoo's TT on one process only (by default its episodes are shared among a worker per core)
+  seqpolicy-eval --env Hopper-v4 --agent tt --workers 1
 
   # every training seed of the zoo's DT on the same 100 episodes: per-seed means, their mean
   seqpolicy-eval --env Hopper-v4 --agent dt --training-seeds all --episodes 100 --no-video \\
@@ -100,9 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default=None, metavar="NAME",
                    help="the agent's name in the table, --json and video file names (default: its zoo name, or "
                         "a saved agent's folder, e.g. x/agent for runs/x/agent)")
+    p.add_argument("--workers", type=workers_arg, default="auto", metavar="N|auto",
+                   help="processes that share the episodes, each acting on --threads threads (consecutive seed "
+                        "ranges, merged into one result): auto (default) uses every core for a Trajectory "
+                        "Transformer, whose planner pays a process start many times over, and 1 for other agents "
+                        "and on a GPU. Unlike more threads, processes keep their speed beside another job")
     add_env_mismatch_option(p)
     add_threads_option(p)
     return p
+
+
+def workers_arg(text: str) -> str | int:
+    """``auto`` or a number of worker processes (an integer >= 1)."""
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def training_seed_arg(text: str) -> str | int:
@@ -143,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.evaluation.compare import results_table
     from seqpolicy.evaluation.evaluate import evaluate
-    from seqpolicy.zoo import ZooError, agent_label, get_agent, load_manifest
+    from seqpolicy.zoo import ZooError, agent_label, load_manifest
 
     check_output(args.json, "--json")  # fail before spending time on the evaluation
     if args.video:
@@ -162,21 +176,27 @@ def _run(args: argparse.Namespace) -> int:
     label = args.label or agent_label(args.env, args.agent)
     runs = []  # (training seed, label, result, videos); one run with training seed None without --training-seeds
     for training_seed in _training_seeds(args.env, args.agent, args.training_seeds):
-        agent = get_agent(args.env, args.agent, device=args.device, seed=seed, training_seed=training_seed,
-                          runtime=args.runtime)
+        load = functools.partial(load_eval_agent, args.env, args.agent, args.device, seed, training_seed,
+                                 args.runtime, tuple(args.planner or ()))
+        agent = load()
         if args.planner:
-            from seqpolicy.agents.tt import TrajectoryTransformerAgent
-            from seqpolicy.agents.tt.planner import planner_from_args
-
-            if not isinstance(agent, TrajectoryTransformerAgent):
-                raise ValueError(f"--planner applies to Trajectory Transformer agents; "
-                                 f"{args.agent or 'the default agent'} is a {type(agent).__name__}.")
-            agent.planner = planner_from_args(agent.planner, args.planner)
             print("planner: " + ", ".join(f"{k}={v}" for k, v in agent.planner.to_dict().items()))
         run_label = label if training_seed is None else f"{label}-seed{training_seed}"
-        result = evaluate(agent, args.env, episodes, seed, n_envs, vectorization=args.vectorization,
-                          max_episode_steps=args.max_episode_steps, allow_env_mismatch=args.allow_env_mismatch,
-                          progress="auto")
+        workers = choose_workers(args.workers, agent, episodes, args.vectorization)
+        if workers > 1:
+            from seqpolicy.common.threads import acting_threads
+            from seqpolicy.evaluation.parallel import evaluate_parallel
+
+            print(f"evaluating in {workers} worker processes ({episodes} episodes in consecutive seed ranges)",
+                  flush=True)
+            result = evaluate_parallel(load, args.env, episodes, seed, n_envs, workers,
+                                       threads=acting_threads(getattr(agent, "threads", None)),
+                                       max_episode_steps=args.max_episode_steps,
+                                       allow_env_mismatch=args.allow_env_mismatch, progress="auto")
+        else:
+            result = evaluate(agent, args.env, episodes, seed, n_envs, vectorization=args.vectorization,
+                              max_episode_steps=args.max_episode_steps, allow_env_mismatch=args.allow_env_mismatch,
+                              progress="auto")
         print(results_table({run_label: result}))
         shown = ", ".join(f"{r:.1f}" for r in result.returns[:20])
         more = ""
@@ -216,6 +236,39 @@ def _run(args: argparse.Namespace) -> int:
         atomic_write_json(args.json, doc)
         print(f"json: {args.json}")
     return 0
+
+
+def load_eval_agent(env_id: str, agent: str | None, device: str, seed: int, training_seed: int | None,
+                    runtime: str, planner: tuple[str, ...] = ()) -> Any:
+    """The agent ``seqpolicy-eval`` evaluates: ``seqpolicy.zoo.get_agent``'s, with ``--planner`` settings on top
+    (a module-level function, so worker processes can make it too)."""
+    from seqpolicy.zoo import get_agent
+
+    made = get_agent(env_id, agent, device=device, seed=seed, training_seed=training_seed, runtime=runtime)
+    if planner:
+        from seqpolicy.agents.tt import TrajectoryTransformerAgent
+        from seqpolicy.agents.tt.planner import planner_from_args
+
+        if not isinstance(made, TrajectoryTransformerAgent):
+            raise ValueError(f"--planner applies to Trajectory Transformer agents; "
+                             f"{agent or 'the default agent'} is a {type(made).__name__}.")
+        made.planner = planner_from_args(made.planner, list(planner))
+    return made
+
+
+def choose_workers(asked: str | int, agent: Any, episodes: int, vectorization: str) -> int:
+    """``--workers``: a number as given (at most one per episode); ``auto``: every usable core for a Trajectory
+    Transformer on the CPU (tens of ms per env step against a few seconds to start a worker), else 1."""
+    if asked != "auto":
+        if asked > 1 and vectorization == "async":
+            raise ValueError("--workers and --vectorization async both start processes: choose one.")
+        return min(int(asked), episodes)
+    from seqpolicy.evaluation.parallel import usable_cores
+
+    device = str(getattr(agent, "device", "cpu"))
+    if getattr(agent, "kind", None) != "tt" or not device.startswith("cpu") or vectorization == "async":
+        return 1
+    return min(usable_cores(), episodes)
 
 
 def _training_seeds(env_id: str, agent: str | None, asked: list[str | int] | None) -> list[int | None]:

@@ -322,7 +322,7 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
              vectorization: Literal["sync", "async"] = "sync", wrappers: Sequence[Wrapper] = (),
              env_kwargs: dict | None = None, max_episode_steps: int | None = None,
              check_spaces: bool = True, allow_env_mismatch: bool = False,
-             progress: bool | Literal["lines", "auto"] = False) -> EvalResult:
+             progress: bool | Literal["lines", "auto"] | Any = False, agent_seed: int | None = None) -> EvalResult:
     """Run ``n_episodes`` episodes of ``agent`` and score them.
 
     Args:
@@ -345,7 +345,12 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         progress: show a progress bar of finished episodes on stderr (tqdm); ``"lines"`` writes a plain
             line instead (finished episodes, elapsed time) at most every 60 s and at the end, for logs of
             background jobs where a bar would be one long line of carriage returns; ``"auto"`` picks the bar
-            when stderr is a terminal and the lines otherwise (what the command-line tools pass).
+            when stderr is a terminal and the lines otherwise (what the command-line tools pass). An object
+            with ``steps(n)`` and ``episode(length)`` methods is called instead of a bar (how
+            :func:`~seqpolicy.evaluation.parallel.evaluate_parallel` gathers its workers' progress).
+        agent_seed: the part of a longer evaluation (episodes from ``seed`` on of a run that began at
+            ``agent_seed``): the envs are stepped as a vector env even when there is one, and the agent is reset
+            once with ``agent_seed``, as the whole run resets it, so each episode is sampled as it would be there.
 
     Returns:
         An :class:`EvalResult` with per-episode returns and lengths, mean, std, bootstrap CI and the
@@ -359,6 +364,8 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     if vectorization not in ("sync", "async"):
         raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}.")
+    if agent_seed is not None and (not isinstance(agent_seed, (int, np.integer)) or agent_seed < 0):
+        raise ValueError(f"agent_seed must be a non-negative integer, got {agent_seed!r}.")
     n_episodes, n_envs, seed = int(n_episodes), int(min(n_envs, n_episodes)), int(seed)
     fallback = env if isinstance(env, str) else getattr(env, "__name__", type(env).__name__)
 
@@ -367,7 +374,7 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
 
     start = time.perf_counter()
     actions: list = [None] * n_episodes  # filled per episode, for record_video
-    if n_envs == 1:
+    if n_envs == 1 and agent_seed is None:
         one = make()
         env_id = env_label(one, fallback)
         try:
@@ -385,11 +392,12 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
             env_id = _vector_env_id(venv, fallback)
             check_agent_env(agent, venv, env_id, spaces=check_spaces, allow_env_mismatch=allow_env_mismatch)
             with _progress_bar(n_episodes, _time_limit(venv), progress) as bar:
-                returns, lengths = _run_vector(agent, venv, n_episodes, seed, bar, actions)
+                returns, lengths = _run_vector(agent, venv, n_episodes, seed, bar, actions, agent_seed)
         finally:
             venv.close()
     wall = time.perf_counter() - start
-    return _summarise(agent, env_id, seed, returns, lengths, n_envs, vectorization if n_envs > 1 else "none",
+    vectorized = n_envs > 1 or agent_seed is not None
+    return _summarise(agent, env_id, seed, returns, lengths, n_envs, vectorization if vectorized else "none",
                       wall, actions)
 
 
@@ -511,7 +519,10 @@ class _Progress:
 
 
 @contextlib.contextmanager
-def _progress_bar(n_episodes: int, max_steps: int | None, enabled: bool | str):
+def _progress_bar(n_episodes: int, max_steps: int | None, enabled: bool | str | Any):
+    if hasattr(enabled, "steps") and hasattr(enabled, "episode"):  # a caller's own progress sink
+        yield enabled
+        return
     if enabled == "auto":
         enabled = True if sys.stderr.isatty() else "lines"
     if not enabled:
@@ -558,7 +569,7 @@ def _vector_env_id(venv, fallback: str) -> str:
 
 
 def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: _Progress | None = None,
-                episode_actions: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+                episode_actions: list | None = None, agent_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     n = venv.num_envs
     returns = np.zeros(n_episodes)
     lengths = np.zeros(n_episodes, dtype=np.int64)
@@ -568,7 +579,7 @@ def _run_vector(agent: Any, venv, n_episodes: int, seed: int, bar: _Progress | N
     running_length = np.zeros(n, dtype=np.int64)
     running_actions: list[list] = [[] for _ in range(n)]  # (n,) the actions of each env's episode so far
     n_done = 0
-    agent.reset(seed=seed)
+    agent.reset(seed=seed if agent_seed is None else agent_seed)
     obs, _ = venv.reset(seed=[seed + j for j in range(n)])
     rewards = None
     while n_done < n_episodes:
