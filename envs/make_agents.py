@@ -242,8 +242,8 @@ def evaluate_sharded(zoo: EnvZoo, name: str, episodes: int, n_envs: int, shards:
         while len(running) >= jobs:  # a free slot first: at most `jobs` processes at once
             failed |= _wait_any(running) != 0
         command = ["seqpolicy-eval", "--env", zoo.env_id, "--agent", name, "--episodes", str(hi - lo),
-                   "--seed", str(lo), "--n-envs", str(min(n_envs, hi - lo)), "--threads", "1", "--no-video",
-                   "--json", str(part)]
+                   "--seed", str(lo), "--n-envs", str(min(n_envs, hi - lo)), "--threads", "1", "--workers", "1",
+                   "--no-video", "--json", str(part)]  # the shards are the workers
         print("$ " + shlex.join(command), flush=True)
         running.append(subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}))
     while running:

@@ -18,7 +18,7 @@ For each seed N, from the agent's command in ``envs/<EnvId>/manifest.json``::
 3. **evaluate**: 100 episodes on the test seeds 0-99, one thread, 10 envs, as every zoo result::
 
        seqpolicy-eval --env ENV --agent NAME --training-seeds N --episodes 100 --seed 0 --n-envs 10 \\
-           --threads 1 --no-video --json envs/<EnvId>/results/seeds/<NAME>-<N>.json
+           --threads 1 --workers 1 --no-video --json envs/<EnvId>/results/seeds/<NAME>-<N>.json
 
 Then the tables: ``python envs/make_table.py envs/*/results/seeds/*.json --out envs/seeds.md --chart
 envs/seeds.png``. A seed whose folder and result exist is skipped (``--overwrite`` redoes it); a training
@@ -46,7 +46,9 @@ DT_TARGETS = {"Hopper-v4": 3600.0, "HalfCheetah-v4": 12000.0, "Walker2d-v4": 500
 CURVE_EVERY = 2500
 """Training steps between held-out evaluations (the Hopper-v4 seeds' cadence since the protocol began)."""
 CURVE_EPISODES = 10
-TEST = ["--episodes", "100", "--seed", "0", "--n-envs", "10", "--threads", "1", "--no-video"]
+TEST = ["--episodes", "100", "--seed", "0", "--n-envs", "10", "--threads", "1", "--workers", "1", "--no-video"]
+"""The test evaluation: in one process, as the designated agents' results were made (a TT's episodes can change
+with the batches they share, docs/evaluation.md)."""
 
 
 def _set(words: list[str], flag: str, value: str) -> list[str]:
