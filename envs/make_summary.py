@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from make_table import dataset_name
-from zoo_common import ENVS, REPO, env_folder, evaluated_other_files, read_manifest, zoo_envs
+from zoo_common import ENVS, REPO, env_folder, evaluated_other_files, read_manifest, replace_block, zoo_envs
 
 from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.compare import Comparison, plot_envs
@@ -90,12 +90,7 @@ def table(comps: list[Comparison], agents: list[str], envs: Path = ENVS) -> str:
 
 
 def write_readme(readme: Path, block: str) -> bool:
-    text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        return False
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    readme.write_text(text[:start] + "\n" + block + "\n" + text[end:])
-    return True
+    return replace_block(readme, BEGIN, END, block)
 
 
 def main(argv: list[str] | None = None) -> None:

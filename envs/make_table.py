@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from zoo_common import replace_block
 
 from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.aggregate import AggregateScores, SeedSummary, across_seeds, aggregate
@@ -225,6 +228,35 @@ def markdown(runs: Sequence[SeedRun], **bootstrap) -> str:
             + aggregate_table(aggs) + "\n\n" + note + "\n")
 
 
+README_BEGIN, README_END = "<!-- seeds: begin -->", "<!-- seeds: end -->"
+
+
+def readme_block(runs: Sequence[SeedRun], chart: str | None = None, **bootstrap) -> str:
+    """The README's part of the report: per task and agent the final-weights mean over seeds with its CI beside the
+    data's level and the selected agent's score; the aggregate per agent; the chart when given (a path relative
+    to the README)."""
+    summaries = task_summaries(runs, **bootstrap)
+    rows = [["env", "dataset", "data", "agent", "final weights: mean over seeds", "95% CI", "seeds",
+             "selected (one agent)"], ["---"] * 4 + ["---:"] * 4]
+    cells = [(task, agent, s) for agent, tasks in summaries.items() for task, s in tasks.items()]
+    for (env_id, dataset), agent, s in sorted(cells, key=lambda c: c[0]):
+        rows.append([env_id, dataset, data_level(env_id, dataset), agent, f"**{s.mean:.1f}**", _ci(s.ci),
+                     str(len(s.seeds)), selected_score(env_id, dataset, agent) or "-"])
+    aggs = aggregates(runs, **bootstrap)
+    agg = [["agent", "tasks", "mean over tasks", "95% CI", "IQM", "95% CI"], ["---"] + ["---:"] * 5]
+    for agent, a in aggs.items():
+        agg.append([agent, str(len(a.tasks)), f"**{a.mean:.1f}**", _ci(a.mean_ci), f"**{a.iqm:.1f}**", _ci(a.iqm_ci)])
+    table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    aggregate = "\n".join("| " + " | ".join(r) + " |" for r in agg)
+    note = ("D4RL-normalised scores; data: the dataset's own score (mean return). Final weights: each training "
+            "seed's last weights at its declared target, 100 test episodes (seeds 0-99) each; CIs from a stratified "
+            "bootstrap (seeds, then episodes). Selected: the designated agent, chosen by acting on held-out seeds. "
+            "Written by `python envs/make_table.py envs/*/results/seeds/*.json --out envs/seeds.md --chart "
+            "envs/seeds.png --readme README.md`; every seed in [envs/seeds.md](envs/seeds.md).")
+    image = f"\n\n![Aggregate over tasks: mean and IQM with 95% CIs]({chart})" if chart else ""
+    return table + "\n\n" + aggregate + "\n\n" + note + image
+
+
 def plot_aggregates(aggs: Mapping[str, AggregateScores], path: str | Path, title: str = "") -> Path:
     """A chart of :func:`aggregates` as rliable draws them: one panel per metric (mean, IQM), a row per agent,
     its point estimate and CI as a bar."""
@@ -258,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chart", type=Path, default=None, help="PNG of the aggregate (default: none)")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help=f"also replace the block between {README_BEGIN} and {README_END} of this file (the "
+                             "repo's README.md) with the per-task final-weights table and the aggregate")
     args = parser.parse_args(argv)
     try:
         runs = load_seed_runs(args.results)
@@ -269,6 +304,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.chart:
         plot_aggregates(aggregates(runs, **bootstrap), args.chart)
         print(f"wrote {args.chart}")
+    if args.readme:
+        chart = None
+        if args.chart:
+            chart = os.path.relpath(args.chart.resolve(), args.readme.resolve().parent)
+        if not replace_block(args.readme, README_BEGIN, README_END, readme_block(runs, chart, **bootstrap)):
+            raise SystemExit(f"make_table.py: {args.readme} has no {README_BEGIN} ... {README_END} block; add the two "
+                             "markers where the table belongs.")
+        print(f"updated the seeds table in {args.readme}")
 
 
 if __name__ == "__main__":

@@ -61,3 +61,14 @@ def evaluated_other_files(folder: Path, env_id: str, name: str) -> bool:
         return False
     made_with = json.loads(saved.read_text()).get("compare_settings", {}).get("artifact_sha256")
     return made_with is not None and made_with != artifact_sha256(env_id, str(artifact))
+
+
+def replace_block(path: Path, begin: str, end: str, block: str) -> bool:
+    """Replace what lies between the markers ``begin`` and ``end`` in the file ``path`` with ``block`` (markers
+    kept); False, and the file untouched, when either marker is missing."""
+    text = path.read_text()
+    if begin not in text or end not in text:
+        return False
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    path.write_text(text[:start] + "\n" + block + "\n" + text[stop:])
+    return True

@@ -85,6 +85,25 @@ def test_the_script_writes_the_table_and_the_chart(make_table, results, tmp_path
     assert f"wrote {chart}" in capsys.readouterr().out
 
 
+def test_the_readme_block_is_replaced_between_its_markers_and_only_there(make_table, results, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n<!-- seeds: begin -->\nold table\n<!-- seeds: end -->\nafter\n")
+    out, chart = tmp_path / "envs" / "seeds.md", tmp_path / "envs" / "seeds.png"
+    make_table.main([*map(str, results), "--out", str(out), "--chart", str(chart), "--resamples", "500",
+                     "--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("# x\n\nbefore\n<!-- seeds: begin -->\n| env | dataset | data | agent |")
+    assert text.endswith("<!-- seeds: end -->\nafter\n") and "old table" not in text
+    assert "| Walker2d-v4 | medium |" in text and "| dt | 2 | **40.0** |" in text and "| bc | 2 | **14.0** |" in text
+    assert "![Aggregate over tasks: mean and IQM with 95% CIs](envs/seeds.png)" in text  # relative to the README
+    assert "updated the seeds table" in capsys.readouterr().out
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="has no <!-- seeds: begin --> ... <!-- seeds: end --> block"):
+        make_table.main([*map(str, results), "--out", str(out), "--readme", str(readme), "--resamples", "500"])
+    assert readme.read_text() == "no markers\n"
+
+
 def test_bad_result_files_are_named_and_explained(make_table, results, tmp_path):
     with pytest.raises(ValueError, match=r"Training seed 0 of dt on Hopper-v4 medium is in both .*hopper-dt\.json "
                                          r"and .*again\.json: pass one of them"):
