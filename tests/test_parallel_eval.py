@@ -77,6 +77,7 @@ def test_auto_uses_every_core_for_a_planner_and_one_process_for_the_rest(monkeyp
     assert eval_cli.choose_workers("auto", tt, 5, "sync") == 2
     assert eval_cli.choose_workers("auto", tt, 1, "sync") == 1
     assert eval_cli.choose_workers("auto", dt, 5, "sync") == 1
+    assert eval_cli.choose_workers("auto", tt, 5, "sync", threads=2) == 1  # the cores are full at 2 threads each
     assert eval_cli.choose_workers(3, dt, 5, "sync") == 3  # asked for: as given, at most one per episode
     assert eval_cli.choose_workers(3, dt, 2, "sync") == 2
     with pytest.raises(ValueError, match="choose one"):

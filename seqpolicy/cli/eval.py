@@ -182,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.planner:
             print("planner: " + ", ".join(f"{k}={v}" for k, v in agent.planner.to_dict().items()))
         run_label = label if training_seed is None else f"{label}-seed{training_seed}"
-        workers = choose_workers(args.workers, agent, episodes, args.vectorization)
+        workers = choose_workers(args.workers, agent, episodes, args.vectorization, args.threads or 1)
         if workers > 1:
             from seqpolicy.common.threads import acting_threads
             from seqpolicy.evaluation.parallel import evaluate_parallel
@@ -256,9 +256,10 @@ def load_eval_agent(env_id: str, agent: str | None, device: str, seed: int, trai
     return made
 
 
-def choose_workers(asked: str | int, agent: Any, episodes: int, vectorization: str) -> int:
-    """``--workers``: a number as given (at most one per episode); ``auto``: every usable core for a Trajectory
-    Transformer on the CPU (tens of ms per env step against a few seconds to start a worker), else 1."""
+def choose_workers(asked: str | int, agent: Any, episodes: int, vectorization: str, threads: int = 1) -> int:
+    """``--workers``: a number as given (at most one per episode); ``auto``: for a Trajectory Transformer on the
+    CPU (tens of ms per env step against a few seconds to start a worker), as many as the usable cores hold at
+    ``threads`` threads each; 1 for other agents."""
     if asked != "auto":
         if asked > 1 and vectorization == "async":
             raise ValueError("--workers and --vectorization async both start processes: choose one.")
@@ -268,7 +269,7 @@ def choose_workers(asked: str | int, agent: Any, episodes: int, vectorization: s
     device = str(getattr(agent, "device", "cpu"))
     if getattr(agent, "kind", None) != "tt" or not device.startswith("cpu") or vectorization == "async":
         return 1
-    return min(usable_cores(), episodes)
+    return max(1, min(usable_cores() // threads, episodes))
 
 
 def _training_seeds(env_id: str, agent: str | None, asked: list[str | int] | None) -> list[int | None]:
