@@ -197,6 +197,25 @@ def test_saved_folder_loads_as_a_stochastic_agent_and_as_a_transformers_dt_with_
 
 # -- replay buffer and rollouts ------------------------------------------------------------------------------
 
+def interrupted_then_resumed(toy_data, run, cfg: dict):
+    """The run stopped by SIGINT during its third collection, then resumed: what --resume gives after a kill."""
+    from seqpolicy.training.common import TrainingInterrupted
+
+    collect, calls = odt.collect_episodes, []
+
+    def collect_with_signal(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return collect(*args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(odt, "collect_episodes", collect_with_signal)
+        with pytest.raises(TrainingInterrupted):
+            odt.train_odt(toy_data, env_id=TOY_ID, run_dir=run, progress=False, **cfg)
+    return odt.train_odt(toy_data, env_id=TOY_ID, run_dir=run, resume=True, progress=False, **cfg)
+
+
 def test_buffer_starts_with_the_datasets_best_trajectories_worst_first_then_is_first_in_first_out():
     data = seqpolicy.Trajectories([episode([r]) for r in (5.0, 1.0, 9.0, 3.0, 7.0)], env_id=TOY_ID)
     buffer = odt.TrajectoryBuffer.from_dataset(data, capacity=3)
@@ -207,6 +226,38 @@ def test_buffer_starts_with_the_datasets_best_trajectories_worst_first_then_is_f
     assert [ep.episode_return for ep in buffer.episodes] == [101.0, 102.0, 103.0] and buffer.n_online == 3
     small = odt.TrajectoryBuffer.from_dataset(data, capacity=10)  # fewer trajectories than room: all of them
     assert [ep.episode_return for ep in small.episodes] == [1.0, 3.0, 5.0, 7.0, 9.0]
+
+
+def test_a_buffer_that_keeps_the_dataset_replaces_only_online_trajectories(tmp_path):
+    data = seqpolicy.Trajectories([episode([r]) for r in (5.0, 1.0, 9.0, 3.0, 7.0)], env_id=TOY_ID)
+    buffer = odt.TrajectoryBuffer.from_dataset(data, capacity=3, online_capacity=2)
+    assert [ep.episode_return for ep in buffer.episodes] == [5.0, 7.0, 9.0] and buffer.n_online == 0
+    buffer.add([episode([100.0])])
+    assert [ep.episode_return for ep in buffer.episodes] == [5.0, 7.0, 9.0, 100.0] and buffer.n_online == 1
+    buffer.add([episode([101.0]), episode([102.0])])  # full: the oldest online one leaves, the data stays
+    assert [ep.episode_return for ep in buffer.episodes] == [5.0, 7.0, 9.0, 101.0, 102.0] and buffer.n_online == 2
+    buffer.add([episode([103.0]), episode([104.0]), episode([105.0])])  # more than the room: the newest two
+    assert [ep.episode_return for ep in buffer.episodes] == [5.0, 7.0, 9.0, 104.0, 105.0] and buffer.n_online == 2
+    buffer.save(tmp_path)
+    back = odt.TrajectoryBuffer.load(tmp_path, 3, buffer.n_online, online_capacity=2)
+    assert [ep.episode_return for ep in back.episodes] == [5.0, 7.0, 9.0, 104.0, 105.0] and back.n_online == 2
+    back.add([episode([106.0])])
+    assert [ep.episode_return for ep in back.episodes] == [5.0, 7.0, 9.0, 105.0, 106.0]
+    with pytest.raises(ValueError, match="online_buffer_size must be >= 1"):
+        odt.ODTTrainConfig(online_buffer_size=0)
+
+
+def test_a_run_that_keeps_the_dataset_resumes_exactly(toy_data, tmp_path):
+    cfg = dict(TINY, online_buffer_size=3)
+    agent = odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "a", progress=False, **cfg)
+    state = json.loads((tmp_path / "a" / "checkpoint" / "online.json").read_text())
+    assert state["buffer_online"] == 3 and state["buffer_online_capacity"] == 3
+    n_data = len(odt.TrajectoryBuffer.from_dataset(toy_data, TINY["buffer_size"]))
+    held = odt.TrajectoryBuffer.load(tmp_path / "a" / "checkpoint", state["buffer_capacity"], 3, 3)
+    assert len(held) == n_data + 3  # the dataset's trajectories all stayed
+    resumed = interrupted_then_resumed(toy_data, tmp_path / "b", cfg)
+    assert same(weights(agent), weights(resumed))
+    assert log_rows(tmp_path / "b") == log_rows(tmp_path / "a")
 
 
 def test_online_episodes_are_relabelled_with_the_returns_they_achieved(toy_env, toy_data):
@@ -295,8 +346,6 @@ def test_an_online_run_logs_return_against_env_steps_and_keeps_its_buffer_in_che
 def test_updates_per_env_step_ties_the_updates_to_the_env_steps_collected(toy_data, tmp_path):
     """With a ratio, the online updates so far are floor(ratio x online env steps) after every iteration, however
     long its episodes were, and a run interrupted between iterations resumes to the same weights and log."""
-    from seqpolicy.training.common import TrainingInterrupted
-
     cfg = dict(TINY, updates_per_env_step=0.04)
     agent = odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "a", progress=False, **cfg)
     rows = [r for r in log_rows(tmp_path / "a") if r.get("online/env_steps")]
@@ -306,19 +355,7 @@ def test_updates_per_env_step_ties_the_updates_to_the_env_steps_collected(toy_da
     assert len({int(float(r["online/length"])) for r in rows}) > 1  # episodes of several lengths were met
     assert agent.info["online"]["updates"] == int(0.04 * agent.info["online"]["env_steps"])
 
-    collect, calls = odt.collect_episodes, []
-
-    def collect_with_signal(*args, **kw):
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return collect(*args, **kw)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(odt, "collect_episodes", collect_with_signal)
-        with pytest.raises(TrainingInterrupted):
-            odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "b", progress=False, **cfg)
-    resumed = odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "b", resume=True, progress=False, **cfg)
+    resumed = interrupted_then_resumed(toy_data, tmp_path / "b", cfg)
     assert same(weights(agent), weights(resumed))
     assert log_rows(tmp_path / "b") == log_rows(tmp_path / "a")
 

@@ -94,6 +94,10 @@ class ODTTrainConfig(DTTrainConfig):
     TD3 actions) can have a pre-squash std so wide that its samples fall within a few dozen steps."""
     buffer_size: int = 1000
     """Trajectories the replay buffer holds (the dataset's best first, then first in, first out)."""
+    online_buffer_size: int | None = None
+    """Unset (the paper): one first-in-first-out buffer, whose dataset trajectories leave first. A number: the
+    dataset's best buffer_size trajectories stay for the whole run and online ones replace the oldest online ones
+    beyond this many, so what the policy learns from never becomes only its own exploration."""
     episodes_per_iteration: int = 1
     """New episodes per online iteration, collected side by side in that many envs."""
     updates_per_iteration: int = 300
@@ -118,6 +122,8 @@ class ODTTrainConfig(DTTrainConfig):
             raise ValueError(f"{name}.online_steps must be >= 1, got {self.online_steps}: it is the online budget in "
                              "env steps. To train a stochastic DT offline only, use seqpolicy-train dt --stochastic "
                              "true.")
+        if self.online_buffer_size is not None and self.online_buffer_size < 1:
+            raise ValueError(f"{name}.online_buffer_size must be >= 1 (or unset), got {self.online_buffer_size}.")
         for field in ("buffer_size", "episodes_per_iteration", "updates_per_iteration"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{name}.{field} must be >= 1, got {getattr(self, field)}.")
@@ -168,30 +174,49 @@ class TrajectoryBuffer:
     leave first); :meth:`add` appends online trajectories. Returns-to-go are not stored: the sampler computes
     them from the rewards each trajectory got (:func:`seqpolicy.training.dt.returns_to_go`), which relabels an
     online trajectory with the return it achieved.
+
+    With ``online_capacity`` the dataset's trajectories never leave: the buffer holds them and at most
+    ``online_capacity`` online ones, the oldest online ones leaving first (``ODTTrainConfig.online_buffer_size``).
     """
 
-    def __init__(self, capacity: int, episodes: list[Episode] | None = None, n_online: int = 0):
+    def __init__(self, capacity: int, episodes: list[Episode] | None = None, n_online: int = 0,
+                 online_capacity: int | None = None):
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}.")
-        self.capacity = capacity
-        self.episodes: list[Episode] = list(episodes or [])[-capacity:]
-        self.n_online = min(n_online, len(self.episodes))
+        if online_capacity is not None and online_capacity < 1:
+            raise ValueError(f"online_capacity must be >= 1 (or None), got {online_capacity}.")
+        self.capacity, self.online_capacity = capacity, online_capacity
+        episodes = list(episodes or [])
+        self.n_online = min(n_online, len(episodes))
         """How many of the trajectories held were collected online (the newest ones)."""
+        if online_capacity is None:
+            self.episodes: list[Episode] = episodes[-capacity:]
+            self.n_online = min(self.n_online, len(self.episodes))
+        else:
+            n_data = len(episodes) - self.n_online
+            self.episodes = episodes[:n_data][-capacity:] + episodes[n_data:][-online_capacity:]
+            self.n_online = min(self.n_online, online_capacity)
 
     @classmethod
-    def from_dataset(cls, data: Trajectories, capacity: int) -> TrajectoryBuffer:
+    def from_dataset(cls, data: Trajectories, capacity: int, online_capacity: int | None = None) -> TrajectoryBuffer:
         """The ``capacity`` best-return trajectories of ``data`` (all of them if fewer), worst first."""
         order = np.argsort(data.returns, kind="stable")[-capacity:]  # ascending: the best ones, worst first
-        return cls(capacity, [data.episodes[i] for i in order])
+        return cls(capacity, [data.episodes[i] for i in order], online_capacity=online_capacity)
 
     def __len__(self) -> int:
         return len(self.episodes)
 
     def add(self, episodes: list[Episode]) -> None:
-        """Append online trajectories, in order; the oldest leave when the buffer is full."""
+        """Append online trajectories, in order; the oldest leave when the buffer is full (only online ones, with
+        ``online_capacity``)."""
         self.episodes.extend(episodes)
-        self.n_online = min(self.n_online + len(episodes), self.capacity)
-        del self.episodes[:-self.capacity]
+        if self.online_capacity is None:
+            self.n_online = min(self.n_online + len(episodes), self.capacity)
+            del self.episodes[:-self.capacity]
+            return
+        n_data = len(self.episodes) - self.n_online - len(episodes)
+        self.n_online = min(self.n_online + len(episodes), self.online_capacity)
+        del self.episodes[n_data:len(self.episodes) - self.n_online]
 
     def as_trajectories(self, data: Trajectories) -> Trajectories:
         """The trajectories held, as a :class:`Trajectories` of ``data``'s env (what the window sampler reads)."""
@@ -211,7 +236,7 @@ class TrajectoryBuffer:
                   str(folder / REPLAY_FILE))
 
     @classmethod
-    def load(cls, folder: Path, capacity: int, n_online: int) -> TrajectoryBuffer:
+    def load(cls, folder: Path, capacity: int, n_online: int, online_capacity: int | None = None) -> TrajectoryBuffer:
         """Read what :meth:`save` wrote."""
         from safetensors.numpy import load_file
 
@@ -225,7 +250,7 @@ class TrajectoryBuffer:
         episodes = [Episode(arrays["observations"][s:e], arrays["actions"][s:e], arrays["rewards"][s:e],
                             terminated=bool(t), truncated=not t)
                     for s, e, t in zip(starts, ends, arrays["terminated"], strict=True)]
-        return cls(capacity, episodes, n_online)
+        return cls(capacity, episodes, n_online, online_capacity)
 
 
 @dataclass
@@ -245,7 +270,8 @@ class OnlineProgress:
         self.buffer.save(folder)
         atomic_write_json(folder / ONLINE_STATE_FILE, {
             "iterations": self.iterations, "env_steps": self.env_steps, "episodes": self.episodes,
-            "updates": self.updates, "buffer_capacity": self.buffer.capacity, "buffer_online": self.buffer.n_online})
+            "updates": self.updates, "buffer_capacity": self.buffer.capacity, "buffer_online": self.buffer.n_online,
+            **({} if self.buffer.online_capacity is None else {"buffer_online_capacity": self.buffer.online_capacity})})
 
     @classmethod
     def load(cls, folder: Path) -> OnlineProgress:
@@ -254,7 +280,8 @@ class OnlineProgress:
         if not path.is_file():
             return cls()
         doc = read_json(path, "; resume from another copy of the run or start without --resume.")
-        buffer = TrajectoryBuffer.load(folder, doc["buffer_capacity"], doc["buffer_online"])
+        buffer = TrajectoryBuffer.load(folder, doc["buffer_capacity"], doc["buffer_online"],
+                                       doc.get("buffer_online_capacity"))
         return cls(buffer, doc["iterations"], doc["env_steps"], doc["episodes"], doc.get("updates", 0))
 
 
@@ -404,7 +431,7 @@ class ODTTrainer(DTTrainer):
 
         # -- online fine-tuning --------------------------------------------------------------------------
         if online.buffer is None:
-            online.buffer = TrajectoryBuffer.from_dataset(self.data, cfg.buffer_size)
+            online.buffer = TrajectoryBuffer.from_dataset(self.data, cfg.buffer_size, cfg.online_buffer_size)
         online_target = cfg.online_target if cfg.online_target is not None else 2 * agent.target_return
         explorer = agent.explorer(online_target, cfg.exploration_noise_scale)  # samples, on the same network
         venv = make_rollout_envs(self.env_id, cfg.episodes_per_iteration)
