@@ -252,7 +252,8 @@ def readme_block(runs: Sequence[SeedRun], chart: str | None = None, **bootstrap)
             "seed's last weights at its declared target, 100 test episodes (seeds 0-99) each; CIs from a stratified "
             "bootstrap (seeds, then episodes). Selected: the designated agent, chosen by acting on held-out seeds. "
             "Written by `python envs/make_table.py envs/*/results/seeds/*.json --out envs/seeds.md --chart "
-            "envs/seeds.png --readme README.md`; every seed in [envs/seeds.md](envs/seeds.md).")
+            "envs/seeds.png --readme README.md`; every seed in [envs/seeds.md](envs/seeds.md), every seed's held-out "
+            "learning curve in `envs/<EnvId>/research/seed-curves/` (`python envs/seed_curves.py`).")
     image = f"\n\n![Aggregate over tasks: mean and IQM with 95% CIs]({chart})" if chart else ""
     return table + "\n\n" + aggregate + "\n\n" + note + image
 
