@@ -350,7 +350,8 @@ def evaluate(agent: Any, env: EnvLike, n_episodes: int = 10, seed: int = 0, n_en
             :func:`~seqpolicy.evaluation.parallel.evaluate_parallel` gathers its workers' progress).
         agent_seed: the part of a longer evaluation (episodes from ``seed`` on of a run that began at
             ``agent_seed``): the envs are stepped as a vector env even when there is one, and the agent is reset
-            once with ``agent_seed``, as the whole run resets it, so each episode is sampled as it would be there.
+            once with ``agent_seed``, as the whole run resets it, so an agent whose draws restart from its seed
+            at each episode (the TT) samples each episode as it would there.
 
     Returns:
         An :class:`EvalResult` with per-episode returns and lengths, mean, std, bootstrap CI and the
