@@ -10,10 +10,9 @@ The episodes are cut into consecutive seed ranges, one per worker, each evaluate
 it is (:func:`~seqpolicy.evaluation.evaluate.evaluate`'s ``agent_seed``: the agent is reset with the run's seed,
 so an agent whose draws restart from its seed at each episode, as the TT's do, draws each episode as in the
 one-process run; an agent with one generator for the whole batch, as the random baseline, draws otherwise), and
-merged with
-:func:`~seqpolicy.evaluation.evaluate.merge_results`. A worker steps fewer envs together than one process
-would, and a batch's size can change a network's last bits (so, over hundreds of steps, a sampled plan): the
-result records ``conditions.workers`` and each part's ``n_envs``.
+merged with :func:`~seqpolicy.evaluation.evaluate.merge_results`. A worker steps fewer envs together than one
+process would, and a batch's size can change a network's last bits (so, over hundreds of steps, a sampled plan):
+the result records ``conditions.workers`` and each part's ``n_envs``.
 """
 
 from __future__ import annotations
