@@ -75,10 +75,10 @@ def plot(env_id: str, name: str, curves: dict[int, list[tuple[int, float]]], tes
         ax.axhline(selected, color="red", linestyle=":", linewidth=1.5, label=f"selected agent's test: {selected:.1f}")
     ax.set_xlabel("training step")
     ax.set_ylabel("D4RL-normalised return")
-    ax.set_title(f"{env_id} {name}: held-out return of each training seed (10 episodes a point, seeds 10000+)",
-                 fontsize=9)
+    ax.set_title(f"{env_id} {name}: held-out return of each training seed\n(10 episodes a point on seeds 10000+; "
+                 "test scores: 100 episodes on seeds 0-99)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
     return save_png(fig, path)
 
 
@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     if not curves:
         raise SystemExit(f"seed_curves.py: no seed of {args.env} {args.agent} keeps a held-out curve in its card "
                          f"({folder / 'seeds' / artifact}/<N>/card.json; envs/make_seeds.py records one).")
-    out = plot(args.env, args.agent, curves, test_scores(folder, args.agent, list(curves)),
+    held = sorted(int(f.stem.rsplit("-", 1)[1]) for f in (folder / "results" / "seeds").glob(f"{args.agent}-*.json")
+                  if f.stem.rsplit("-", 1)[1].isdigit() and f.stem.rsplit("-", 1)[0] == args.agent)
+    out = plot(args.env, args.agent, curves, test_scores(folder, args.agent, sorted(set(held) | set(curves))),
                selected_test_score(folder, artifact),
                (args.out or folder / "research" / "seed-curves") / f"{args.agent}.png")
     print(f"wrote {out} ({len(curves)} seeds)")
