@@ -19,7 +19,16 @@ import sys
 from pathlib import Path
 
 from make_table import dataset_name
-from zoo_common import ENVS, REPO, env_folder, evaluated_other_files, read_manifest, replace_block, zoo_envs
+from zoo_common import (
+    ENVS,
+    REPO,
+    env_folder,
+    evaluated_other_files,
+    markdown_table,
+    read_manifest,
+    replace_block,
+    zoo_envs,
+)
 
 from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.compare import Comparison, plot_envs
@@ -86,7 +95,7 @@ def table(comps: list[Comparison], agents: list[str], envs: Path = ENVS) -> str:
     note = (f"D4RL-normalised score (**bold**) with its 95% bootstrap CI, and the mean return; "
             f"{'/'.join(map(str, episodes))} episodes per agent, seeds {', '.join(seeds)}; - where an env's zoo "
             "has no such agent.")
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n\n" + note
+    return markdown_table(rows) + "\n\n" + note
 
 
 def write_readme(readme: Path, block: str) -> bool:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo_common import replace_block
+from zoo_common import markdown_table, replace_block
 
 from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.aggregate import AggregateScores, SeedSummary, across_seeds, aggregate
@@ -197,7 +197,7 @@ def task_table(summaries: Mapping[str, Mapping[Task, SeedSummary]], envs: Path =
         per_seed = ", ".join(f"{seed}: {m:.1f}" for seed, m in zip(s.seeds, s.seed_means, strict=True))
         rows.append([env_id, dataset, data_level(env_id, dataset, envs), agent, str(len(s.seeds)), episodes,
                      f"**{s.mean:.1f}**", _ci(s.ci), per_seed, selected_score(env_id, dataset, agent, envs)])
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    return markdown_table(rows)
 
 
 def aggregate_table(aggs: Mapping[str, AggregateScores]) -> str:
@@ -207,7 +207,7 @@ def aggregate_table(aggs: Mapping[str, AggregateScores]) -> str:
         seeds = "/".join(map(str, sorted(set(a.seeds_per_task))))
         rows.append([agent, str(len(a.tasks)), seeds, f"**{a.mean:.1f}**", _ci(a.mean_ci), f"**{a.iqm:.1f}**",
                      _ci(a.iqm_ci)])
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    return markdown_table(rows)
 
 
 def markdown(runs: Sequence[SeedRun], **bootstrap) -> str:
@@ -246,8 +246,7 @@ def readme_block(runs: Sequence[SeedRun], chart: str | None = None, **bootstrap)
     agg = [["agent", "tasks", "mean over tasks", "95% CI", "IQM", "95% CI"], ["---"] + ["---:"] * 5]
     for agent, a in aggs.items():
         agg.append([agent, str(len(a.tasks)), f"**{a.mean:.1f}**", _ci(a.mean_ci), f"**{a.iqm:.1f}**", _ci(a.iqm_ci)])
-    table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
-    aggregate = "\n".join("| " + " | ".join(r) + " |" for r in agg)
+    table, aggregate = markdown_table(rows), markdown_table(agg)
     note = ("D4RL-normalised scores; data: the dataset's own score (mean return). Final weights: each training "
             "seed's last weights at its declared target, 100 test episodes (seeds 0-99) each; CIs from a stratified "
             "bootstrap (seeds, then episodes). Selected: the designated agent, chosen by acting on held-out seeds. "

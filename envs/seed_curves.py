@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -97,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     if not curves:
         raise SystemExit(f"seed_curves.py: no seed of {args.env} {args.agent} keeps a held-out curve in its card "
                          f"({folder / 'seeds' / artifact}/<N>/card.json; envs/make_seeds.py records one).")
-    held = sorted(int(f.stem.rsplit("-", 1)[1]) for f in (folder / "results" / "seeds").glob(f"{args.agent}-*.json")
-                  if f.stem.rsplit("-", 1)[1].isdigit() and f.stem.rsplit("-", 1)[0] == args.agent)
+    results = (folder / "results" / "seeds").glob("*.json")
+    named = (re.fullmatch(rf"{re.escape(args.agent)}-(\d+)", f.stem) for f in results)
+    held = [int(m[1]) for m in named if m]  # results/seeds/<agent>-<N>.json (not dt-medium-expert-N for dt)
     out = plot(args.env, args.agent, curves, test_scores(folder, args.agent, sorted(set(held) | set(curves))),
                selected_test_score(folder, artifact),
                (args.out or folder / "research" / "seed-curves") / f"{args.agent}.png")

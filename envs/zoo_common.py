@@ -72,3 +72,8 @@ def replace_block(path: Path, begin: str, end: str, block: str) -> bool:
     start, stop = text.index(begin) + len(begin), text.index(end)
     path.write_text(text[:start] + "\n" + block + "\n" + text[stop:])
     return True
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """Rows of cells (the header and its alignment row first) as a markdown table."""
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
