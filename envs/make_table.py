@@ -212,7 +212,11 @@ def aggregate_table(aggs: Mapping[str, AggregateScores]) -> str:
 
 def markdown(runs: Sequence[SeedRun], **bootstrap) -> str:
     """The whole report: the per-task table, the aggregate table and a note on how they were computed."""
-    aggs = aggregates(runs, **bootstrap)
+    return report(task_summaries(runs, **bootstrap), aggregates(runs, **bootstrap))
+
+
+def report(summaries: Mapping[str, Mapping[Task, SeedSummary]], aggs: Mapping[str, AggregateScores]) -> str:
+    """:func:`markdown` from the bootstraps already computed."""
     some = next(iter(aggs.values()))
     note = ("D4RL-normalised scores. The datasets are made here (envs/<EnvId>/datasets/), not D4RL's, and their "
             "levels differ (the Walker2d-v4 medium data is far weaker than D4RL's walker2d-medium): compare an agent "
@@ -224,7 +228,7 @@ def markdown(runs: Sequence[SeedRun], **bootstrap) -> str:
             "seeds drawn with replacement, then each drawn seed's episodes). Aggregate: mean of the task means and "
             "IQM (mean of the middle 50% of all seed means pooled over tasks), CIs from resampling each task's seeds "
             "(and their episodes) independently (rliable's stratified bootstrap; seqpolicy.evaluation.aggregate).")
-    return ("## Per task\n\n" + task_table(task_summaries(runs, **bootstrap)) + "\n\n## Aggregate over tasks\n\n"
+    return ("## Per task\n\n" + task_table(summaries) + "\n\n## Aggregate over tasks\n\n"
             + aggregate_table(aggs) + "\n\n" + note + "\n")
 
 
@@ -235,14 +239,18 @@ def readme_block(runs: Sequence[SeedRun], chart: str | None = None, **bootstrap)
     """The README's part of the report: per task and agent the final-weights mean over seeds with its CI beside the
     data's level and the selected agent's score; the aggregate per agent; the chart when given (a path relative
     to the README)."""
-    summaries = task_summaries(runs, **bootstrap)
+    return readme_part(task_summaries(runs, **bootstrap), aggregates(runs, **bootstrap), chart)
+
+
+def readme_part(summaries: Mapping[str, Mapping[Task, SeedSummary]], aggs: Mapping[str, AggregateScores],
+                chart: str | None = None) -> str:
+    """:func:`readme_block` from the bootstraps already computed."""
     rows = [["env", "dataset", "data", "agent", "final weights: mean over seeds", "95% CI", "seeds",
              "selected (one agent)"], ["---"] * 4 + ["---:"] * 4]
     cells = [(task, agent, s) for agent, tasks in summaries.items() for task, s in tasks.items()]
     for (env_id, dataset), agent, s in sorted(cells, key=lambda c: c[0]):
         rows.append([env_id, dataset, data_level(env_id, dataset), agent, f"**{s.mean:.1f}**", _ci(s.ci),
                      str(len(s.seeds)), selected_score(env_id, dataset, agent) or "-"])
-    aggs = aggregates(runs, **bootstrap)
     agg = [["agent", "tasks", "mean over tasks", "95% CI", "IQM", "95% CI"], ["---"] + ["---:"] * 5]
     for agent, a in aggs.items():
         agg.append([agent, str(len(a.tasks)), f"**{a.mean:.1f}**", _ci(a.mean_ci), f"**{a.iqm:.1f}**", _ci(a.iqm_ci)])
@@ -299,16 +307,17 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         raise SystemExit(f"make_table.py: {e}") from None
     bootstrap = {"n_resamples": args.resamples, "seed": args.seed}
-    atomic_write_bytes(args.out, ("# Scores over training seeds\n\n" + markdown(runs, **bootstrap)).encode())
+    summaries, aggs = task_summaries(runs, **bootstrap), aggregates(runs, **bootstrap)  # each bootstrap once
+    atomic_write_bytes(args.out, ("# Scores over training seeds\n\n" + report(summaries, aggs)).encode())
     print(f"wrote {args.out}")
     if args.chart:
-        plot_aggregates(aggregates(runs, **bootstrap), args.chart)
+        plot_aggregates(aggs, args.chart)
         print(f"wrote {args.chart}")
     if args.readme:
         chart = None
         if args.chart:
             chart = os.path.relpath(args.chart.resolve(), args.readme.resolve().parent)
-        if not replace_block(args.readme, README_BEGIN, README_END, readme_block(runs, chart, **bootstrap)):
+        if not replace_block(args.readme, README_BEGIN, README_END, readme_part(summaries, aggs, chart)):
             raise SystemExit(f"make_table.py: {args.readme} has no {README_BEGIN} ... {README_END} block; add the two "
                              "markers where the table belongs.")
         print(f"updated the seeds table in {args.readme}")
