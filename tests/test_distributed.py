@@ -77,6 +77,30 @@ def test_a_plain_run_records_nothing_distributed(toy_data, tmp_path):
     assert not [k for k in tensors if k.startswith("rank")]
 
 
+def test_a_torchrun_process_of_the_cli_leaves_without_the_interpreter_teardown(monkeypatch, tmp_path, capsys):
+    """Under torchrun, seqpolicy-train ends with os._exit(status) (gloo can abort the teardown; see
+    distributed.leave_process); without torchrun it returns the status as any command does."""
+    from seqpolicy.cli import train as cli
+
+    class Left(Exception):
+        pass
+
+    def exit_now(code):
+        raise Left(code)
+
+    monkeypatch.setattr(os, "_exit", exit_now)
+    argv = ["bc", "--dataset", str(tmp_path / "missing"), "--env", TOY_ID, "--out", str(tmp_path / "run")]
+    for name in ("RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert cli.main(argv) == 2  # a user error: its status, returned
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(Left) as left:
+        cli.main(argv)
+    assert left.value.args == (2,)  # the same status, through os._exit
+    assert capsys.readouterr().err.count("error:") == 2
+
+
 @pytest.mark.parametrize("device", ["mps", "cuda:1"])
 def test_torchrun_refuses_a_device_it_cannot_share(monkeypatch, device):
     monkeypatch.setenv("WORLD_SIZE", "2")

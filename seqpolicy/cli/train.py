@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
 import shlex
 import signal
@@ -249,7 +248,12 @@ def _base_config(args: argparse.Namespace, recipes: dict, config_cls: type) -> A
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(PROG, lambda: _train(args), on_stop=lambda: _what_is_kept(args))
+    code = run_cli(PROG, lambda: _train(args), on_stop=lambda: _what_is_kept(args))
+    from seqpolicy.training.distributed import leave_process, under_torchrun
+
+    if under_torchrun():  # gloo can abort the interpreter's teardown after a finished run (see leave_process)
+        leave_process(code)
+    return code
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -281,9 +285,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _resume_command(args: argparse.Namespace) -> str:
     """The command that continues this run (its settings come from the checkpoint)."""
+    from seqpolicy.training.distributed import under_torchrun
+
     words = [args.model, "--dataset", args.dataset, *(["--env", args.env_id] if args.env_id else []),
              "--out", str(args.out), "--resume", *(["--threads", str(args.threads)] if args.threads else [])]
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if under_torchrun():
         return f"the same torchrun options with -m seqpolicy.cli.train {shlex.join(words)}"
     return f"{PROG} {shlex.join(words)}"
 

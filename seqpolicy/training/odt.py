@@ -44,6 +44,7 @@ from seqpolicy.common.artifact import atomic_write_json, read_json
 from seqpolicy.common.envs import gym_make, same_env_id
 from seqpolicy.common.spaces import space_mismatch
 from seqpolicy.data.trajectories import Episode, Trajectories
+from seqpolicy.training.distributed import under_torchrun
 from seqpolicy.training.dt import DTLearner, DTTrainConfig, DTTrainer
 from seqpolicy.training.settings import RESUMABLE_CHANGES
 from seqpolicy.training.trainer import Built
@@ -379,7 +380,7 @@ class ODTTrainer(DTTrainer):
         self.online = OnlineProgress()
 
     def check_before_data(self) -> None:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if under_torchrun():
             raise ValueError("seqpolicy-train odt runs in one process (its episodes are collected by the agent being "
                              "trained): start it without torchrun.")
         if self.from_agent is not None and self.checkpoint is None:
