@@ -199,6 +199,12 @@ def test_saved_folder_loads_as_a_stochastic_agent_and_as_a_transformers_dt_with_
 
 def interrupted_then_resumed(toy_data, run, cfg: dict):
     """The run stopped by SIGINT during its third collection, then resumed: what --resume gives after a kill."""
+    interrupted(toy_data, run, cfg)
+    return odt.train_odt(toy_data, env_id=TOY_ID, run_dir=run, resume=True, progress=False, **cfg)
+
+
+def interrupted(toy_data, run, cfg: dict) -> None:
+    """The run stopped by SIGINT during its third collection, its checkpoint written."""
     from seqpolicy.training.common import TrainingInterrupted
 
     collect, calls = odt.collect_episodes, []
@@ -213,7 +219,6 @@ def interrupted_then_resumed(toy_data, run, cfg: dict):
         mp.setattr(odt, "collect_episodes", collect_with_signal)
         with pytest.raises(TrainingInterrupted):
             odt.train_odt(toy_data, env_id=TOY_ID, run_dir=run, progress=False, **cfg)
-    return odt.train_odt(toy_data, env_id=TOY_ID, run_dir=run, resume=True, progress=False, **cfg)
 
 
 def test_buffer_starts_with_the_datasets_best_trajectories_worst_first_then_is_first_in_first_out():
@@ -358,6 +363,50 @@ def test_updates_per_env_step_ties_the_updates_to_the_env_steps_collected(toy_da
     resumed = interrupted_then_resumed(toy_data, tmp_path / "b", cfg)
     assert same(weights(agent), weights(resumed))
     assert log_rows(tmp_path / "b") == log_rows(tmp_path / "a")
+
+
+@pytest.mark.parametrize("how", ["length", "uniform"])
+def test_online_windows_are_drawn_by_trajectory_length_unless_uniform_is_asked_for(how, toy_data, tmp_path,
+                                                                                   monkeypatch):
+    """The online phase samples as the authors do (a trajectory with probability proportional to its length),
+    or with online_sampling="uniform" all trajectories alike; pretraining always by length."""
+    made, build = [], odt.ODTTrainer.window_sampler
+
+    def recording(self, agent, data, uniform_episodes=False):
+        sampler = build(self, agent, data, uniform_episodes=uniform_episodes)
+        made.append(sampler.ep_prob.numpy().copy())
+        return sampler
+
+    monkeypatch.setattr(odt.ODTTrainer, "window_sampler", recording)
+    odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path, progress=False, **dict(TINY, online_sampling=how))
+    pretraining, online = made[0], made[1:]
+    lengths = toy_data.lengths
+    assert np.allclose(pretraining, lengths / lengths.sum())
+    assert len(online) >= 2
+    for prob in online:
+        assert len(set(np.round(prob, 6))) > 1 if how == "length" else np.allclose(prob, 1 / len(prob))
+
+
+def test_a_checkpoint_written_before_online_sampling_existed_resumes_drawing_trajectories_alike(toy_data, tmp_path):
+    """Such runs drew trajectories alike (ODTTrainConfig.PREDATED): --resume keeps doing so, and a resume that asks
+    for the new default is refused as a change of settings, not silently continued another way."""
+    from seqpolicy.cli import train as cli
+
+    cfg = dict(TINY, online_sampling="uniform")
+    reference = odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "a", progress=False, **cfg)
+    run = tmp_path / "b"
+    interrupted(toy_data, run, cfg)
+    state_file = run / "checkpoint" / "trainer.json"
+    state = json.loads(state_file.read_text())
+    del state["train_config"]["online_sampling"]  # as a checkpoint written before the setting existed
+    state_file.write_text(json.dumps(state))
+
+    with pytest.raises(ValueError, match="online_sampling"):
+        odt.train_odt(toy_data, env_id=TOY_ID, run_dir=run, resume=True, progress=False, **TINY)
+    assert cli._base_config(cli.build_parser().parse_args(["odt", "--dataset", "x", "--out", str(run), "--resume"]),
+                            odt.PRESETS, odt.ODTTrainConfig).online_sampling == "uniform"
+    resumed = odt.train_odt(toy_data, env_id=TOY_ID, run_dir=run, resume=True, progress=False, **cfg)
+    assert same(weights(reference), weights(resumed))
 
 
 def test_a_ratio_of_zero_updates_is_refused():

@@ -231,7 +231,8 @@ def parsed_config(args: argparse.Namespace) -> Any:
 
 def _base_config(args: argparse.Namespace, recipes: dict, config_cls: type) -> Any:
     """The settings the command-line flags apply to: the named recipe; on --resume without one, the settings
-    stored in the checkpoint (a setting it predates keeps its default); otherwise the paper recipe."""
+    stored in the checkpoint (a setting it predates keeps its default, or what such runs did: PREDATED);
+    otherwise the paper recipe."""
     from seqpolicy.training.common import saved_train_config
     from seqpolicy.training.run_folder import no_checkpoint_error
 
@@ -243,7 +244,8 @@ def _base_config(args: argparse.Namespace, recipes: dict, config_cls: type) -> A
     if saved is None:
         return recipes["paper"]
     names = {f.name for f in dataclasses.fields(config_cls)}
-    return config_cls(**{k: v for k, v in saved.items() if k in names})
+    predated = getattr(config_cls, "PREDATED", {})  # what runs written before a field existed did
+    return config_cls(**{**predated, **{k: v for k, v in saved.items() if k in names}})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,9 @@ are spent, each iteration:
    filled first with the dataset's best-return ones and then first in, first out; a trajectory's
    returns-to-go are computed from the rewards it actually got, never from the target it was collected with
    (hindsight return relabelling);
-3. **learns**: ``updates_per_iteration`` gradient steps on windows drawn from the buffer (trajectories alike,
-   uniform start), each maximising the likelihood of the buffer's actions plus temperature x entropy, the
+3. **learns**: ``updates_per_iteration`` gradient steps on windows drawn from the buffer (a trajectory with
+   probability proportional to its length, as the authors do, or all alike: ``online_sampling``; uniform start),
+   each maximising the likelihood of the buffer's actions plus temperature x entropy, the
    temperature stepping toward the target entropy (-action dims).
 
 The run is an ordinary training run (``seqpolicy.training.run``): ``log.csv`` has one row per iteration with
@@ -33,7 +34,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -58,6 +59,9 @@ ONLINE_SEED = 1_000_000
 test seeds (0-99) nor the periodic evaluation's (10_000 on)."""
 
 
+OnlineSampling = Literal["length", "uniform"]
+
+
 @dataclass(frozen=True)
 class ODTTrainConfig(DTTrainConfig):
     """Hyperparameters of an Online DT run; defaults are the paper's (Hopper where they differ by env).
@@ -65,6 +69,9 @@ class ODTTrainConfig(DTTrainConfig):
     The network fields (sizes, context, return scale, target) and ``max_steps`` shape the stochastic DT that is
     pretrained here; with ``from_agent`` the agent's own network, statistics and targets are used instead.
     """
+
+    PREDATED: ClassVar[dict[str, Any]] = {"online_sampling": "uniform"}
+    """What runs whose checkpoints lack a field did, where it is not the field's default (resume stays exact)."""
 
     context_length: int = 20
     """K: steps per training window."""
@@ -99,6 +106,11 @@ class ODTTrainConfig(DTTrainConfig):
     """Unset (the paper): one first-in-first-out buffer, whose dataset trajectories leave first. A number: the
     dataset's best buffer_size trajectories stay for the whole run and online ones replace the oldest online ones
     beyond this many, so what the policy learns from never becomes only its own exploration."""
+    online_sampling: OnlineSampling = "length"
+    """How online updates draw their windows from the replay buffer: "length" draws a trajectory with probability
+    proportional to its length, so every stored step alike (the authors' code, and the offline DT's sampling);
+    "uniform" draws trajectories alike, so the steps of short episodes (early falls) weigh more (seqpolicy's
+    online phase until 2026-12-07: the zoo's odt and the research runs before it)."""
     episodes_per_iteration: int = 1
     """New episodes per online iteration, collected side by side in that many envs."""
     updates_per_iteration: int = 300
@@ -125,6 +137,8 @@ class ODTTrainConfig(DTTrainConfig):
                              "true.")
         if self.online_buffer_size is not None and self.online_buffer_size < 1:
             raise ValueError(f"{name}.online_buffer_size must be >= 1 (or unset), got {self.online_buffer_size}.")
+        if self.online_sampling not in ("length", "uniform"):
+            raise ValueError(f"{name}.online_sampling must be 'length' or 'uniform', got {self.online_sampling!r}.")
         for field in ("buffer_size", "episodes_per_iteration", "updates_per_iteration"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{name}.{field} must be >= 1, got {getattr(self, field)}.")
@@ -422,7 +436,7 @@ class ODTTrainer(DTTrainer):
         # -- offline pretraining: not when starting from an agent, nor once online (a run from an agent only
         # checkpoints online, so a checkpoint without online state is a pretraining one) --------------------
         if self.start is None and online.buffer is None:
-            # Deviation: windows as the DT samples them (episodes by length); the authors draw trajectories alike.
+            # Windows as the DT samples them (episodes by length), as the authors' code does in both phases.
             self.sampler = self.window_sampler(agent, self.data)
             super().learn()
             if self.run.path is not None and self.run.dist.is_main:  # the offline starting point, kept beside
@@ -446,7 +460,8 @@ class ODTTrainer(DTTrainer):
             episodes = collect_episodes(explorer, venv, seeds)
             # 2. store them; their returns-to-go are the returns they achieved (computed by the sampler)
             online.buffer.add(episodes)
-            sampler = self.window_sampler(agent, online.buffer.as_trajectories(self.data), uniform_episodes=True)
+            sampler = self.window_sampler(agent, online.buffer.as_trajectories(self.data),
+                                          uniform_episodes=cfg.online_sampling == "uniform")
             # 3. learn
             new_steps = sum(len(ep) for ep in episodes)
             if cfg.updates_per_env_step is None:

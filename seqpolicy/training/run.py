@@ -73,7 +73,8 @@ class TrainingRun:
         agent: the agent being trained (its ``save(folder)`` writes checkpoints and the final artifact).
         optimizer, scheduler, generator: restored on resume and saved in checkpoints.
         config: the trainer's config dataclass (stored in checkpoints, compared on resume; a field that a
-            checkpoint lacks, because it was written before the field existed, counts as its default).
+            checkpoint lacks, because it was written before the field existed, counts as its default, or as the
+            config's ``PREDATED[field]`` where it has one).
         resumable: config keys a resumed run may change.
         dist: this process's place under torchrun (default: a single process); only rank 0 writes run_dir,
             shows the progress bar and evaluates.
@@ -90,7 +91,10 @@ class TrainingRun:
         self.path = Path(run_dir) if run_dir is not None else None
         self.agent, self.optimizer, self.scheduler, self.generator = agent, optimizer, scheduler, generator
         self.config, self.resumable, self.desc, self.progress = asdict(config), resumable, desc, progress
-        self.defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+        # What a checkpoint that lacks a field was trained with: the field's default, or the config's
+        # PREDATED value where the default changed the behaviour of runs written before the field existed.
+        self.defaults = {**{f.name: f.default for f in fields(config) if f.default is not MISSING},
+                         **getattr(config, "PREDATED", {})}
         self.dist = dist or Distributed()
         self.save_state = save_state
         writes = self.path is not None and self.dist.is_main
