@@ -233,6 +233,7 @@ def _base_config(args: argparse.Namespace, recipes: dict, config_cls: type) -> A
     """The settings the command-line flags apply to: the named recipe; on --resume without one, the settings
     stored in the checkpoint (a setting it predates keeps its default, or what such runs did: PREDATED);
     otherwise the paper recipe."""
+    from seqpolicy.training.checkpoint import predated_settings
     from seqpolicy.training.common import saved_train_config
     from seqpolicy.training.run_folder import no_checkpoint_error
 
@@ -244,8 +245,7 @@ def _base_config(args: argparse.Namespace, recipes: dict, config_cls: type) -> A
     if saved is None:
         return recipes["paper"]
     names = {f.name for f in dataclasses.fields(config_cls)}
-    predated = getattr(config_cls, "PREDATED", {})  # what runs written before a field existed did
-    return config_cls(**{**predated, **{k: v for k, v in saved.items() if k in names}})
+    return config_cls(**{**predated_settings(config_cls), **{k: v for k, v in saved.items() if k in names}})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,14 @@ def find_checkpoint(run_dir: Path) -> Path | None:
         if (path / TRAINER_STATE).is_file() and (path / TRAINER_WEIGHTS).is_file():
             return path
     return None
+
+
+def predated_settings(config: Any) -> dict[str, Any]:
+    """What a checkpoint that lacks a field of ``config`` (a config dataclass or its class) was trained with, by
+    field: the field's default, or the config's ``PREDATED[field]`` where the default changed what runs written
+    before the field existed did."""
+    return {**{f.name: f.default for f in fields(config) if f.default is not MISSING},
+            **getattr(config, "PREDATED", {})}
 
 
 def saved_train_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -137,7 +137,7 @@ class ODTTrainConfig(DTTrainConfig):
                              "true.")
         if self.online_buffer_size is not None and self.online_buffer_size < 1:
             raise ValueError(f"{name}.online_buffer_size must be >= 1 (or unset), got {self.online_buffer_size}.")
-        if self.online_sampling not in ("length", "uniform"):
+        if self.online_sampling not in get_args(OnlineSampling):
             raise ValueError(f"{name}.online_sampling must be 'length' or 'uniform', got {self.online_sampling!r}.")
         for field in ("buffer_size", "episodes_per_iteration", "updates_per_iteration"):
             if getattr(self, field) < 1:

@@ -24,7 +24,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from seqpolicy.training.checkpoint import (
     checkpoint_settings,
     find_checkpoint,
     load_trainer_state,
+    predated_settings,
     replace_folder,
     save_checkpoint,
 )
@@ -91,10 +92,7 @@ class TrainingRun:
         self.path = Path(run_dir) if run_dir is not None else None
         self.agent, self.optimizer, self.scheduler, self.generator = agent, optimizer, scheduler, generator
         self.config, self.resumable, self.desc, self.progress = asdict(config), resumable, desc, progress
-        # What a checkpoint that lacks a field was trained with: the field's default, or the config's
-        # PREDATED value where the default changed the behaviour of runs written before the field existed.
-        self.defaults = {**{f.name: f.default for f in fields(config) if f.default is not MISSING},
-                         **getattr(config, "PREDATED", {})}
+        self.defaults = predated_settings(config)
         self.dist = dist or Distributed()
         self.save_state = save_state
         writes = self.path is not None and self.dist.is_main
