@@ -102,6 +102,35 @@ def test_log_prob_is_the_tanh_squashed_gaussian_density():
     assert torch.isfinite(squashed_log_prob(mean, log_std, torch.ones(5, 3))).all()  # actions at the bound
 
 
+def test_action_eps_moves_a_bound_action_to_where_the_clamp_puts_it(toy_data, tmp_path, monkeypatch):
+    """An action at the bound is scored where +-(1 - action_eps) is: the default clamp's 7.25 (atanh of 1 - 1e-6)
+    or 0.01's 2.65; actions inside the clamp are unchanged. The trainer passes its config's value through."""
+    mean, log_std = torch.zeros(1, 1), torch.zeros(1, 1)
+    for eps in (1e-6, 0.01):
+        inside = torch.full((1, 1), 1 - eps)
+        torch.testing.assert_close(squashed_log_prob(mean, log_std, torch.ones(1, 1), action_eps=eps),
+                                   squashed_log_prob(mean, log_std, inside, action_eps=eps))
+    at_bound = [squashed_log_prob(torch.full((1, 1), m), log_std, torch.ones(1, 1), action_eps=0.01) for m in
+                (2.0, 2.6466, 4.0)]
+    assert at_bound[1] > at_bound[0] and at_bound[1] > at_bound[2]  # the Gaussian part peaks at atanh(0.99)
+    middle = torch.full((1, 1), 0.5)
+    torch.testing.assert_close(squashed_log_prob(mean, log_std, middle, action_eps=0.01),
+                               squashed_log_prob(mean, log_std, middle))
+    with pytest.raises(ValueError, match="action_eps must be in"):
+        odt.ODTTrainConfig(action_eps=0.0)
+
+    seen = set()
+    real = seqpolicy.training.dt.squashed_log_prob
+
+    def spy(mean, log_std, actions, beta, action_eps):
+        seen.add(action_eps)
+        return real(mean, log_std, actions, beta, action_eps)
+
+    monkeypatch.setattr(seqpolicy.training.dt, "squashed_log_prob", spy)
+    odt.train_odt(toy_data, env_id=TOY_ID, run_dir=tmp_path / "run", progress=False,
+                  **dict(TINY, online_steps=50, action_eps=0.02))
+    assert seen == {0.02}  # pretraining's and the online updates' likelihoods both
+
 def test_entropy_is_minus_the_log_density_of_a_reparameterised_sample():
     from torch.distributions import Normal
 

@@ -87,17 +87,17 @@ class StochasticDecisionTransformer(DecisionTransformer):
 
 
 def squashed_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor,
-                      beta: float = 0.0) -> torch.Tensor:
+                      beta: float = 0.0, action_eps: float = ACTION_EPS) -> torch.Tensor:
     """Log-density of ``actions`` in [-1, 1] under tanh(N(mean, exp(log_std)^2)), summed over the last dim.
 
-    Shapes (..., act_dim) -> (...). Actions are clamped to +-(1 - ACTION_EPS) first (see ACTION_EPS).
+    Shapes (..., act_dim) -> (...). Actions are clamped to +-(1 - action_eps) first (see ACTION_EPS).
 
     ``beta`` > 0 weights each dimension's term by std^(2 beta), the std held fixed (beta-NLL, Seitzer et al.
     2022): the same maximum, but a nearly deterministic state no longer outweighs the rest by 1 / std^2. With
     beta 0 (the paper) a learned std can shrink to its floor on the many near-zero actions of a policy that has
     reached its goal and pin the mean there (PointReach's expert data: the mean action stays ~0).
     """
-    a = actions.clamp(-1 + ACTION_EPS, 1 - ACTION_EPS)
+    a = actions.clamp(-1 + action_eps, 1 - action_eps)
     z = (torch.atanh(a) - mean) / log_std.exp()
     log_prob = -0.5 * z**2 - log_std - _LOG_SQRT_2PI - torch.log1p(-a * a)  # change of variables: da/du = 1 - a^2
     if beta:
