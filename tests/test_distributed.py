@@ -191,12 +191,13 @@ def test_torchrun_trains_tt_and_bc_with_one_writer(tmp_path, model):
 
 @pytest.mark.slow
 def test_torchrun_dt_learns_pointreach_to_the_bar(tmp_path):
-    """The learning test's bar, trained by 2 processes of 1500 steps each (batch 64 per process, 128 per step)."""
+    """The learning test's bar, trained by 2 processes of 1500 steps each (batch 64 per process, 128 per step), in
+    bf16 autocast: the DT's only bf16 learning test as well (tests/test_dt_learning.py trains it in fp32)."""
     from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.toy import expert_returns
 
     done = torchrun("dt", "--dataset", "pointreach-mixed", "--env", TOY_ID, "--preset", "pointreach", "--out", "run",
-                    "--device", "cpu", "--precision", "fp32", cwd=tmp_path, timeout=900)
+                    "--device", "cpu", "--precision", "bf16", cwd=tmp_path, timeout=900)
     run = tmp_path / "run"
     assert done.stdout.count("2 processes (torchrun, cpu); batch_size 64 per process, an effective batch of 128") == 1
     assert done.stdout.count("agent saved to") == 1
@@ -206,7 +207,7 @@ def test_torchrun_dt_learns_pointreach_to_the_bar(tmp_path):
     assert [r["step"] for r in log_rows(run) if r["eval/return"]] == ["500", "1000", "1500"]
 
     agent = seqpolicy.load_agent(run / "agent")
-    assert agent.info["world_size"] == 2 and agent.info["train_steps"] == 1500
+    assert agent.info["world_size"] == 2 and agent.info["train_steps"] == 1500 and agent.info["precision"] == "bf16"
     returns = evaluate(agent, TOY_ID, n_episodes=20, seed=0).returns
     expert = expert_returns(20, seed=0)
     print(f"DT (2 processes) {np.mean(returns):.2f} vs expert {expert.mean():.2f} "

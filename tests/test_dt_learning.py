@@ -2,8 +2,10 @@
 expert.
 
 The return is measured in the env over 20 episodes (seeds 0-19), not read from a loss. Training uses the
-'pointreach' preset (1500 steps of a small model on one thread; the shared fixture trains it once in fp32),
-and again with bf16 autocast: the faster precision must learn the same.
+'pointreach' preset (1500 steps of a small model on one thread; the shared fixture trains it once in fp32).
+The same recipe in bf16 autocast is held to the same bar in tests/test_distributed.py, trained by 2 torchrun
+processes: one run checks that the faster precision and the two-process gradient averaging both learn (each
+alone cost ~40-90 s of the suite).
 """
 
 from __future__ import annotations
@@ -23,20 +25,4 @@ def test_dt_learns_pointreach_to_the_bar(trained_toy_dt, one_thread):
     expert = expert_returns(20, seed=0)
     print(f"DT {np.mean(dt):.2f} vs expert {expert.mean():.2f} ({np.mean(dt) / expert.mean():.1%}), "
           f"dataset mean {data.stats().return_mean:.2f}, training CPU time {cpu_s:.0f} s")
-    assert np.mean(dt) >= LEARNING_BAR["dt"] * expert.mean()
-
-
-@pytest.mark.slow
-def test_dt_learns_pointreach_in_bf16(one_thread):
-    import seqpolicy
-    from seqpolicy.toy import make_toy_dataset
-    from seqpolicy.training.dt import PRESETS
-
-    data = make_toy_dataset(n_episodes=300, seed=0)
-    agent = seqpolicy.train_dt(data, PRESETS["pointreach"], env_id=TOY_ID, eval_every=0, device="cpu",
-                               progress=False, precision="bf16")
-    assert agent.info["precision"] == "bf16"
-    dt = evaluate(agent, TOY_ID, n_episodes=20, seed=0).returns
-    expert = expert_returns(20, seed=0)
-    print(f"DT bf16 {np.mean(dt):.2f} vs expert {expert.mean():.2f} ({np.mean(dt) / expert.mean():.1%})")
     assert np.mean(dt) >= LEARNING_BAR["dt"] * expert.mean()

@@ -77,10 +77,16 @@ def test_bad_config_is_explained():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["bf16"])
 def test_tt_learns_pointreach(tmp_path, precision):
-    """A few minutes of CPU: LEARNING_BAR["tt"] (70%) of the scripted expert's mean return over 20 episodes,
-    measured in the env."""
+    """Two minutes of CPU: LEARNING_BAR["tt"] (70%) of the scripted expert's mean return over 20 episodes,
+    measured in the env.
+
+    In bf16 autocast only: fp32 runs the same step without the autocast context (``training.speed.autocast``;
+    the micro-batch count, the other place precision enters, is 1 for either at this size), and learned to the
+    bar as well in every measured seed (benchmarks/README.md, learning_spread.py), so a second run bought ~110 s
+    of the suite and no other failure it could catch. fp32 TT training stays covered by the exact-resume and
+    parity tests."""
     from seqpolicy.evaluation.evaluate import evaluate
     from seqpolicy.toy import expert_returns, make_toy_dataset
 
