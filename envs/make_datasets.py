@@ -5,6 +5,7 @@ One command per env (it trains the SB3 baseline first when --run holds no finish
     python envs/make_datasets.py --env Hopper-v4 --from-zips    # rebuild from the committed policies (~3 min)
     python envs/make_datasets.py --env HalfCheetah-v4 --run ~/runs/halfcheetah-v4-td3
     python envs/make_datasets.py --env Walker2d-v4              # trains TD3 into the manifest's run folder (~2 h)
+    python envs/make_datasets.py --env Hopper-v4 --medium-replay-only   # TD3 again up to the medium step (~1 h)
 
 What differs between envs is in ``envs/<EnvId>/manifest.json`` under ``datasets`` (Minari namespace, transitions per
 dataset, action noise, and the baseline's algorithm, run folder and time budget); the D4RL reference returns come
@@ -149,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, help="env-step budget if training is needed (default: manifest)")
     p.add_argument("--from-zips", action="store_true",
                    help="skip training: use the env folder's <algo>-expert/ and <algo>-medium/ zips (no medium-replay)")
+    p.add_argument("--medium-replay-only", action="store_true",
+                   help="build only medium-replay: train the baseline again with the committed medium policy's run "
+                        "settings (seed, overrides, checkpoints) for exactly its checkpoint's env steps, its replay "
+                        "buffer kept, into --run (default runs/<env>-<algo>-medium-replay; a finished run there is "
+                        "reused), and write that buffer. The card goes to a temporary folder and is compared with the "
+                        "committed one unless --cards is given. Training is deterministic on one kind of CPU only, "
+                        "so another kind of CPU gives another buffer")
     p.add_argument("--steps", type=int, help="transitions per collected dataset (default: manifest; D4RL: 1M)")
     p.add_argument("--action-noise", type=float, help="collection action noise (default: manifest)")
     p.add_argument("--seed", type=int, default=0)
@@ -170,12 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     recipe = DatasetRecipe.from_manifest(read_manifest(folder), run=args.run, train_minutes=args.train_minutes,
                                        train_steps=args.train_steps, steps=args.steps, action_noise=args.action_noise)
     command = "python envs/make_datasets.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    if args.from_zips and not args.cards:
+    if args.from_zips and args.medium_replay_only:
+        raise SystemExit("--from-zips rebuilds medium, expert and medium-expert from the committed zips, "
+                         "--medium-replay-only trains again for medium-replay: give one of them.")
+    flag = "--from-zips" if args.from_zips else "--medium-replay-only" if args.medium_replay_only else None
+    if flag and not args.cards:
         # A rebuild checks the committed cards instead of rewriting them: the datasets must match bit for bit,
         # while the reference returns, wall times and machine are this machine's (they differ between CPUs).
         cards = Path(tempfile.mkdtemp(prefix=f"seqpolicy-{folder.name}-cards-"))
-        print(f"--from-zips: the new cards go to {cards} and are compared with {folder}'s", flush=True)
-    build(recipe, folder, cards, command, args)
+        print(f"{flag}: the new cards go to {cards} and are compared with {folder}'s", flush=True)
+    (build_medium_replay if args.medium_replay_only else build)(recipe, folder, cards, command, args)
     if cards != folder and (folder / "datasets").is_dir():
         return compare_cards(folder, cards)
     return 0
@@ -213,10 +225,10 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
     import seqpolicy  # noqa: F401  (registers envs)
     from seqpolicy.agents.base import RandomAgent
     from seqpolicy.agents.sb3 import SB3Agent
-    from seqpolicy.collect import collect, write_collected
+    from seqpolicy.collect import collect
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.common.envs import gym_make
-    from seqpolicy.data.minari_io import local_minari_ids, minari_root, write_minari
+    from seqpolicy.data.minari_io import local_minari_ids, minari_root
     from seqpolicy.data.trajectories import Trajectories
     from seqpolicy.evaluation.scores import d4rl_reference
     from seqpolicy.training.baseline import pick_expert_and_medium
@@ -289,30 +301,7 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
 
     # -- 4. datasets -----------------------------------------------------------------------------------------
     built: dict[str, Trajectories] = {}
-
-    def finish(name: str, data: Trajectories, wall: float, how: dict) -> None:
-        dataset_id = recipe.dataset_id(name)
-        t0 = time.monotonic()
-        if name in ("medium", "expert"):
-            write_collected(data, dataset_id, description=how["description"], overwrite=args.overwrite,
-                            extra={"recipe": command}, ref_scores=reference)
-        else:
-            write_minari(data, dataset_id, env_id=env_id, metadata={**how, "recipe": command},
-                         description=how["description"], algorithm_name=algo, overwrite=args.overwrite,
-                         ref_min_score=ref_min, ref_max_score=ref_max)
-        wall += time.monotonic() - t0
-        h5 = minari_root() / dataset_id / "data" / "main_data.hdf5"
-        atomic_write_json(cards / "datasets" / f"{name}.json", {
-            "dataset_id": dataset_id, "env_id": env_id, "command": command, "seed": args.seed,
-            "definition": how["description"], **dataset_summary(data, max_steps, reference),
-            "content_sha256": content_sha256(data), "file": str(h5.relative_to(minari_root())),
-            "file_sha256": sha256(h5), "file_bytes": h5.stat().st_size, "wall_s": round(wall, 1),
-            "policy": how.get("policy"), "action_noise": how.get("action_noise"), "machine": machine(),
-            "versions": versions()})
-        built[name] = data
-        s = data.stats()
-        print(f"{dataset_id}: {s.n_transitions} transitions, {s.n_episodes} episodes, return mean "
-              f"{s.return_mean:.1f} (min {s.return_min:.1f}, max {s.return_max:.1f}), {wall:.0f} s", flush=True)
+    finish = dataset_writer(recipe, cards, command, args, reference, max_steps, built)
 
     # episode i of medium/expert is reset with seed + 100_000 + i / seed + 200_000 + i: no start state is shared
     # with the other dataset, the training run (seed + i) or the reference evaluations (seed + 1_000_000 + i).
@@ -330,18 +319,8 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
 
     if run is not None:
         t0 = time.monotonic()
-        with np.load(run_dir / "replay.npz", allow_pickle=False) as z:
-            arrays = {k: z[k][: medium_ck["step"]] for k in z.files}
-        replay = Trajectories.from_arrays(**arrays, env_id=env_id, dataset_id=recipe.dataset_id("medium-replay"))
-        hp = run["hyperparams"]
-        warmup = f", including the {hp['learning_starts']} uniform-random warm-up steps" if "learning_starts" in hp \
-            else ""
-        finish("medium-replay", replay, time.monotonic() - t0, {
-            "description": f"The {algo.upper()} training replay buffer up to the medium checkpoint (first "
-                           f"{medium_ck['step']} env steps{warmup}); a trailing partial episode is kept as truncated.",
-            "policy": f"{algo} training" + (f" (exploration noise N(0, {hp['action_noise_std']}))"
-                                            if "action_noise_std" in hp else ""),
-            "action_noise": None})
+        replay, how = replay_dataset(run_dir, run, medium_ck["step"], recipe)
+        finish("medium-replay", replay, time.monotonic() - t0, how)
 
     t0 = time.monotonic()
     mixed = Trajectories(built["medium"].episodes + built["expert"].episodes, env_id=env_id)
@@ -359,6 +338,124 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
     atomic_write_json(cards / "datasets" / "reference_scores.json", {"env_id": env_id, "d4rl_min": ref_min,
                                                                      "d4rl_max": ref_max, **refs, "recipe": doc})
     write_markdown(cards)
+
+
+def dataset_writer(recipe: DatasetRecipe, cards: Path, command: str, args: argparse.Namespace,
+                   reference: tuple[float, float] | None, max_steps: int | None, built: dict):
+    """``finish(name, data, wall, how)``: write dataset ``name`` to the local Minari store and its JSON card to
+    ``cards/datasets/<name>.json``, and keep it in ``built``."""
+    from seqpolicy.collect import write_collected
+    from seqpolicy.common.artifact import atomic_write_json
+    from seqpolicy.data.minari_io import minari_root, write_minari
+
+    env_id, algo = recipe.env_id, recipe.algo
+    ref_min, ref_max = reference or (None, None)
+
+    def finish(name: str, data, wall: float, how: dict) -> None:
+        dataset_id = recipe.dataset_id(name)
+        t0 = time.monotonic()
+        if name in ("medium", "expert"):
+            write_collected(data, dataset_id, description=how["description"], overwrite=args.overwrite,
+                            extra={"recipe": command}, ref_scores=reference)
+        else:
+            write_minari(data, dataset_id, env_id=env_id, metadata={**how, "recipe": command},
+                         description=how["description"], algorithm_name=algo, overwrite=args.overwrite,
+                         ref_min_score=ref_min, ref_max_score=ref_max)
+        wall += time.monotonic() - t0
+        h5 = minari_root() / dataset_id / "data" / "main_data.hdf5"
+        extra = {k: how[k] for k in ("baseline_run",) if k in how}
+        atomic_write_json(cards / "datasets" / f"{name}.json", {
+            "dataset_id": dataset_id, "env_id": env_id, "command": command, "seed": args.seed,
+            "definition": how["description"], **dataset_summary(data, max_steps, reference),
+            "content_sha256": content_sha256(data), "file": str(h5.relative_to(minari_root())),
+            "file_sha256": sha256(h5), "file_bytes": h5.stat().st_size, "wall_s": round(wall, 1),
+            "policy": how.get("policy"), "action_noise": how.get("action_noise"), "machine": machine(),
+            "versions": versions(), **extra})
+        built[name] = data
+        s = data.stats()
+        print(f"{dataset_id}: {s.n_transitions} transitions, {s.n_episodes} episodes, return mean "
+              f"{s.return_mean:.1f} (min {s.return_min:.1f}, max {s.return_max:.1f}), {wall:.0f} s", flush=True)
+
+    return finish
+
+
+def replay_dataset(run_dir: Path, run: dict, medium_step: int, recipe: DatasetRecipe):
+    """The run's replay buffer up to ``medium_step`` as a dataset, and how its card describes it."""
+    from seqpolicy.data.trajectories import Trajectories
+
+    with np.load(run_dir / "replay.npz", allow_pickle=False) as z:
+        arrays = {k: z[k][:medium_step] for k in z.files}
+    if len(arrays["actions"]) < medium_step:
+        raise SystemExit(f"{run_dir}/replay.npz holds {len(arrays['actions'])} transitions, fewer than the medium "
+                         f"checkpoint's {medium_step}: the run stopped early; train it again (--overwrite).")
+    replay = Trajectories.from_arrays(**arrays, env_id=recipe.env_id, dataset_id=recipe.dataset_id("medium-replay"))
+    hp, algo = run["hyperparams"], recipe.algo
+    warmup = f", including the {hp['learning_starts']} uniform-random warm-up steps" if "learning_starts" in hp else ""
+    return replay, {
+        "description": f"The {algo.upper()} training replay buffer up to the medium checkpoint (first "
+                       f"{medium_step} env steps{warmup}); a trailing partial episode is kept as truncated.",
+        "policy": f"{algo} training" + (f" (exploration noise N(0, {hp['action_noise_std']}))"
+                                        if "action_noise_std" in hp else ""),
+        "action_noise": None}
+
+
+def build_medium_replay(recipe: DatasetRecipe, folder: Path, cards: Path, command: str,
+                        args: argparse.Namespace) -> None:
+    """``--medium-replay-only``: the baseline trained again, as the committed medium policy was, up to its step.
+
+    The committed ``<algo>-medium/card.json`` gives the run's settings and the medium checkpoint's step; the new
+    run stops there, so its replay buffer is what the original run's held up to the medium policy when training is
+    deterministic (one kind of CPU, the same package versions). The new run's checkpoint at that step is recorded
+    in the card beside the committed medium policy's evaluation, so a reader sees whether the runs agree.
+    """
+    import seqpolicy  # noqa: F401  (registers envs)
+    from seqpolicy.common.envs import gym_make
+    from seqpolicy.data.minari_io import local_minari_ids, minari_root
+    from seqpolicy.evaluation.scores import d4rl_reference
+    from seqpolicy.training.baseline import BaselineConfig, train_baseline
+
+    env_id, algo = recipe.env_id, recipe.algo
+    medium_card = card_path(policy_zip(folder, algo, "medium"))
+    if not medium_card.is_file():
+        raise SystemExit(f"{medium_card} does not exist: --medium-replay-only trains again as the committed medium "
+                         f"policy was trained; without one, build everything: python envs/make_datasets.py --env "
+                         f"{env_id}.")
+    committed = json.loads(medium_card.read_text())
+    step, settings = committed["checkpoint"]["step"], dict(committed["run_config"])
+    dataset_id = recipe.dataset_id("medium-replay")
+    if dataset_id in local_minari_ids() and not args.overwrite:
+        raise SystemExit(f"{dataset_id} already in {minari_root()}: pass --overwrite to replace it.")
+    run_dir = Path(args.run or f"runs/{env_id.lower()}-{algo}-medium-replay").expanduser()
+    config = BaselineConfig(**{**settings, "steps": step, "keep_replay": True, "max_minutes": None})
+    if (run_dir / "final.json").is_file():
+        print(f"reusing the finished run in {run_dir}", flush=True)
+    else:
+        print(f"training {algo} on {env_id} for {step} env steps (the committed medium checkpoint's) into {run_dir}, "
+              f"settings of {medium_card}", flush=True)
+        train_baseline(config, run_dir, progress=True)
+    run = json.loads((run_dir / "run.json").read_text())
+    theirs = {k: v for k, v in run["config"].items() if k not in ("steps", "max_minutes")}
+    ours = {k: v for k, v in asdict(config).items() if k not in ("steps", "max_minutes")}
+    if theirs != ours:
+        raise SystemExit(f"{run_dir} was trained with other settings than {medium_card}'s: {theirs} against "
+                         f"{ours}; use another --run.")
+    last = next((c for c in run["checkpoints"] if c["step"] == step), None)
+    env = gym_make(env_id)
+    (cards / "datasets").mkdir(parents=True, exist_ok=True)
+    finish = dataset_writer(recipe, cards, command, args, d4rl_reference(env_id),
+                            env.spec.max_episode_steps if env.spec else None, {})
+    t0 = time.monotonic()
+    replay, how = replay_dataset(run_dir, run, step, recipe)
+    how["baseline_run"] = {
+        "settings": ours, "steps": step, "wall_s": run.get("wall_s"),
+        "checkpoint_eval_return_mean": None if last is None else last["eval_return_mean"],
+        "committed_medium_eval_return_mean": committed["checkpoint"]["eval_return_mean"]}
+    finish("medium-replay", replay, time.monotonic() - t0, how)
+    if last is not None:
+        print(f"this run's checkpoint at step {step}: eval {last['eval_return_mean']:.1f}; the committed medium "
+              f"policy's: {committed['checkpoint']['eval_return_mean']:.1f}", flush=True)
+    if (cards / "datasets" / "reference_scores.json").is_file():
+        write_markdown(cards)
 
 
 def dataset_summary(data, max_steps: int | None, reference: tuple[float, float] | None) -> dict:
@@ -434,8 +531,22 @@ def write_markdown(cards: Path) -> None:
         f"- Action noise N(0, {rec['action_noise']}) on medium and expert: TD3's own exploration noise, standing "
         "in for D4RL sampling SAC's stochastic policy (a deterministic policy from near-identical start states "
         "gives near-identical episodes). It costs return: compare each dataset's mean with the deterministic "
-        "policy's reference score above.", ""]
-    (cards / "DATASETS.md").write_text("\n".join(lines))
+        "policy's reference score above."]
+    replay = next((c for c in built if c.get("baseline_run")), None)
+    if replay is not None:
+        run = replay["baseline_run"]
+        ours, theirs = run["checkpoint_eval_return_mean"], run["committed_medium_eval_return_mean"]
+        same = ours is not None and abs(ours - theirs) < 1e-6
+        lines.append(
+            f"- medium-replay was made again, by `{replay['command']}` on {replay['machine'].split(',')[0]}: "
+            f"{algo.upper()} trained with the committed medium policy's run settings up to its step ({run['steps']}), "
+            f"{run['wall_s']:.0f} s. That run's checkpoint at the step evaluates "
+            f"{'-' if ours is None else f'{ours:.1f}'} against the committed medium policy's {theirs:.1f}: "
+            + ("the same run, so this is the buffer the medium policy was trained on." if same else
+               "another run of the same recipe (training rounds differently on another kind of CPU), so this is "
+               "the buffer of a run like the medium policy's, not of that run. It rebuilds bit for bit only on "
+               "the CPU kind its card names."))
+    (cards / "DATASETS.md").write_text("\n".join(lines + [""]))
 
 
 def _num(value: float | None) -> str:

@@ -209,6 +209,27 @@ def test_make_datasets_end_to_end_on_pointreach(tmp_path, monkeypatch, capsys):
     assert "test/pointreach/medium-v0: same data as the committed card" in out
     assert "reference sb3_expert:" in out
 
+    # --medium-replay-only trains again with the committed medium card's settings (seed, overrides) up to its
+    # step: on the same machine the buffer is the original run's, checked against the committed card.
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari-replay"))
+    assert make_datasets.main(["--env", env_id, "--medium-replay-only", "--run", str(tmp_path / "run2")]) == 0
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == committed
+    assert json.loads((tmp_path / "run2" / "run.json").read_text())["steps"] == 100
+    out = capsys.readouterr().out
+    assert "test/pointreach/medium-replay-v0: same data as the committed card" in out
+    assert "medium-v0" not in out.replace("medium-replay-v0", "")  # nothing else was built
+    with pytest.raises(SystemExit, match="already in"):  # the store holds it now
+        make_datasets.main(["--env", env_id, "--medium-replay-only", "--run", str(tmp_path / "run2")])
+    # Adopted into the env folder (--cards), the card and DATASETS.md say how it was made and set the new run's
+    # checkpoint beside the committed medium policy (whose evaluation this test rewrote to 1.0 above, so the
+    # two read as different runs).
+    assert make_datasets.main(["--env", env_id, "--medium-replay-only", "--run", str(tmp_path / "run2"), "--cards",
+                               str(folder), "--overwrite"]) == 0
+    card = json.loads((folder / "datasets" / "medium-replay.json").read_text())
+    assert card["content_sha256"] == cards["medium-replay"]["content_sha256"] and card["baseline_run"]["steps"] == 100
+    assert "medium-replay was made again" in (folder / "DATASETS.md").read_text()
+    assert "against the committed medium policy's 1.0: another run" in (folder / "DATASETS.md").read_text()
+
 
 def test_make_agents_reads_recipes_from_the_env_preset(tmp_path):
     make_agents = load_script("make_agents")
