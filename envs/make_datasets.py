@@ -5,7 +5,7 @@ One command per env (it trains the SB3 baseline first when --run holds no finish
     python envs/make_datasets.py --env Hopper-v4 --from-zips    # rebuild from the committed policies (~3 min)
     python envs/make_datasets.py --env HalfCheetah-v4 --run ~/runs/halfcheetah-v4-td3
     python envs/make_datasets.py --env Walker2d-v4              # trains TD3 into the manifest's run folder (~2 h)
-    python envs/make_datasets.py --env Hopper-v4 --medium-replay-only   # TD3 again up to the medium step (~1 h)
+    python envs/make_datasets.py --env Hopper-v4 --medium-replay-only   # TD3 again up to the medium step (~30 min)
 
 What differs between envs is in ``envs/<EnvId>/manifest.json`` under ``datasets`` (Minari namespace, transitions per
 dataset, action noise, and the baseline's algorithm, run folder and time budget); the D4RL reference returns come
@@ -491,7 +491,10 @@ def write_markdown(cards: Path) -> None:
         "(`$MINARI_DATASETS_PATH` or `~/.minari/datasets`), not in git; the JSON card per dataset (command, seed, "
         "size, return statistics, checksums, wall time) is in `datasets/`.", "",
         f"Rebuild them from the committed policies, without training: `python envs/make_datasets.py --env {env_id} "
-        "--from-zips` (add `--overwrite` to replace datasets already in the store).", "",
+        "--from-zips` (add `--overwrite` to replace datasets already in the store). medium-replay is the training "
+        f"run's own buffer: `python envs/make_datasets.py --env {env_id} --medium-replay-only` trains the baseline "
+        "again with the medium policy's settings up to its step and checks the buffer against the card (training is "
+        "only repeatable on the CPU kind it ran on).", "",
         "| dataset | transitions | episodes | return mean (min / max) | D4RL-normalised mean | wall time |",
         "| --- | ---: | ---: | --- | ---: | ---: |",
     ]
