@@ -125,7 +125,8 @@ def train(zoo: EnvZoo, name: str) -> None:
 
 def ship(zoo: EnvZoo, name: str) -> None:
     """Copy the run's agent into envs/<EnvId>/<artifact>/ (its agent.json keeps steps and wall time): the final
-    one, or with ``"ship": "best"`` in the recipe the one --keep-best kept."""
+    one, or with ``"ship": "best"`` in the recipe the one --keep-best kept. Final weights take the run's held-out
+    curve into the card, as a training seed's card has it (envs/seed_curves.py draws it with the other seeds')."""
     source = zoo.run_dir(name) / zoo.recipe(name).get("ship", "agent")
     if not (source / "agent.json").is_file():
         sys.exit(f"{source} has no agent.json: train it first "
@@ -143,7 +144,12 @@ def ship(zoo: EnvZoo, name: str) -> None:
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
-    atomic_write_json(card_path(zoo, zoo.manifest["agents"][name]), {**card, "trained_on": machine()})
+    curve = {}
+    if zoo.recipe(name).get("ship", "agent") == "agent":  # final weights: the run's held-out curve, as a seed's card
+        from make_seeds import curve_record
+
+        curve = curve_record(zoo.run_dir(name), zoo.recipe(name)["command"])
+    atomic_write_json(card_path(zoo, zoo.manifest["agents"][name]), {**card, "trained_on": machine(), **curve})
     print(f"{name}: {source} -> {target} ({sum(f.stat().st_size for f in target.iterdir()) / 1e6:.1f} MB)")
 
 

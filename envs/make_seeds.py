@@ -110,6 +110,17 @@ def check_dataset(env_id: str, dataset_id: str, allow_other: bool) -> dict:
     return {"content_sha256": got, "matches_card": want is None or got == want}
 
 
+def curve_record(run: Path, command: str) -> dict:
+    """``{"held_out_curve": ...}`` for a card: the run's periodic evaluations (seeds 10000+, the episodes its
+    ``--eval-episodes`` asked for), or nothing when the run logged none."""
+    points = held_out_curve(run)
+    if not points:
+        return {}
+    episodes = int(_get(shlex.split(command), "--eval-episodes") or CURVE_EPISODES)
+    return {"held_out_curve": {"seeds": f"10000-{10000 + episodes - 1} ({episodes} episodes per point; nothing kept "
+                                        "by it)", "points": points}}
+
+
 def held_out_curve(run: Path) -> list[dict]:
     """(step, mean return) of the run's periodic evaluations (log.csv's eval/return)."""
     log = run / "log.csv"
@@ -150,8 +161,7 @@ def keep(env_id: str, name: str, manifest: dict, seed: int, words: list[str], ru
         "wall_time_note": note,
         "files": {f.name: {"bytes": f.stat().st_size, "sha256": sha256(f)}
                   for f in sorted(dest.iterdir()) if f.is_file() and f.name != "card.json"},
-        "held_out_curve": {"seeds": f"10000-{10000 + CURVE_EPISODES - 1} ({CURVE_EPISODES} episodes per point; "
-                                    "nothing kept by it)", "points": held_out_curve(REPO / run)},
+        **curve_record(REPO / run, shlex.join(words)),
     }
     atomic_write_json(dest / "card.json", card)
     return dest

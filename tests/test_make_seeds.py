@@ -71,3 +71,11 @@ def test_a_dataset_that_is_not_its_cards_data_is_refused(make_seeds, tmp_path, m
         make_seeds.check_dataset("Walker2d-v4", "seqpolicy/walker2d-v4/medium-v0", False)
     allowed = make_seeds.check_dataset("Walker2d-v4", "seqpolicy/walker2d-v4/medium-v0", True)
     assert allowed["matches_card"] is False  # trained anyway, and the card will say so
+
+
+def test_a_cards_curve_is_the_runs_evaluations_with_the_episodes_its_command_asked_for(make_seeds, tmp_path):
+    (tmp_path / "log.csv").write_text("step,train/loss,eval/return\n100,0.5,\n200,0.4,812.5\n400,0.3,901.0\n")
+    got = make_seeds.curve_record(tmp_path, "seqpolicy-train dt --eval-every 200 --eval-episodes 20")
+    assert got["held_out_curve"]["points"] == [{"step": 200, "return": 812.5}, {"step": 400, "return": 901.0}]
+    assert got["held_out_curve"]["seeds"].startswith("10000-10019 (20 episodes per point")
+    assert make_seeds.curve_record(tmp_path / "none", "seqpolicy-train bc") == {}  # no log: no curve in the card

@@ -32,6 +32,21 @@ def test_curves_come_from_the_cards_and_returns_are_normalised_where_a_card_kept
     assert got[2] == [(100, pytest.approx(float(d4rl_normalize(500.0, d4rl_reference("Hopper-v4")))))]
 
 
+def test_a_final_weights_designated_seed_brings_its_own_curve(curves, tmp_path):
+    """The designated seed's card (envs/<EnvId>/<artifact>/card.json, written by make_agents.py ship for final
+    weights) counts as its seed; a seed folder of the same number wins, and a selected agent's card never counts."""
+    card(tmp_path, 1, [{"step": 100, "return": 0.0, "normalized": 5.0}])
+    designated = tmp_path / "dt-medium" / "card.json"
+    designated.parent.mkdir()
+    designated.write_text(json.dumps({"seed": 0, "held_out_curve": {"points": [{"step": 100, "normalized": 9.0}]}}))
+    assert curves.seed_curves(tmp_path, "dt-medium", "Hopper-v4") == {0: [(100, 9.0)], 1: [(100, 5.0)]}
+    designated.write_text(json.dumps({"seed": 1, "held_out_curve": {"points": [{"step": 100, "normalized": 9.0}]}}))
+    assert curves.seed_curves(tmp_path, "dt-medium", "Hopper-v4") == {1: [(100, 5.0)]}
+    designated.write_text(json.dumps({"seed": 0, "selected": {"how": "kept best"},
+                                      "held_out_curve": {"points": [{"step": 100, "normalized": 9.0}]}}))
+    assert curves.seed_curves(tmp_path, "dt-medium", "Hopper-v4") == {1: [(100, 5.0)]}
+
+
 def test_the_chart_shows_tests_and_the_selected_agent(curves, tmp_path):
     pytest.importorskip("matplotlib")
     card(tmp_path, 0, [{"step": 100, "return": 1000.0, "normalized": 31.0}])
