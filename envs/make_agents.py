@@ -127,7 +127,8 @@ def ship(zoo: EnvZoo, name: str) -> None:
     """Copy the run's agent into envs/<EnvId>/<artifact>/ (its agent.json keeps steps and wall time): the final
     one, or with ``"ship": "best"`` in the recipe the one --keep-best kept. Final weights take the run's held-out
     curve into the card, as a training seed's card has it (envs/seed_curves.py draws it with the other seeds')."""
-    source = zoo.run_dir(name) / zoo.recipe(name).get("ship", "agent")
+    shipped = zoo.recipe(name).get("ship", "agent")
+    source = zoo.run_dir(name) / shipped
     if not (source / "agent.json").is_file():
         sys.exit(f"{source} has no agent.json: train it first "
                  f"(python envs/make_agents.py --env {zoo.env_id} train {name}).")
@@ -145,7 +146,7 @@ def ship(zoo: EnvZoo, name: str) -> None:
         shutil.rmtree(target)
     os.replace(tmp, target)
     curve = {}
-    if zoo.recipe(name).get("ship", "agent") == "agent":  # final weights: the run's held-out curve, as a seed's card
+    if shipped == "agent":  # final weights: the run's held-out curve, as a seed's card
         from make_seeds import curve_record
 
         curve = curve_record(zoo.run_dir(name), zoo.recipe(name)["command"])

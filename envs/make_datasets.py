@@ -228,7 +228,6 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
     from seqpolicy.collect import collect
     from seqpolicy.common.artifact import atomic_write_json
     from seqpolicy.common.envs import gym_make
-    from seqpolicy.data.minari_io import local_minari_ids, minari_root
     from seqpolicy.data.trajectories import Trajectories
     from seqpolicy.evaluation.scores import d4rl_reference
     from seqpolicy.training.baseline import pick_expert_and_medium
@@ -236,9 +235,7 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
     env_id, algo = recipe.env_id, recipe.algo
     run_dir = Path(recipe.run).expanduser()
     names = [n for n in NAMES if n != "medium-replay" or not args.from_zips]
-    taken = sorted(set(map(recipe.dataset_id, names)) & set(local_minari_ids()))
-    if taken and not args.overwrite:  # fail now rather than after minutes of collecting
-        raise SystemExit(f"{', '.join(taken)} already in {minari_root()}: pass --overwrite to replace them.")
+    refuse_taken(recipe, names, args.overwrite)  # fail now rather than after minutes of collecting
     if args.from_zips:
         for path in (policy_zip(folder, algo, "expert"), policy_zip(folder, algo, "medium")):
             if not (path.is_file() and card_path(path).is_file()):
@@ -340,6 +337,16 @@ def build(recipe: DatasetRecipe, folder: Path, cards: Path, command: str, args: 
     write_markdown(cards)
 
 
+def refuse_taken(recipe: DatasetRecipe, names: list[str], overwrite: bool) -> None:
+    """SystemExit when one of the datasets ``names`` is in the local store already and ``overwrite`` is off."""
+    from seqpolicy.data.minari_io import local_minari_ids, minari_root
+
+    taken = sorted(set(map(recipe.dataset_id, names)) & set(local_minari_ids()))
+    if taken and not overwrite:
+        raise SystemExit(f"{', '.join(taken)} already in {minari_root()}: pass --overwrite to replace "
+                         f"{'it' if len(taken) == 1 else 'them'}.")
+
+
 def dataset_writer(recipe: DatasetRecipe, cards: Path, command: str, args: argparse.Namespace,
                    reference: tuple[float, float] | None, max_steps: int | None, built: dict):
     """``finish(name, data, wall, how)``: write dataset ``name`` to the local Minari store and its JSON card to
@@ -363,14 +370,13 @@ def dataset_writer(recipe: DatasetRecipe, cards: Path, command: str, args: argpa
                          ref_min_score=ref_min, ref_max_score=ref_max)
         wall += time.monotonic() - t0
         h5 = minari_root() / dataset_id / "data" / "main_data.hdf5"
-        extra = {k: how[k] for k in ("baseline_run",) if k in how}
         atomic_write_json(cards / "datasets" / f"{name}.json", {
             "dataset_id": dataset_id, "env_id": env_id, "command": command, "seed": args.seed,
             "definition": how["description"], **dataset_summary(data, max_steps, reference),
             "content_sha256": content_sha256(data), "file": str(h5.relative_to(minari_root())),
             "file_sha256": sha256(h5), "file_bytes": h5.stat().st_size, "wall_s": round(wall, 1),
             "policy": how.get("policy"), "action_noise": how.get("action_noise"), "machine": machine(),
-            "versions": versions(), **extra})
+            "versions": versions(), **({"baseline_run": how["baseline_run"]} if "baseline_run" in how else {})})
         built[name] = data
         s = data.stats()
         print(f"{dataset_id}: {s.n_transitions} transitions, {s.n_episodes} episodes, return mean "
@@ -410,7 +416,6 @@ def build_medium_replay(recipe: DatasetRecipe, folder: Path, cards: Path, comman
     """
     import seqpolicy  # noqa: F401  (registers envs)
     from seqpolicy.common.envs import gym_make
-    from seqpolicy.data.minari_io import local_minari_ids, minari_root
     from seqpolicy.evaluation.scores import d4rl_reference
     from seqpolicy.training.baseline import BaselineConfig, train_baseline
 
@@ -422,9 +427,7 @@ def build_medium_replay(recipe: DatasetRecipe, folder: Path, cards: Path, comman
                          f"{env_id}.")
     committed = json.loads(medium_card.read_text())
     step, settings = committed["checkpoint"]["step"], dict(committed["run_config"])
-    dataset_id = recipe.dataset_id("medium-replay")
-    if dataset_id in local_minari_ids() and not args.overwrite:
-        raise SystemExit(f"{dataset_id} already in {minari_root()}: pass --overwrite to replace it.")
+    refuse_taken(recipe, ["medium-replay"], args.overwrite)
     run_dir = Path(args.run or f"runs/{env_id.lower()}-{algo}-medium-replay").expanduser()
     config = BaselineConfig(**{**settings, "steps": step, "keep_replay": True, "max_minutes": None})
     if (run_dir / "final.json").is_file():

@@ -30,14 +30,15 @@ def seed_curves(folder: Path, artifact: str, env_id: str) -> dict[int, list[tupl
     keeps a held-out curve, by seed (returns normalised here where a card kept the return alone)."""
     reference = d4rl_reference(env_id)
     out = {}
-    cards = {int(card.parent.name): card for card in (folder / "seeds" / artifact).glob("*/card.json")}
+    cards = {int(card.parent.name): json.loads(card.read_text())
+             for card in (folder / "seeds" / artifact).glob("*/card.json")}
     designated = folder / artifact / "card.json"  # a final-weights designated seed keeps its curve in its card
     if designated.is_file():
         doc = json.loads(designated.read_text())
         if "held_out_curve" in doc and doc.get("seed") is not None and not doc.get("selected"):
-            cards.setdefault(int(doc["seed"]), designated)
-    for seed, card in sorted(cards.items()):
-        points = json.loads(card.read_text()).get("held_out_curve", {}).get("points") or []
+            cards.setdefault(int(doc["seed"]), doc)
+    for seed, doc in sorted(cards.items()):
+        points = doc.get("held_out_curve", {}).get("points") or []
         if points and reference is not None:
             out[seed] = [
                 (int(p["step"]), float(p["normalized"]) if "normalized" in p
