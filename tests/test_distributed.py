@@ -136,6 +136,22 @@ def test_torchrun_resume_continues_exactly(tmp_path, capsys):
     assert info["train_steps"] == 22 and "world_size" not in info
 
 
+def test_torchrun_averages_the_ranks_gradients(tmp_path):
+    """A step under torchrun learns from both ranks' batches. Rank 0 alone is a one-process run with the same seed
+    (the same init, batch generator ``seed + 0`` and, with no dropout, nothing else random), so without the
+    gradients' all-reduce the two runs end with equal weights bit for bit: checked when this test was written, by
+    making ``Distributed.wrap`` return the bare call under torchrun (0 of 31 tensors differed; with DDP, 26)."""
+    from seqpolicy.cli.train import main
+
+    args = ["dt", "--dataset", "pointreach-mixed", "--steps", "3", "--checkpoint-every", "0", *TINY, "--dropout", "0"]
+    torchrun(*args, "--out", "two", cwd=tmp_path)
+    assert main([*args, "--out", str(tmp_path / "one"), "--threads", "1", "--quiet"]) == 0
+    two, one = (load_file(str(tmp_path / run / "agent" / "model.safetensors")) for run in ("two", "one"))
+    assert two.keys() == one.keys()
+    changed = [k for k in two if not torch.equal(two[k], one[k])]
+    assert len(changed) >= len(two) // 2, changed  # every tensor with a gradient: not only the embeddings
+
+
 def test_torchrun_stops_on_ctrl_c_with_rank_0s_checkpoint_and_resumes(tmp_path):
     """Ctrl-C to torchrun, which forwards it to both processes: they agree on a step (a logging step), rank 0
     checkpoints it with both ranks' random states and reports it once, every process exits promptly (no rank waits
