@@ -116,15 +116,22 @@ def test_default_acting_is_not_slower_than_one_thread_beside_a_busy_process(tmp_
     stop = mp.Event()
     proc = mp.Process(target=_busy, args=(stop,), daemon=True)
     proc.start()
+    seen = []
     try:
-        default, one = [], []
-        for i in range(8):  # interleaved in ABBA order, the median of 8
-            for threads in ((None, 1) if i % 2 == 0 else (1, None)):
-                agent.threads = threads
-                (default if threads is None else one).append(_seconds_per_act(agent, obs))
+        # A third process on the machine (another test run, a training) can slow either side of one round by
+        # more than 15%; a regression slows the default in every round (3-8x), so up to 3 rounds may try.
+        for _ in range(3):
+            default, one = [], []
+            for i in range(8):  # interleaved in ABBA order, the median of 8
+                for threads in ((None, 1) if i % 2 == 0 else (1, None)):
+                    agent.threads = threads
+                    (default if threads is None else one).append(_seconds_per_act(agent, obs))
+            seen.append((float(np.median(default)), float(np.median(one))))
+            if seen[-1][0] <= 1.15 * seen[-1][1]:
+                break
     finally:
         stop.set()
         proc.join()
-    default, one = float(np.median(default)), float(np.median(one))
-    print(f"act(): default {1e3 * default:.3f} ms, one thread {1e3 * one:.3f} ms of CPU time")
-    assert default <= 1.15 * one
+    print("act() ms of CPU time, (default, one thread) per round:",
+          [(round(1e3 * d, 3), round(1e3 * o, 3)) for d, o in seen])
+    assert seen[-1][0] <= 1.15 * seen[-1][1]
