@@ -5,6 +5,7 @@ For each seed N, from the agent's command in ``envs/<EnvId>/manifest.json``::
     python envs/make_seeds.py --env Walker2d-v4 --agent bc --seeds 1 2            # train + card + evaluate
     python envs/make_seeds.py --env Walker2d-v4 --agent dt --seeds 0 1 2 --note "beside an ODT run"
     python envs/make_seeds.py --env Walker2d-v4 --agent bc --seeds 0 --evaluate-only  # the designated seed
+    python envs/make_seeds.py --env Walker2d-v4 --agent dt bc --seeds 1 2 --jobs 2   # 4 runs, 2 at a time
 
 1. **train**: the manifest's command with ``--seed N``, ``--out runs/seeds/<env>-<artifact>-<N>`` and the
    protocol's changes: no checkpoint kept by evaluation (``--keep-best false``), a held-out learning curve
@@ -20,6 +21,10 @@ For each seed N, from the agent's command in ``envs/<EnvId>/manifest.json``::
        seqpolicy-eval --env ENV --agent NAME --training-seeds N --episodes 100 --seed 0 --n-envs 10 \\
            --threads 1 --workers 1 --no-video --json envs/<EnvId>/results/seeds/<NAME>-<N>.json
 
+With ``--jobs N`` the (agent, seed) runs, in the order given (agents, then seeds), share N processes, each
+taking the next run when it finishes one (one per core: each trains and acts on one thread); each run's output
+goes to ``runs/seeds/logs/<env>-<agent>-<seed>.log`` and a failed run does not stop the others.
+
 Then the tables: ``python envs/make_table.py envs/*/results/seeds/*.json --out envs/seeds.md --chart
 envs/seeds.png``. A seed whose folder and result exist is skipped (``--overwrite`` redoes it); a training
 that was stopped continues with ``--resume`` from its checkpoint when run again.
@@ -34,7 +39,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from zoo_common import REPO, env_folder, machine, read_manifest, sha256
@@ -177,36 +184,17 @@ def evaluate(env_id: str, name: str, seed: int) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    p.add_argument("--env", required=True, help="a zoo env, e.g. Walker2d-v4")
-    p.add_argument("--agent", required=True, help="a zoo name with a training command, e.g. dt, bc, "
-                                                  "dt-medium-expert")
-    p.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds, e.g. 0 1 2")
-    p.add_argument("--evaluate-only", action="store_true",
-                   help="only the 100-episode test of seeds already kept (or the designated seed 0)")
-    p.add_argument("--dry-run", action="store_true", help="print the training commands and stop")
-    p.add_argument("--overwrite", action="store_true", help="redo seeds whose folder and result exist")
-    p.add_argument("--allow-other-data", action="store_true",
-                   help="train even where the local dataset differs from its committed card (recorded in the card)")
-    p.add_argument("--note", default=None, help="what shared the machine, for the card (wall times are speeds "
-                                                "only on a quiet core)")
-    args = p.parse_args(argv)
+def run_seeds(args: argparse.Namespace, name: str, seeds: list[int]) -> None:
+    """Train, keep and evaluate ``seeds`` of agent ``name`` in this process, one after the other."""
     folder = env_folder(args.env)
     manifest = read_manifest(folder)
-    if args.agent not in manifest.get("agents", {}):
-        raise SystemExit(f"{args.env} has no zoo agent {args.agent!r}; it has {sorted(manifest['agents'])}.")
-    for seed in args.seeds:
-        if seed < 0:
-            raise SystemExit(f"--seeds must be >= 0, got {seed}.")
-        words, run = seed_command(args.env, args.agent, manifest, seed)
+    for seed in seeds:
+        words, run = seed_command(args.env, name, manifest, seed)
         if args.dry_run:
             print(shlex.join(words))
             continue
-        dest = folder / "seeds" / manifest["agents"][args.agent] / str(seed)
-        result = folder / "results" / "seeds" / f"{args.agent}-{seed}.json"
+        dest = folder / "seeds" / manifest["agents"][name] / str(seed)
+        result = folder / "results" / "seeds" / f"{name}-{seed}.json"
         if not args.evaluate_only:
             if dest.is_dir() and result.is_file() and not args.overwrite:
                 print(f"seed {seed}: {dest.relative_to(REPO)} and its result exist (--overwrite redoes them)")
@@ -221,9 +209,80 @@ def main(argv: list[str] | None = None) -> int:
                 wall = None if resume else time.perf_counter() - start
             else:
                 wall = None
-            kept = keep(args.env, args.agent, manifest, seed, words, run, wall, args.note, data)
+            kept = keep(args.env, name, manifest, seed, words, run, wall, args.note, data)
             print(f"seed {seed}: kept {kept.relative_to(REPO)}", flush=True)
-        evaluate(args.env, args.agent, seed)
+        evaluate(args.env, name, seed)
+
+
+def run_jobs(args: argparse.Namespace, runs: list[tuple[str, int]]) -> int:
+    """Each (agent, seed) run as its own ``make_seeds.py`` process, ``args.jobs`` at a time, in order; returns the
+    exit status (1 when any run failed: they are listed)."""
+    logs = REPO / "runs" / "seeds" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    flags = [flag for flag, on in (("--evaluate-only", args.evaluate_only), ("--overwrite", args.overwrite),
+                                   ("--allow-other-data", args.allow_other_data)) if on]
+    flags += ["--note", args.note] if args.note else []
+    lock, done, start = threading.Lock(), [], time.perf_counter()
+
+    def one(run: tuple[str, int]) -> int:
+        name, seed = run
+        log = logs / f"{args.env.lower()}-{name}-{seed}.log"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--env", args.env, "--agent", name,
+               "--seeds", str(seed), *flags]
+        with lock:
+            print(f"start {name} seed {seed} (log: {log.relative_to(REPO)})", flush=True)
+        began = time.perf_counter()
+        with log.open("w") as out:
+            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        with lock:
+            done.append(time.perf_counter() - began)
+            elapsed = time.perf_counter() - start
+            left = len(runs) - len(done)
+            eta = elapsed / len(done) * left
+            status = "done" if code == 0 else f"FAILED (exit {code}; see the log)"
+            print(f"{name} seed {seed}: {status} in {done[-1]:.0f} s; {len(done)}/{len(runs)} runs, "
+                  f"{elapsed / 60:.1f} min so far, about {eta / 60:.0f} min left", flush=True)
+        return code
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        codes = list(pool.map(one, runs))
+    failed = [f"{name} seed {seed}" for (name, seed), code in zip(runs, codes, strict=True) if code != 0]
+    if failed:
+        print(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("--env", required=True, help="a zoo env, e.g. Walker2d-v4")
+    p.add_argument("--agent", required=True, nargs="+", help="zoo names with a training command, e.g. dt, bc, "
+                                                             "dt-medium-expert")
+    p.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds, e.g. 0 1 2")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="runs at a time, each its own process on one thread (default 1; at most one per core)")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="only the 100-episode test of seeds already kept (or the designated seed 0)")
+    p.add_argument("--dry-run", action="store_true", help="print the training commands and stop")
+    p.add_argument("--overwrite", action="store_true", help="redo seeds whose folder and result exist")
+    p.add_argument("--allow-other-data", action="store_true",
+                   help="train even where the local dataset differs from its committed card (recorded in the card)")
+    p.add_argument("--note", default=None, help="what shared the machine, for the card (wall times are speeds "
+                                                "only on a quiet core)")
+    args = p.parse_args(argv)
+    manifest = read_manifest(env_folder(args.env))
+    for name in args.agent:
+        if name not in manifest.get("agents", {}):
+            raise SystemExit(f"{args.env} has no zoo agent {name!r}; it has {sorted(manifest['agents'])}.")
+    if any(seed < 0 for seed in args.seeds):
+        raise SystemExit(f"--seeds must be >= 0, got {min(args.seeds)}.")
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}.")
+    if args.jobs > 1 and not args.dry_run:
+        return run_jobs(args, [(name, seed) for name in args.agent for seed in args.seeds])
+    for name in args.agent:
+        run_seeds(args, name, args.seeds)
     return 0
 
 

@@ -79,3 +79,40 @@ def test_a_cards_curve_is_the_runs_evaluations_with_the_episodes_its_command_ask
     assert got["held_out_curve"]["points"] == [{"step": 200, "return": 812.5}, {"step": 400, "return": 901.0}]
     assert got["held_out_curve"]["seeds"].startswith("10000-10019 (20 episodes per point")
     assert make_seeds.curve_record(tmp_path / "none", "seqpolicy-train bc") == {}  # no log: no curve in the card
+
+
+def test_jobs_run_every_agent_and_seed_in_order_and_report_the_failed_ones(make_seeds, tmp_path, monkeypatch, capsys):
+    import argparse
+    import threading
+
+    ran, lock = [], threading.Lock()
+
+    def call(cmd, stdout, stderr, cwd):
+        words = [str(w) for w in cmd]
+        with lock:
+            ran.append((words[words.index("--agent") + 1], int(words[words.index("--seeds") + 1]),
+                        words[words.index("--note") + 1]))
+        stdout.write("log line\n")
+        return 3 if ran[-1][:2] == ("bc", 2) else 0
+
+    monkeypatch.setattr(make_seeds, "REPO", tmp_path)
+    monkeypatch.setattr(make_seeds.subprocess, "call", call)
+    args = argparse.Namespace(env="Walker2d-v4", jobs=2, evaluate_only=False, overwrite=False,
+                              allow_other_data=False, note="beside a test")
+    runs = [(name, seed) for name in ("dt", "bc") for seed in (1, 2)]
+    assert make_seeds.run_jobs(args, runs) == 1  # one run failed: the exit status says so, the others ran
+    assert sorted(r[:2] for r in ran) == sorted(runs) and {r[2] for r in ran} == {"beside a test"}
+    ran.clear()
+    args.jobs = 1
+    assert make_seeds.run_jobs(args, runs) == 1
+    assert [r[:2] for r in ran] == runs  # taken in the order given
+    assert (tmp_path / "runs/seeds/logs/walker2d-v4-bc-2.log").read_text() == "log line\n"
+    out, err = capsys.readouterr()
+    assert "bc seed 2: FAILED (exit 3" in out and "4/4 runs" in out and err.count("1 of 4 runs failed: bc seed 2") == 2
+
+
+def test_bad_jobs_and_agents_are_refused_before_any_run(make_seeds):
+    with pytest.raises(SystemExit, match="--jobs must be at least 1"):
+        make_seeds.main(["--env", "Hopper-v4", "--agent", "dt", "--seeds", "1", "--jobs", "0"])
+    with pytest.raises(SystemExit, match="no zoo agent 'nope'"):
+        make_seeds.main(["--env", "Hopper-v4", "--agent", "dt", "nope", "--seeds", "1", "--jobs", "2"])
