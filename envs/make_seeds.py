@@ -44,7 +44,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from zoo_common import REPO, env_folder, machine, read_manifest, sha256
+from zoo_common import REPO, dataset_name, env_folder, machine, read_manifest, sha256
 
 from seqpolicy.common.artifact import atomic_write_json
 
@@ -105,8 +105,7 @@ def check_dataset(env_id: str, dataset_id: str, allow_other: bool) -> dict:
 
     from seqpolicy.data.sources import load_trajectories
 
-    name = dataset_id.rsplit("/", 1)[-1].rsplit("-v", 1)[0]  # seqpolicy/hopper-v4/medium-v0 -> medium
-    card = env_folder(env_id) / "datasets" / f"{name}.json"
+    card = env_folder(env_id) / "datasets" / f"{dataset_name(dataset_id)}.json"
     want = json.loads(card.read_text()).get("content_sha256") if card.is_file() else None
     got = content_sha256(load_trajectories(dataset_id, env_id))
     if want is not None and got != want and not allow_other:
@@ -184,10 +183,9 @@ def evaluate(env_id: str, name: str, seed: int) -> Path:
     return out
 
 
-def run_seeds(args: argparse.Namespace, name: str, seeds: list[int]) -> None:
+def run_seeds(args: argparse.Namespace, manifest: dict, name: str, seeds: list[int]) -> None:
     """Train, keep and evaluate ``seeds`` of agent ``name`` in this process, one after the other."""
     folder = env_folder(args.env)
-    manifest = read_manifest(folder)
     for seed in seeds:
         words, run = seed_command(args.env, name, manifest, seed)
         if args.dry_run:
@@ -282,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1 and not args.dry_run:
         return run_jobs(args, [(name, seed) for name in args.agent for seed in args.seeds])
     for name in args.agent:
-        run_seeds(args, name, args.seeds)
+        run_seeds(args, manifest, name, args.seeds)
     return 0
 
 

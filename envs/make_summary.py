@@ -18,10 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from make_table import dataset_name
 from zoo_common import (
     ENVS,
     REPO,
+    dataset_name,
     env_folder,
     evaluated_other_files,
     markdown_table,

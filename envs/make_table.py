@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo_common import markdown_table, replace_block
+from zoo_common import dataset_name, markdown_table, replace_block
 
 from seqpolicy.common.artifact import atomic_write_bytes
 from seqpolicy.evaluation.aggregate import AggregateScores, SeedSummary, across_seeds, aggregate
@@ -61,11 +60,6 @@ class SeedRun:
     @property
     def task(self) -> Task:
         return self.env_id, self.dataset
-
-
-def dataset_name(dataset_id: str) -> str:
-    """``seqpolicy/hopper-v4/medium-v0`` -> ``medium``: the same name in every env."""
-    return re.sub(r"-v\d+$", "", dataset_id.rsplit("/", 1)[-1])
 
 
 def algorithm(label: str, dataset: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from pathlib import Path
 
 from seqpolicy.common.artifact import file_sha256
@@ -77,3 +78,8 @@ def replace_block(path: Path, begin: str, end: str, block: str) -> bool:
 def markdown_table(rows: list[list[str]]) -> str:
     """Rows of cells (the header and its alignment row first) as a markdown table."""
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def dataset_name(dataset_id: str) -> str:
+    """``seqpolicy/hopper-v4/medium-v0`` -> ``medium``: the same name in every env."""
+    return re.sub(r"-v\d+$", "", dataset_id.rsplit("/", 1)[-1])

@@ -501,7 +501,7 @@ def test_every_training_seed_in_the_table_saw_its_datasets_card(env_id):
         name, seed = result.stem.rsplit("-", 1)
         agent = json.loads((training_seed_paths(env_id, name)[int(seed)] / "agent.json").read_text())
         stats = agent["info"]["dataset_stats"]
-        dataset = agent["dataset_id"].rsplit("/", 1)[-1].rsplit("-v", 1)[0]  # seqpolicy/hopper-v4/medium-v0
+        dataset = load_script("zoo_common").dataset_name(agent["dataset_id"])
         card = json.loads((folder / "datasets" / f"{dataset}.json").read_text())
         seen = (stats["n_episodes"], stats["return_min"], stats["return_mean"], stats["return_max"])
         want = (card["episodes"], card["return"]["min"], card["return"]["mean"], card["return"]["max"])
